@@ -1,0 +1,239 @@
+"""The command line: a thin shell over hf_finetune.api.
+
+    hf-finetune tasks                          list the task templates
+    hf-finetune TASK [options]                 fine-tune (TASK: a template name or a .yaml path)
+    hf-finetune --config run_config.yaml       repeat a run
+    hf-finetune card RUN_DIR                   (re)write a run's model card
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from . import __version__, api, card, config as config_mod, templates
+from .config import RunConfig
+from .errors import ConfigError, FinetuneError, did_you_mean
+
+COMMANDS = {"tasks": "List the task templates.", "card": "(Re)write the model card of a finished run."}
+GROUP_TITLES = {"task": "run", "model": "model", "data": "data", "training": "training (TrainingArguments names)",
+                "metrics": "metrics", "hub": "Hugging Face Hub"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes as ConfigError, with a did-you-mean for unknown options."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("unrecognized arguments:"):
+            bad = message.split(":", 1)[1].split()[0]
+            options = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            raise ConfigError(f"Unknown option {bad}. {did_you_mean(bad.split('=')[0], options)}",
+                              f"See `{self.prog} --help`.")
+        raise ConfigError(f"{message}.", f"See `{self.prog} --help`.")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _shown_default(name: str, template: templates.TaskTemplate | None) -> Any:
+    if template is not None:
+        if name in template.defaults:
+            return template.defaults[name]
+        if name == "model":
+            return template.default_model or None
+        if name == "dataset":
+            return template.default_dataset or None
+        if name == "metric_for_best_model":
+            return template.metric_for_best_model
+        if name == "metrics":
+            return ",".join(m.name for m in template.metrics)
+    return RunConfig.__dataclass_fields__[name].default
+
+
+def training_parser(template: templates.TaskTemplate | None) -> argparse.ArgumentParser:
+    prog = f"hf-finetune {template.name}" if template else "hf-finetune"
+    description = template.description if template else "Fine-tune a model with a task template."
+    if template and template.default_run:
+        description += (" With the default data set these also apply: "
+                        + ", ".join(f"{k}={v}" for k, v in template.default_run.items()) + ".")
+    parser = _Parser(prog=prog, description=description, allow_abbrev=False,
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    general = parser.add_argument_group("general")
+    general.add_argument("--config", help="Run-config YAML file; flags override its values.", default=None)
+    general.add_argument("--token", help="Hub token (default: HF_TOKEN or the `hf auth login` token). Never written anywhere.",
+                         default=None)
+    general.add_argument("--quiet", action="store_true", help="Print only errors and the final summary.")
+    general.add_argument("--debug", action="store_true", help="Show tracebacks and library logs.")
+    groups: dict[str, Any] = {}
+    for f in RunConfig.fields():
+        if f.metadata.get("cli") is False:
+            continue
+        group = groups.setdefault(f.metadata["group"],
+                                  parser.add_argument_group(GROUP_TITLES.get(f.metadata["group"], f.metadata["group"])))
+        base, _ = config_mod.field_type(f.name)
+        kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata["help"],
+                                  "default": _shown_default(f.name, template)}
+        if base is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["metavar"] = f.name.upper() if base is not list else "NAME[,NAME...]"
+            if "choices" in f.metadata:
+                kwargs["choices"] = f.metadata["choices"]
+        group.add_argument(_flag(f.name), **kwargs)
+    return parser
+
+
+def _given(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, Any]:
+    """Only the options the user typed (defaults shown in --help must not override a config file)."""
+    namespace = parser.parse_args(argv)
+    typed = set()
+    for token in argv:
+        if token.startswith("--"):
+            typed.add(token[2:].split("=")[0].replace("-", "_").removeprefix("no_"))
+    values = {k: v for k, v in vars(namespace).items() if k in typed}
+    return {k: config_mod.coerce(k, v, f"Option {_flag(k)}") for k, v in values.items()
+            if k in RunConfig.field_names()} | {k: v for k, v in values.items() if k not in RunConfig.field_names()}
+
+
+def _print_summary(console: Console, result: Any, seconds: float) -> None:
+    table = Table(title=f"hf-finetune: {result.config.task} finished in {seconds:.0f} s")
+    names = sorted({k for split in ("validation", "test") for k in result.metrics.get(split, {})
+                    if not k.endswith(("runtime", "per_second"))})
+    table.add_column("split")
+    for name in names:
+        table.add_column(name, justify="right")
+    for split in ("validation", "test"):
+        values = result.metrics.get(split, {})
+        table.add_row(split, *[f"{values[n]:.4f}" if n in values else "" for n in names])
+    console.print(table)
+    train = result.metrics.get("train", {})
+    if "train_samples_per_second" in train:
+        console.print(f"training: {train['train_samples_per_second']:.1f} samples/s, "
+                      f"{train.get('wall_seconds', 0):.0f} s", highlight=False)
+    console.print(f"model, card and metrics: [bold]{result.output_dir}[/]", highlight=False)
+    if result.pushed_to:
+        console.print(f"pushed: {result.pushed_to}", highlight=False)
+
+
+def cmd_tasks(console: Console) -> int:
+    table = Table(title="Task templates")
+    for col in ("task", "kind", "default model", "default data", "description"):
+        table.add_column(col)
+    for t in templates.list_templates():
+        table.add_row(t.name, t.kind, t.default_model, t.default_dataset, t.description)
+    console.print(table)
+    console.print("Run one with `hf-finetune TASK`, or your own with `hf-finetune path/to/template.yaml`.")
+    return 0
+
+
+def cmd_card(argv: list[str], console: Console) -> int:
+    parser = _Parser(prog="hf-finetune card", description=COMMANDS["card"])
+    parser.add_argument("run_dir")
+    parser.add_argument("--repo-id", default=None, help="Hub repo id used in the card's usage snippet.")
+    args = parser.parse_args(argv)
+    from pathlib import Path
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "run_info.json").exists():
+        raise ConfigError(f"{run_dir} is not a finished hf-finetune run (no run_info.json).")
+    path = card.write(run_dir, args.repo_id)
+    console.print(f"wrote {path}")
+    return 0
+
+
+def cmd_train(argv: list[str], console: Console) -> int:
+    template_ref = None
+    if argv and not argv[0].startswith("-"):
+        template_ref, argv = argv[0], argv[1:]
+    template = None
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    pre.add_argument("--template")
+    known, _ = pre.parse_known_args(argv)
+    ref = known.template or template_ref
+    if ref is None and known.config:
+        file_values = config_mod.load_config_file(known.config)
+        ref = file_values.get("template") or file_values.get("task")
+    if ref is not None:
+        template = templates.load(ref)
+    parser = training_parser(template)
+    if template is None and not {"-h", "--help"} & set(argv):
+        raise ConfigError("No task given.", "Name one (e.g. `hf-finetune sentiment`); `hf-finetune tasks` lists them.")
+    values = _given(parser, argv)
+    quiet, debug = values.pop("quiet", False), values.pop("debug", False)
+    config_file, token = values.pop("config", None), values.pop("token", None)
+    token = token or os.environ.get("HF_TOKEN") or None
+    started = time.perf_counter()
+    result = api.finetune(template_ref if template_ref and not known.template else None, config=config_file,
+                          token=token, quiet=quiet, console=console, debug=debug, **values)
+    _print_summary(console, result, time.perf_counter() - started)
+    return 0
+
+
+def top_help() -> str:
+    lines = [f"hf-finetune {__version__}: fine-tune Hugging Face checkpoints from one command.", "",
+             "usage: hf-finetune TASK [options]      (hf-finetune TASK --help lists every option)",
+             "       hf-finetune --config run_config.yaml [options]", "       hf-finetune COMMAND ...", "",
+             "tasks:"]
+    for name in templates.bundled_names():
+        lines.append(f"  {name}")
+    lines += ["", "commands:"] + [f"  {name:10s} {text}" for name, text in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    console = Console()
+    debug = "--debug" in argv
+    token = None
+    if "--token" in argv and argv.index("--token") + 1 < len(argv):
+        token = argv[argv.index("--token") + 1]
+    token = token or os.environ.get("HF_TOKEN")
+    try:
+        if not argv or argv[0] in ("-h", "--help"):
+            print(top_help())
+            return 0
+        if argv[0] == "--version":
+            print(f"hf-finetune {__version__}")
+            return 0
+        if argv[0] == "tasks":
+            return cmd_tasks(console)
+        if argv[0] == "card":
+            return cmd_card(argv[1:], console)
+        return cmd_train(argv, console)
+    except SystemExit as exit_:  # argparse --help
+        return int(exit_.code or 0)
+    except FinetuneError as err:
+        _report(err.message + (f" {err.hint}" if err.hint else ""), token, debug)
+        return err.exit_code
+    except KeyboardInterrupt:
+        _report("Interrupted; nothing was written to the output dir.", token, debug)
+        return 130
+    except MemoryError:
+        _report("Ran out of memory. Lower --per-device-train-batch-size or --max-length.", token, debug)
+        return 1
+    except OSError as err:
+        _report(f"A file operation failed: {err.strerror or err} ({err.filename or ''}). "
+                "Check free disk space and permissions.", token, debug)
+        return 1
+    except Exception as err:  # noqa: BLE001 - last resort: one paragraph, not a traceback
+        _report(f"Unexpected error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
+                "This may be a bug in hf-finetune; run again with --debug for the traceback.", token, debug)
+        return 1
+
+
+def _report(message: str, token: str | None, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    if token:
+        message = message.replace(token, "***")
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)

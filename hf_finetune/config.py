@@ -1,0 +1,244 @@
+"""One run-configuration schema for YAML files, CLI flags and the Python API.
+
+Hyper-parameters carry their ``transformers.TrainingArguments`` names. Precedence, lowest first:
+schema default < task template ``defaults`` < ``--config`` file < CLI flags / API keywords.
+The resolved config is written to ``run_config.yaml`` so a run can be repeated with ``--config``;
+secrets (the Hub token) are not part of the schema and so can never be written there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, did_you_mean
+
+
+def _opt(default: Any, help: str, group: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, "group": group, **extra})
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides what a run does. Field names are the YAML keys and the flags."""
+
+    # -- task ---------------------------------------------------------------------------------
+    task: str | None = _opt(None, "Task template name (see `hf-finetune tasks`).", "task", cli=False)
+    template: str | None = _opt(None, "Path to a task template YAML file of your own.", "task")
+    output_dir: str | None = _opt(
+        None, "Where the fine-tuned model goes (default: outputs/<task>-<model>-<timestamp>).", "task"
+    )
+    overwrite_output_dir: bool = _opt(False, "Replace an existing output dir.", "task")
+
+    # -- model --------------------------------------------------------------------------------
+    model: str | None = _opt(
+        None, "Base checkpoint: a Hub model id or a local folder (default: the template's embedded model).", "model"
+    )
+    revision: str | None = _opt(None, "Hub revision (branch, tag or commit) of the base model.", "model")
+
+    # -- data ---------------------------------------------------------------------------------
+    dataset: str | None = _opt(
+        None,
+        "Hub dataset id, or a local CSV / JSON Lines / Parquet file or folder "
+        "(default: the template's embedded data set).",
+        "data",
+    )
+    dataset_config: str | None = _opt(None, "Hub dataset configuration name.", "data")
+    train_split: str = _opt("train", "Split to train on.", "data")
+    validation_split: str | None = _opt(
+        None, "Split to evaluate on each epoch (default: 'validation' if present, else a stratified split).", "data"
+    )
+    test_split: str | None = _opt(
+        None, "Split for the final test metrics (default: 'test' if present, else a stratified split).", "data"
+    )
+    text_column: str | None = _opt(None, "Input text column (default: auto-detected).", "data")
+    label_column: str | None = _opt(None, "Label column (default: auto-detected).", "data")
+    validation_size: float = _opt(0.1, "Fraction of train held out for validation when there is no such split.", "data")
+    test_size: float = _opt(0.1, "Fraction of train held out for test when there is no such split.", "data")
+    max_train_samples: int | None = _opt(None, "Use at most this many training examples.", "data")
+    max_eval_samples: int | None = _opt(None, "Use at most this many validation examples.", "data")
+    max_test_samples: int | None = _opt(None, "Use at most this many test examples.", "data")
+    max_length: int = _opt(128, "Truncate inputs to this many tokens.", "data")
+
+    # -- training (TrainingArguments names) ----------------------------------------------------
+    learning_rate: float = _opt(5e-5, "Peak learning rate of AdamW.", "training")
+    num_train_epochs: float = _opt(3.0, "Number of passes over the training data.", "training")
+    max_steps: int = _opt(-1, "Stop after this many optimizer steps (overrides epochs when > 0).", "training")
+    per_device_train_batch_size: int = _opt(32, "Training batch size per device.", "training")
+    per_device_eval_batch_size: int = _opt(64, "Evaluation batch size per device.", "training")
+    gradient_accumulation_steps: int = _opt(1, "Batches to accumulate before each optimizer step.", "training")
+    weight_decay: float = _opt(0.01, "AdamW weight decay.", "training")
+    warmup_steps: float = _opt(0.1, "Warm-up: steps (>= 1) or a fraction of all steps (< 1).", "training")
+    lr_scheduler_type: str = _opt("linear", "Learning-rate schedule.", "training")
+    seed: int = _opt(42, "Random seed (data splits, shuffling, head initialisation).", "training")
+    logging_steps: int = _opt(10, "Log the training loss every N steps.", "training")
+    eval_strategy: str = _opt("epoch", "When to evaluate: 'epoch', 'steps' or 'no'.", "training", choices=["epoch", "steps", "no"])
+    eval_steps: int | None = _opt(None, "Evaluate every N steps when eval_strategy is 'steps'.", "training")
+    early_stopping_patience: int | None = _opt(
+        None, "Stop after N evaluations without improvement (default: the template's).", "training"
+    )
+    metric_for_best_model: str | None = _opt(None, "Metric that picks the best checkpoint (default: the template's).", "training")
+    bf16: bool | None = _opt(None, "bfloat16 mixed precision (default: on where the GPU supports it).", "training")
+    fp16: bool = _opt(False, "float16 mixed precision (GPUs without bf16).", "training")
+    train_sampling_strategy: str = _opt(
+        "group_by_length", "Batch sampler: 'group_by_length' (less padding) or 'random'.", "training",
+        choices=["group_by_length", "random", "sequential"],
+    )
+    dataloader_num_workers: int = _opt(0, "Data-loading worker processes.", "training")
+
+    # -- metrics ------------------------------------------------------------------------------
+    metrics: list[str] | None = _opt(
+        None, "Metrics: names of the built-in modules, Hub metric ids or local module paths (default: the template's).",
+        "metrics",
+    )
+
+    # -- hub ----------------------------------------------------------------------------------
+    push_to_hub: str | None = _opt(None, "Push the fine-tuned model to this Hub repo id (e.g. me/bert-imdb).", "hub")
+    hub_private_repo: bool = _opt(False, "Create the Hub repo as private.", "hub")
+
+    # ------------------------------------------------------------------------------------------
+    @classmethod
+    def fields(cls) -> list[dataclasses.Field]:
+        return list(dataclasses.fields(cls))
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(
+            "# hf-finetune run configuration: repeat this run with `hf-finetune --config run_config.yaml`\n"
+            + yaml.safe_dump(self.to_dict(), sort_keys=False),
+            encoding="utf-8",
+        )
+
+
+_HINTS = typing.get_type_hints(RunConfig)
+
+
+def field_type(name: str) -> tuple[type, bool]:
+    """The base type of a field (int, float, str, bool, list) and whether it may be None."""
+    hint = _HINTS[name]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in args if a is not type(None))
+    if typing.get_origin(hint) is list:
+        return list, optional
+    return hint, optional
+
+
+def coerce(name: str, value: Any, source: str) -> Any:
+    """Convert a YAML or CLI value to the field's type, or raise a ConfigError naming the source."""
+    base, optional = field_type(name)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source}: '{name}' can't be empty.")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "yes", "1", "on"):
+                return True
+            if str(value).lower() in ("false", "no", "0", "off"):
+                return False
+            raise ValueError
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            result = float(value)
+            if math.isnan(result):
+                raise ValueError
+            return result
+        if base is list:
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            return [str(v) for v in value]
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{source}: '{name}' must be {'a list' if base is list else 'a ' + base.__name__}, got {value!r}."
+        ) from None
+
+
+def check_keys(values: dict[str, Any], source: str) -> None:
+    names = RunConfig.field_names()
+    for key in values:
+        if key not in names:
+            raise ConfigError(f"{source}: unknown option '{key}'. {did_you_mean(key, names)}")
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a run-config YAML file into checked, typed values."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"Config file {path} can't be read: {err}.") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Config file {path} is not valid YAML: {err}".replace("\n", " "),
+                          "Fix the syntax (indentation, a ':' after each key) and run again.") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"Config file {path} must be a mapping of option: value, got {type(values).__name__}.")
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    check_keys(values, f"Config file {path}")
+    return {k: coerce(k, v, f"Config file {path}") for k, v in values.items()}
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Reject values that would only fail later, deep inside training."""
+    positive = ["learning_rate", "num_train_epochs", "per_device_train_batch_size",
+                "per_device_eval_batch_size", "gradient_accumulation_steps", "logging_steps", "max_length"]
+    for name in positive:
+        value = getattr(config, name)
+        if value is None or value <= 0:
+            raise ConfigError(f"'{name}' must be greater than 0, got {value}.")
+    for name in ("max_train_samples", "max_eval_samples", "max_test_samples", "eval_steps"):
+        value = getattr(config, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"'{name}' must be greater than 0, got {value}.")
+    for name in ("validation_size", "test_size"):
+        value = getattr(config, name)
+        if not 0 < value < 1:
+            raise ConfigError(f"'{name}' must be a fraction between 0 and 1, got {value}.")
+    if config.warmup_steps < 0 or config.weight_decay < 0 or config.dataloader_num_workers < 0:
+        raise ConfigError("'warmup_steps', 'weight_decay' and 'dataloader_num_workers' can't be negative.")
+    if config.eval_strategy == "steps" and not config.eval_steps:
+        raise ConfigError("eval_strategy 'steps' needs 'eval_steps'.")
+    for name in ("eval_strategy", "train_sampling_strategy"):
+        choices = RunConfig.__dataclass_fields__[name].metadata.get("choices")
+        if getattr(config, name) not in choices:
+            raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, got {getattr(config, name)!r}.")
+    if config.bf16 and config.fp16:
+        raise ConfigError("Choose one of bf16 and fp16, not both.")
+    return config
+
+
+def resolve(*layers: dict[str, Any]) -> RunConfig:
+    """Merge value layers (lowest precedence first) over the schema defaults and validate."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items()})
+    check_keys(merged, "Run configuration")
+    return validate(RunConfig(**{k: coerce(k, v, "Run configuration") for k, v in merged.items()}))

@@ -1,0 +1,365 @@
+"""Loading a data set from wherever it lives and shaping it into train / validation / test splits.
+
+Sources: the template's embedded default, a local file or folder (CSV, TSV, JSON Lines, JSON,
+Parquet, or a ``save_to_disk`` folder), or a Hub data set id through ``datasets.load_dataset``.
+Columns are matched by role (``text``, ``label``, ...) from the template's candidate names or
+the user's flags. Labels of any simple type become a ``ClassLabel`` so ``id2label`` is real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import datasets
+from datasets import ClassLabel, Dataset, DatasetDict
+
+from . import embedded, hub
+from .config import RunConfig
+from .errors import DataError, OfflineError, did_you_mean
+from .templates import TaskTemplate
+
+log = logging.getLogger("hf_finetune")
+
+FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
+                 ".txt": "text"}
+VALIDATION_NAMES = ("validation", "valid", "val", "dev", "eval")
+TEST_NAMES = ("test", "testing")
+
+
+@dataclass
+class DataSource:
+    """Where the data came from, in the words the model card and the summary need."""
+
+    name: str                  # shown to people: "imdb", "reviews.csv", "crowdflower-tweet-sentiment"
+    hub_id: str | None = None  # only for Hub data sets; goes into the card's `datasets`
+    config: str | None = None
+    description: str = ""
+    license: str | None = None
+
+
+@dataclass
+class PreparedData:
+    splits: DatasetDict                      # train / validation / test, with role-named columns
+    labels: list[str] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)   # role -> original column name
+    source: DataSource = field(default_factory=lambda: DataSource("unknown"))
+    split_origin: dict[str, str] = field(default_factory=dict)  # split -> where it came from
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def label_counts(self, split: str) -> dict[str, int]:
+        counts = Counter(self.splits[split]["label"])
+        return {name: counts.get(i, 0) for i, name in enumerate(self.labels)}
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _read_files(builder: str, data_files: Any, what: str, **kwargs: Any) -> DatasetDict:
+    """load_dataset on local files, with a clear error instead of a pyarrow traceback."""
+    try:
+        return datasets.load_dataset(builder, data_files=data_files, **kwargs)
+    except Exception as err:  # noqa: BLE001 - many unrelated types come up from pyarrow/pandas
+        chain = []
+        cause: BaseException | None = err
+        while cause is not None and len(chain) < 6:
+            chain.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        if any(isinstance(c, UnicodeDecodeError) for c in chain) and "encoding" not in kwargs:
+            log.warning("%s is not UTF-8; reading it as Latin-1.", what)
+            return _read_files(builder, data_files, what, encoding="latin-1", **kwargs)
+        reason = str(chain[-1]).strip().splitlines()[0] if str(chain[-1]).strip() else type(chain[-1]).__name__
+        if any("empty" in str(c).lower() for c in chain) or any(type(c).__name__ == "EmptyDatasetError" for c in chain):
+            reason = "the file holds no rows"
+        raise DataError(f"Could not read {what}: {reason}.",
+                        "Check that it is a well-formed CSV / JSON Lines / Parquet file with a header row.") from None
+
+
+def _load_local(path: Path) -> DatasetDict:
+    if path.is_file():
+        builder = FILE_BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise DataError(f"Don't know how to read {path}: use a .csv, .tsv, .jsonl, .json or .parquet file.")
+        if path.stat().st_size == 0:
+            raise DataError(f"{path} is empty.", "Give a file with a header row and at least a few rows per label.")
+        kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+        return _read_files(builder, str(path), str(path), **kwargs)
+    if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
+        loaded = datasets.load_from_disk(str(path))
+        return loaded if isinstance(loaded, DatasetDict) else DatasetDict(train=loaded)
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in FILE_BUILDERS and p.is_file())
+    if not files:
+        raise DataError(f"{path} holds no .csv / .jsonl / .json / .parquet files.")
+    builders = {FILE_BUILDERS[p.suffix.lower()] for p in files}
+    if len(builders) > 1:
+        raise DataError(f"{path} mixes file formats ({', '.join(sorted(builders))}); keep one format per folder.")
+    by_split: dict[str, list[str]] = {}
+    for p in files:
+        stem = p.stem.lower()
+        split = ("train" if stem.startswith("train") else
+                 "validation" if stem.startswith(VALIDATION_NAMES) else
+                 "test" if stem.startswith(TEST_NAMES) else "train")
+        by_split.setdefault(split, []).append(str(p))
+    for p in files:
+        if p.stat().st_size == 0:
+            raise DataError(f"{p} is empty.")
+    kwargs = {"delimiter": "\t"} if all(p.suffix.lower() == ".tsv" for p in files) else {}
+    return _read_files(builders.pop(), by_split, str(path), **kwargs)
+
+
+def _load_hub(ref: str, config: RunConfig) -> DatasetDict:
+    offline = hub.go_offline_if_unreachable()
+    try:
+        loaded = datasets.load_dataset(ref, config.dataset_config)
+    except Exception as err:  # noqa: BLE001
+        text = str(err)
+        if offline or isinstance(err, ConnectionError):
+            raise OfflineError(
+                f"The data set {ref!r} is not a local path, so it must come from the Hugging Face Hub "
+                f"({hub.endpoint()}), which can't be reached from here, and it is not in the local cache.",
+                hub.OFFLINE_ADVICE,
+            ) from None
+        if "config" in text.lower() and ("available" in text.lower() or "missing" in text.lower()):
+            raise DataError(f"Data set {ref!r} needs a configuration: {text.splitlines()[0]}",
+                            "Pass one with --dataset-config NAME.") from None
+        raise DataError(f"Could not load data set {ref!r} from the Hub: {text.splitlines()[0] if text else err!r}",
+                        "Check the id (e.g. 'stanfordnlp/imdb'), or give a local file with --dataset.") from None
+    if not isinstance(loaded, DatasetDict):
+        loaded = DatasetDict(train=loaded)
+    return loaded
+
+
+def load_raw(ref: str, config: RunConfig) -> tuple[DatasetDict, DataSource, dict[str, str]]:
+    """Read the data set; return it, its description and any column roles it declares."""
+    if embedded.is_embedded(ref):
+        asset = embedded.dataset(ref)
+        path = asset.locate()
+        kwargs = {"encoding": asset.encoding} if asset.encoding else {}
+        raw = _read_files(asset.format or "csv", str(path), f"embedded data set {asset.name}", **kwargs)
+        return raw, DataSource(asset.name, None, None, asset.source, asset.license), dict(asset.columns)
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not os.access(path, os.R_OK):
+            raise DataError(f"{path} can't be read (permission denied).")
+        return _load_local(path), DataSource(path.name or str(path)), {}
+    if ref.startswith((".", "/", "~")) or Path(ref).suffix.lower() in FILE_BUILDERS:
+        raise DataError(f"Data file or folder {ref} does not exist.")
+    return _load_hub(ref, config), DataSource(ref, ref, config.dataset_config), {}
+
+
+# ---------------------------------------------------------------------------------------------
+# shaping
+
+
+def _pick_split(raw: DatasetDict, wanted: str | None, candidates: tuple[str, ...], role: str) -> str | None:
+    if wanted:
+        if wanted not in raw:
+            raise DataError(f"The data set has no split {wanted!r} for {role}. {did_you_mean(wanted, list(raw))}")
+        return wanted
+    return next((name for name in candidates if name in raw), None)
+
+
+def resolve_column(columns: list[str], role: str, given: str | None, candidates: list[str], flag: str) -> str:
+    """The column that plays ``role``: the user's choice (checked) or the first common name present."""
+    if given:
+        if given in columns:
+            return given
+        raise DataError(f"There is no {role} column {given!r}. {did_you_mean(given, columns)}",
+                        f"Pass the right name with {flag}.")
+    lowered = {c.lower(): c for c in columns}
+    for name in candidates:
+        if name.lower() in lowered:
+            return lowered[name.lower()]
+    raise DataError(f"Could not find the {role} column among {', '.join(repr(c) for c in columns)}.",
+                    f"Name it with {flag} COLUMN.")
+
+
+def _label_names(values: list[Any], column: str) -> list[Any]:
+    """Sorted distinct label values, after checking they are class labels."""
+    kinds = {type(v) for v in values}
+    if kinds <= {bool}:
+        return sorted(set(values))
+    if kinds <= {int, float, bool}:
+        for v in values:
+            if isinstance(v, float) and (math.isinf(v) or not v.is_integer()):
+                raise DataError(
+                    f"Label column {column!r} holds non-integer numbers (e.g. {v}); it looks like a regression target.",
+                    "This template classifies: give class labels (strings or whole numbers).")
+        return sorted({int(v) for v in values})
+    if kinds <= {str}:
+        return sorted(set(values))
+    return sorted({str(v) for v in values})  # mixed types: compare as text
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
+
+
+def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None) -> tuple[DatasetDict, list[str]]:
+    """Turn the label column of every split into one ClassLabel shared by all splits."""
+    feature = ds["train"].features[column]
+    if isinstance(feature, ClassLabel):
+        ds = ds.rename_column(column, "label") if column != "label" else ds
+        return ds, list(feature.names)
+    values = [v for split in ds.values() for v in split[column] if not _is_missing(v)]
+    distinct = _label_names(values, column)
+    as_key = (lambda v: str(int(v)) if isinstance(v, float) else str(v))
+    label_names = names or [as_key(v) for v in distinct]
+    index = {name: i for i, name in enumerate(label_names)}
+
+    def to_ids(batch: dict[str, list]) -> dict[str, list]:
+        return {"label": [index.get(as_key(v), -1) if not _is_missing(v) else -1 for v in batch[column]]}
+
+    ds = ds.map(to_ids, batched=True, remove_columns=[column] if column != "label" else None,
+                desc="Encoding labels")
+    return ds.cast_column("label", ClassLabel(names=label_names)), label_names
+
+
+def prepare(template: TaskTemplate, config: RunConfig) -> PreparedData:
+    """Load the data set and return clean train / validation / test splits with role-named columns."""
+    ref = config.dataset or template.default_dataset
+    if not ref:
+        raise DataError(f"Task {template.name!r} has no default data set; pass --dataset.")
+    raw, source, declared = load_raw(ref, config)
+    if config.train_split not in raw:
+        raise DataError(f"The data set has no split {config.train_split!r} to train on. "
+                        f"{did_you_mean(config.train_split, list(raw))}", "Choose one with --train-split.")
+    if template.kind != "text-classification":
+        raise DataError(f"Data preparation for kind {template.kind!r} is not available yet.")
+    columns = raw[config.train_split].column_names
+    text_col = resolve_column(columns, "text", config.text_column or declared.get("text"),
+                              template.columns.get("text", []), "--text-column")
+    label_col = resolve_column(columns, "label", config.label_column or declared.get("label"),
+                               template.columns.get("label", []), "--label-column")
+    if text_col == label_col:
+        raise DataError(f"The text and label columns are both {text_col!r}; name them with --text-column / --label-column.")
+
+    val_name = _pick_split(raw, config.validation_split, VALIDATION_NAMES, "validation")
+    test_name = _pick_split(raw, config.test_split, TEST_NAMES, "test")
+    split_origin = {"train": config.train_split}
+    splits = DatasetDict(train=raw[config.train_split])
+    if val_name:
+        splits["validation"] = raw[val_name]
+        split_origin["validation"] = val_name
+    if test_name and test_name != val_name:
+        splits["test"] = raw[test_name]
+        split_origin["test"] = test_name
+    for name, split in splits.items():
+        missing = [c for c in (text_col, label_col) if c not in split.column_names]
+        if missing:
+            raise DataError(f"Split {split_origin[name]!r} lacks column {missing[0]!r}; its columns are "
+                            f"{', '.join(split.column_names)}.")
+        if len(split) == 0:
+            raise DataError(f"Split {split_origin[name]!r} is empty.", "Give a data set with rows in every split.")
+    keep = [text_col, label_col]
+    splits = DatasetDict({k: v.select_columns(keep) for k, v in splits.items()})
+
+    splits, labels = encode_labels(splits, label_col)
+    if text_col != "text":
+        splits = splits.rename_column(text_col, "text")
+    dropped: dict[str, int] = {}
+    for name in list(splits):
+        before = len(splits[name])
+        splits[name] = splits[name].filter(
+            lambda b: [lab >= 0 and isinstance(t, str) and bool(t.strip()) for t, lab in zip(b["text"], b["label"])],
+            batched=True, desc=f"Dropping empty rows ({name})")
+        dropped[name] = before - len(splits[name])
+        if dropped[name]:
+            log.warning("Dropped %d of %d rows of split %r with an empty text or label.", dropped[name], before, name)
+        if len(splits[name]) == 0:
+            if name == "test":  # e.g. GLUE-style test sets without labels
+                log.warning("The test split has no labels; holding out part of train instead.")
+                del splits[name]
+                split_origin.pop("test")
+                continue
+            raise DataError(f"Split {split_origin[name]!r} has no rows with both a text and a label.")
+
+    present = {i for i in set(splits["train"]["label"])}
+    if len(present) < 2:
+        only = labels[present.pop()] if present else "none"
+        raise DataError(f"The training data holds a single class ({only!r}); a classifier needs at least two.",
+                        f"Check the label column {label_col!r}, or the split/sample options.")
+
+    for role, fraction in (("test", config.test_size), ("validation", config.validation_size)):
+        if role in splits:
+            continue
+        train = splits["train"]
+        if len(train) < 4:
+            raise DataError(f"The training split has only {len(train)} rows; too few to hold out a {role} split.")
+        try:
+            parts = train.train_test_split(test_size=fraction, seed=config.seed, stratify_by_column="label")
+        except ValueError:
+            log.warning("Some class has too few rows for a stratified split; splitting %s at random.", role)
+            parts = train.train_test_split(test_size=fraction, seed=config.seed)
+        splits["train"], splits[role] = parts["train"], parts["test"]
+        split_origin[role] = f"stratified {fraction:.0%} hold-out of {config.train_split}, seed {config.seed}"
+
+    for role, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples),
+                        ("test", config.max_test_samples)):
+        if limit is not None and limit < len(splits[role]):
+            splits[role] = splits[role].shuffle(seed=config.seed).select(range(limit))
+    splits = DatasetDict({k: splits[k] for k in ("train", "validation", "test")})
+    return PreparedData(splits, labels, {"text": text_col, "label": label_col}, source, split_origin, dropped)
+
+
+# ---------------------------------------------------------------------------------------------
+# tokenization, cached across runs
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("HF_FINETUNE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hf_finetune"
+    return Path(root) / "tokenized"
+
+
+def tokenizer_identity(tokenizer: Any) -> str:
+    """What makes two tokenizers produce the same ids: class, source, vocabulary and its hash."""
+    vocab = tokenizer.get_vocab()
+    digest = hashlib.sha256(json.dumps(sorted(vocab.items())[:: max(1, len(vocab) // 2000)]).encode()).hexdigest()
+    return f"{type(tokenizer).__name__}:{getattr(tokenizer, 'name_or_path', '')}:{len(vocab)}:{digest[:16]}"
+
+
+def map_cached(ds: Dataset, fn: Callable[[dict], dict], key_parts: list[Any], split: str, desc: str) -> tuple[Dataset, bool]:
+    """``Dataset.map`` whose result is kept on disk under a key of everything that decides it.
+
+    ``datasets`` only caches maps of file-backed data sets and re-hashes the function each time;
+    an explicit key makes a second run of the same data and tokenizer skip tokenization entirely.
+    Returns the mapped data set and whether it came from the cache.
+    """
+    key = hashlib.sha256(json.dumps([ds._fingerprint, *key_parts], default=str).encode()).hexdigest()[:24]
+    path = cache_dir() / key / f"{split}.arrow"
+    if path.exists():
+        try:
+            return Dataset.from_file(str(path)), True
+        except Exception:  # noqa: BLE001 - a damaged cache file is simply rebuilt
+            path.unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.arrow")
+    mapped = ds.map(fn, batched=True, remove_columns=ds.column_names, cache_file_name=str(tmp),
+                    load_from_cache_file=False, desc=desc)
+    os.replace(tmp, path)
+    return Dataset.from_file(str(path)), False
+
+
+def tokenize_text_classification(data: PreparedData, tokenizer: Any, config: RunConfig,
+                                 prefix: str = "") -> tuple[DatasetDict, bool]:
+    max_length = min(config.max_length, getattr(tokenizer, "model_max_length", config.max_length) or config.max_length)
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        enc = tokenizer([prefix + t for t in batch["text"]], truncation=True, max_length=max_length)
+        enc["labels"] = batch["label"]
+        return dict(enc)
+
+    out, all_cached = DatasetDict(), True
+    for split, ds in data.splits.items():
+        out[split], cached = map_cached(ds, tokenize, ["text-classification", tokenizer_identity(tokenizer),
+                                                       max_length, prefix, "v1"], split, f"Tokenizing {split}")
+        all_cached &= cached
+    return out, all_cached

@@ -1,0 +1,75 @@
+"""Loading the base checkpoint and its processor through the template's Auto classes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import embedded, hub
+from .config import RunConfig
+from .errors import ModelError, OfflineError
+from .templates import TaskTemplate
+
+log = logging.getLogger("hf_finetune")
+
+
+@dataclass
+class ModelSource:
+    """The base model as the card and the output-dir name need it."""
+
+    ref: str                    # what from_pretrained gets (path or Hub id)
+    name: str                   # short name for the output dir
+    hub_id: str | None          # Hub id for the card's base_model, when there is one
+    revision: str | None = None
+    description: str = ""
+    license: str | None = None
+
+
+def resolve(template: TaskTemplate, config: RunConfig) -> ModelSource:
+    ref = config.model or template.default_model
+    if not ref:
+        raise ModelError(f"Task {template.name!r} has no default model; pass --model.")
+    if embedded.is_embedded(ref):
+        asset = embedded.model(ref)
+        return ModelSource(str(asset.locate()), asset.name, asset.hub_id, None, asset.source, asset.license)
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").exists():
+            raise ModelError(f"{path} is not a model folder (no config.json).",
+                             "Give a folder written by save_pretrained, or a Hub model id.")
+        return ModelSource(str(path), path.resolve().name, None)
+    if ref.startswith((".", "/", "~")):
+        raise ModelError(f"Model folder {ref} does not exist.")
+    return ModelSource(ref, ref.rstrip("/").split("/")[-1], ref, config.revision)
+
+
+def _load(what: str, loader: Any, source: ModelSource, **kwargs: Any) -> Any:
+    is_hub = source.hub_id is not None and not Path(source.ref).exists()
+    offline = hub.go_offline_if_unreachable() if is_hub else False
+    try:
+        return loader.from_pretrained(source.ref, revision=source.revision, **kwargs)
+    except (OSError, ValueError) as err:
+        if is_hub and offline:
+            raise OfflineError(
+                f"The {what} {source.ref!r} is not a local folder, so it must come from the Hugging Face Hub "
+                f"({hub.endpoint()}), which can't be reached from here, and it is not in the local cache.",
+                hub.OFFLINE_ADVICE,
+            ) from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"Could not load the {what} from {source.ref!r}: {first}",
+                         "Check the model id or folder; it must hold a checkpoint saved with save_pretrained.") from None
+
+
+def load_processor(template: TaskTemplate, source: ModelSource) -> Any:
+    return _load("processor", template.processor.resolve(), source, **template.processor.args)
+
+
+def load_model(template: TaskTemplate, source: ModelSource, labels: list[str] | None = None) -> Any:
+    kwargs: dict[str, Any] = dict(template.model_load_args)
+    kwargs.update(template.auto_class.args)
+    if labels is not None:
+        kwargs.update(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                      label2id={name: i for i, name in enumerate(labels)}, ignore_mismatched_sizes=True)
+    return _load("model", template.auto_class.resolve(), source, **kwargs)

@@ -1,0 +1,91 @@
+"""The output directory: written in a hidden temp dir beside the target and renamed at the end,
+so a failed or killed run never leaves a folder that looks like a finished model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, FinetuneError
+
+FINISHED_MARKER = "run_info.json"   # written last, just before the rename
+
+
+def default_dir(task: str, model_name: str) -> Path:
+    return Path("outputs") / f"{task}-{model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_target(target: Path, overwrite: bool) -> None:
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"The output dir {target} exists and is a file.", "Choose another --output-dir.")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise ConfigError(f"The output dir {target} already holds files.",
+                          "Choose another --output-dir, or pass --overwrite-output-dir to replace it.")
+    parent = target.parent if str(target.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"Can't create the output dir's parent {parent}: {err.strerror}.") from None
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"Can't write into {parent} (permission denied).", "Choose a writable --output-dir.")
+
+
+def staging_dir(target: Path) -> Path:
+    """A fresh hidden work dir in the same parent (same file system, so the final rename is atomic)."""
+    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as err:
+        raise FinetuneError(f"Can't create {staging}: {err.strerror}.") from None
+    return staging
+
+
+def publish(staging: Path, target: Path) -> None:
+    """Move the finished staging dir into place, replacing an old run only now that the new one is complete."""
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.replace(target, old)
+        os.replace(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, target)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def plot_training_curves(log_history: list[dict], metric: str, path: Path) -> bool:
+    """Loss and the chosen eval metric against the step, as a PNG (headless matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
+    evals = [(e["step"], e["eval_loss"], e.get(f"eval_{metric}")) for e in log_history if "eval_loss" in e]
+    if not train and not evals:
+        return False
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    if train:
+        ax_loss.plot(*zip(*train), label="training loss")
+    if evals:
+        ax_loss.plot([s for s, _, _ in evals], [v for _, v, _ in evals], "o-", label="validation loss")
+        points = [(s, m) for s, _, m in evals if m is not None]
+        if points:
+            ax_metric.plot(*zip(*points), "o-", color="tab:green")
+    ax_loss.set(xlabel="step", ylabel="loss", title="Loss")
+    ax_loss.legend()
+    ax_metric.set(xlabel="step", ylabel=metric, title=f"Validation {metric}")
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

@@ -1,0 +1,225 @@
+"""One fine-tuning run: template + resolved config -> a finished output directory.
+
+The steps are plain functions over the other modules (data, modeling, metrics, card, outputs);
+this module only wires them to a ``transformers.Trainer``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from . import card, data as data_mod, hub, metrics as metrics_mod, modeling, outputs
+from .config import RunConfig
+from .errors import FinetuneError
+from .progress import ProgressCallback
+from .templates import TaskTemplate
+
+log = logging.getLogger("hf_finetune")
+
+
+@dataclass
+class FinetuneResult:
+    """What a run produced; ``metrics`` mirrors ``metrics.json``."""
+
+    output_dir: Path
+    metrics: dict[str, Any]
+    config: RunConfig
+    labels: list[str] = field(default_factory=list)
+    tokenization_cached: bool = False
+    pushed_to: str | None = None
+
+    @property
+    def test_metrics(self) -> dict[str, float]:
+        return self.metrics.get("test", {})
+
+
+def _versions() -> dict[str, str]:
+    import accelerate, datasets, evaluate, huggingface_hub, transformers  # noqa: E401
+
+    from . import __version__
+
+    return {"hf-finetune": __version__, "Transformers": transformers.__version__, "PyTorch": torch.__version__,
+            "Datasets": datasets.__version__, "Evaluate": evaluate.__version__,
+            "huggingface_hub": huggingface_hub.__version__, "Accelerate": accelerate.__version__,
+            "Python": platform.python_version()}
+
+
+def _precision(config: RunConfig) -> dict[str, bool]:
+    cuda = torch.cuda.is_available()
+    bf16 = config.bf16 if config.bf16 is not None else (cuda and torch.cuda.is_bf16_supported())
+    return {"bf16": bool(bf16), "fp16": bool(config.fp16)}
+
+
+def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir: Path, metric: str):
+    from transformers import TrainingArguments
+
+    evaluating = config.eval_strategy != "no"
+    return TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_steps,
+        lr_scheduler_type=config.lr_scheduler_type,
+        seed=config.seed,
+        data_seed=config.seed,
+        logging_strategy="steps",
+        logging_steps=config.logging_steps,
+        eval_strategy=config.eval_strategy,
+        eval_steps=config.eval_steps,
+        save_strategy=config.eval_strategy if evaluating else "no",
+        save_steps=config.eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=evaluating,
+        metric_for_best_model=metric,
+        greater_is_better=template.greater_is_better,
+        train_sampling_strategy=config.train_sampling_strategy,
+        dataloader_num_workers=config.dataloader_num_workers,
+        report_to="none",
+        disable_tqdm=True,
+        log_level="warning",
+        **_precision(config),
+        **template.trainer.args,
+    )
+
+
+def _callbacks(template: TaskTemplate, config: RunConfig) -> list[Any]:
+    from transformers import EarlyStoppingCallback
+
+    callbacks = []
+    for spec in template.callbacks:
+        cls = spec.resolve()
+        callbacks.append(cls(**spec.args))
+    if config.early_stopping_patience and config.eval_strategy != "no" and not any(
+            isinstance(c, EarlyStoppingCallback) for c in callbacks):
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    return callbacks
+
+
+def _split_metrics(raw: dict[str, float], prefix: str) -> dict[str, float]:
+    return {k[len(prefix):]: float(v) for k, v in raw.items() if k.startswith(prefix)}
+
+
+def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = None, quiet: bool = False,
+        token: str | None = None) -> FinetuneResult:
+    from transformers import PrinterCallback, set_seed
+
+    console = console or Console(stderr=False)
+    model_source = modeling.resolve(template, config)
+    target = Path(config.output_dir) if config.output_dir else outputs.default_dir(template.name, model_source.name)
+    outputs.check_target(target, config.overwrite_output_dir)
+
+    def say(message: str) -> None:
+        if not quiet:
+            console.print(message, highlight=False)
+
+    say(f"[bold]hf-finetune {template.name}[/]: model [cyan]{model_source.hub_id or model_source.ref}[/]")
+    prepared = data_mod.prepare(template, config)
+    say(f"data [cyan]{prepared.source.name}[/]: " + ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items())
+        + f" examples, {len(prepared.labels)} labels ({', '.join(prepared.labels[:8])}"
+        + (", ..." if len(prepared.labels) > 8 else "") + ")")
+
+    processor = modeling.load_processor(template, model_source)
+    set_seed(config.seed)  # the new head's initialisation
+    model = modeling.load_model(template, model_source, prepared.labels)
+    tokenized, cached = data_mod.tokenize_text_classification(prepared, processor, config, template.prefix)
+    say("tokenization: " + ("reused from cache" if cached else "done, cached for the next run"))
+
+    metric = config.metric_for_best_model or template.metric_for_best_model
+    metric_specs = [(m.name, m.args) for m in template.metrics]
+    if config.metrics:
+        metric_specs = [(name, next((a for n, a in metric_specs if n == name), {})) for name in config.metrics]
+    suite = metrics_mod.MetricSuite(metric_specs)
+
+    staging = outputs.staging_dir(target)
+    try:
+        args = training_arguments(config, template, staging / "checkpoints", metric)
+        collator = template.collator.resolve()(processor, **template.collator.args)
+        progress = ProgressCallback(console, metric, args.train_batch_size * args.gradient_accumulation_steps
+                                    * args.world_size, quiet=quiet)
+        trainer = template.trainer.resolve()(
+            model=model, args=args, train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
+            processing_class=processor, data_collator=collator, compute_metrics=suite.for_classification(),
+            callbacks=[*_callbacks(template, config), progress],
+        )
+        trainer.remove_callback(PrinterCallback)
+        started = time.perf_counter()
+        train_output = trainer.train()
+        train_seconds = time.perf_counter() - started
+        training_history = list(trainer.state.log_history)
+        progress.phase = "final evaluation"
+        eval_metrics = _split_metrics(trainer.evaluate(tokenized["validation"], metric_key_prefix="eval"), "eval_")
+        test_metrics = _split_metrics(trainer.predict(tokenized["test"], metric_key_prefix="test").metrics, "test_")
+
+        if trainer.is_world_process_zero():
+            trainer.save_model(str(staging))
+            shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+            best = trainer.state.best_model_checkpoint
+            n_train = len(tokenized["train"])
+            real_tokens = sum(len(ids) for ids in tokenized["train"]["input_ids"]) if "input_ids" in tokenized["train"].column_names else None
+            train_metrics = {k: v for k, v in train_output.metrics.items() if isinstance(v, (int, float))}
+            train_metrics.update(wall_seconds=round(train_seconds, 2), examples=n_train,
+                                 epochs_completed=trainer.state.epoch, steps=trainer.state.global_step)
+            if real_tokens:
+                train_metrics["real_tokens"] = real_tokens
+            all_metrics = {
+                "train": train_metrics,
+                "validation": eval_metrics,
+                "test": test_metrics,
+                "best_checkpoint_step": int(best.rsplit("-", 1)[-1]) if best else None,
+                "metric_for_best_model": metric,
+            }
+            outputs.write_json(staging / "metrics.json", all_metrics)
+            (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; run_config.yaml replaces it
+            outputs.write_json(staging / "log_history.json", training_history)
+            outputs.plot_training_curves(training_history, metric, staging / "training_curves.png")
+            saved = RunConfig(**{**config.to_dict(), "output_dir": None, "overwrite_output_dir": False})
+            saved.save(staging / "run_config.yaml")
+            info = {
+                "model_name": target.name, "output_dir": str(target),
+                "task": template.name, "kind": template.kind, "pipeline_tag": template.pipeline_tag,
+                "template_source": template.source,
+                "base_model": {"ref": config.model or template.default_model, "hub_id": model_source.hub_id,
+                               "revision": model_source.revision, "description": model_source.description},
+                "dataset": {"name": prepared.source.name, "hub_id": prepared.source.hub_id,
+                            "config": prepared.source.config, "description": prepared.source.description},
+                "splits": {k: {"count": len(v), "origin": prepared.split_origin.get(k, k)}
+                           for k, v in prepared.splits.items()},
+                "labels": prepared.labels,
+                "label_counts": {k: prepared.label_counts(k) for k in prepared.splits},
+                "columns": prepared.columns,
+                "metric_names": [m for m in suite.names],
+                "metric_args": {n: a for n, a in metric_specs},
+                "metric_for_best_model": metric,
+                "license": template.card.get("license") or model_source.license,
+                "language": template.card.get("language"),
+                "tags": template.card.get("tags", []),
+                "example_input": prepared.splits["test"][0]["text"][:200] if len(prepared.splits["test"]) else None,
+                "versions": _versions(),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            outputs.write_json(staging / outputs.FINISHED_MARKER, info)
+            card.write(staging, repo_id=config.push_to_hub)
+            outputs.publish(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    result = FinetuneResult(target, all_metrics, config, prepared.labels, cached)
+    if config.push_to_hub:
+        result.pushed_to = hub.push_run(target, config.push_to_hub, token=token, private=config.hub_private_repo)
+    return result

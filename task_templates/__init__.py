@@ -1,0 +1,1 @@
+"""Bundled task templates (YAML data files); this file only makes the folder a package resource."""
