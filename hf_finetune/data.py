@@ -77,7 +77,8 @@ def _read_files(builder: str, data_files: Any, what: str, **kwargs: Any) -> Data
             log.warning("%s is not UTF-8; reading it as Latin-1.", what)
             return _read_files(builder, data_files, what, encoding="latin-1", **kwargs)
         reason = str(chain[-1]).strip().splitlines()[0] if str(chain[-1]).strip() else type(chain[-1]).__name__
-        if any("empty" in str(c).lower() for c in chain) or any(type(c).__name__ == "EmptyDatasetError" for c in chain):
+        if any("empty" in str(c).lower() or "corresponds to no data" in str(c) for c in chain) or any(
+                type(c).__name__ == "EmptyDatasetError" for c in chain):
             reason = "the file holds no rows"
         raise DataError(f"Could not read {what}: {reason}.",
                         "Check that it is a well-formed CSV / JSON Lines / Parquet file with a header row.") from None

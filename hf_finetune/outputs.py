@@ -25,13 +25,13 @@ def check_target(target: Path, overwrite: bool) -> None:
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise ConfigError(f"The output dir {target} already holds files.",
                           "Choose another --output-dir, or pass --overwrite-output-dir to replace it.")
-    parent = target.parent if str(target.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"Can't create the output dir's parent {parent}: {err.strerror}.") from None
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"Can't write into {parent} (permission denied).", "Choose a writable --output-dir.")
+    ancestor = target.parent.resolve()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"Can't create the output dir {target}: {ancestor} is a file.")
+    if not os.access(ancestor, os.W_OK):
+        raise ConfigError(f"Can't write into {ancestor} (permission denied).", "Choose a writable --output-dir.")
 
 
 def staging_dir(target: Path) -> Path:

@@ -114,6 +114,15 @@ def _split_metrics(raw: dict[str, float], prefix: str) -> dict[str, float]:
     return {k[len(prefix):]: float(v) for k, v in raw.items() if k.startswith(prefix)}
 
 
+def _best_eval(history: list[dict], best_step: int | None) -> dict[str, float] | None:
+    """The validation metrics of the kept checkpoint, as logged during training (no second pass)."""
+    evals = [e for e in history if "eval_loss" in e]
+    if not evals:
+        return None
+    chosen = next((e for e in evals if e.get("step") == best_step), evals[-1])
+    return _split_metrics({k: v for k, v in chosen.items() if isinstance(v, (int, float))}, "eval_")
+
+
 def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = None, quiet: bool = False,
         token: str | None = None) -> FinetuneResult:
     from transformers import PrinterCallback, set_seed
@@ -162,7 +171,9 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
         train_seconds = time.perf_counter() - started
         training_history = list(trainer.state.log_history)
         progress.phase = "final evaluation"
-        eval_metrics = _split_metrics(trainer.evaluate(tokenized["validation"], metric_key_prefix="eval"), "eval_")
+        eval_metrics = _best_eval(training_history, trainer.state.best_global_step)
+        if eval_metrics is None:  # no evaluation during training
+            eval_metrics = _split_metrics(trainer.evaluate(tokenized["validation"], metric_key_prefix="eval"), "eval_")
         test_metrics = _split_metrics(trainer.predict(tokenized["test"], metric_key_prefix="test").metrics, "test_")
 
         if trainer.is_world_process_zero():

@@ -1,0 +1,117 @@
+"""End to end through the real CLI on the embedded default (real model, real data, few steps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+
+from conftest import read_json, run_cli
+
+FAKE_TOKEN = "hf_fakeTokenForTests0123456789abcdefXYZ"
+QUICK = ["--max-train-samples", "128", "--max-eval-samples", "64", "--max-test-samples", "64",
+         "--num-train-epochs", "1", "--max-length", "64"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, session_env):
+    out = tmp_path_factory.mktemp("runs") / "sentiment-run"
+    env = dict(session_env, HF_TOKEN=FAKE_TOKEN)
+    proc = run_cli(["sentiment", "--output-dir", str(out), *QUICK], env)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return out, proc
+
+
+def test_run_writes_a_complete_output_dir(finished_run):
+    out, proc = finished_run
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "metrics.json", "log_history.json",
+                 "training_curves.png", "README.md", "run_config.yaml", "run_info.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "checkpoints").exists()
+    assert not list(out.parent.glob(".*partial*")), "staging dir left behind"
+    metrics = read_json(out / "metrics.json")
+    assert set(metrics) >= {"train", "validation", "test"}
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0 and "f1" in metrics["test"]
+    assert metrics["train"]["examples"] == 128
+    assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "test" in proc.stdout and "accuracy" in proc.stdout  # the final summary table
+
+
+def test_saved_model_loads_in_pipeline_with_real_label_names(finished_run):
+    from transformers import AutoConfig, pipeline
+
+    out, _ = finished_run
+    config = AutoConfig.from_pretrained(out)
+    assert set(config.id2label.values()) == {"negative", "neutral", "positive"}
+    assert config.label2id == {v: k for k, v in config.id2label.items()}
+    classifier = pipeline("text-classification", model=str(out))
+    prediction = classifier("@united thanks for the great flight!")[0]
+    assert prediction["label"] in {"negative", "neutral", "positive"}
+    assert 0.0 <= prediction["score"] <= 1.0
+
+
+def test_card_parses_with_eval_results(finished_run):
+    out, _ = finished_run
+    card = ModelCard.load(out / "README.md")
+    data = card.data
+    assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert data.pipeline_tag == "text-classification"
+    assert data.license == "apache-2.0"
+    metrics = read_json(out / "metrics.json")
+    results = {r.metric_type: r for r in data.eval_results}
+    assert set(results) == {"accuracy", "f1"}
+    assert results["accuracy"].dataset_name == "crowdflower-tweet-sentiment"
+    assert results["accuracy"].metric_value == pytest.approx(metrics["test"]["accuracy"], abs=1e-4)
+    text = card.text
+    assert 'pipeline("text-classification"' in text and "| negative |" in text
+    assert "← best" in text and "training_curves.png" in text
+
+
+def test_usage_snippet_in_card_runs_as_written(finished_run, tmp_path, session_env):
+    import re
+    import subprocess
+    import sys
+
+    out, _ = finished_run
+    snippet = re.search(r"```python\n(.*?)```", (out / "README.md").read_text(), re.S).group(1)
+    proc = subprocess.run([sys.executable, "-c", snippet], env=session_env, capture_output=True, text=True,
+                          cwd=Path.cwd(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "'label'" in proc.stdout
+
+
+def test_token_is_written_nowhere(finished_run):
+    out, proc = finished_run
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert FAKE_TOKEN.encode() not in path.read_bytes(), path
+    assert FAKE_TOKEN not in proc.stdout + proc.stderr
+
+
+def test_run_config_repeats_the_run_and_reuses_tokenization(finished_run, tmp_path, session_env):
+    out, first = finished_run
+    assert "tokenization: done" in first.stdout
+    saved = yaml.safe_load((out / "run_config.yaml").read_text())
+    assert saved["task"] == "sentiment" and saved["max_train_samples"] == 128
+    assert "token" not in saved
+    again = tmp_path / "again"
+    proc = run_cli(["--config", str(out / "run_config.yaml"), "--output-dir", str(again)], session_env)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "tokenization: reused from cache" in proc.stdout
+    first_metrics, second_metrics = read_json(out / "metrics.json"), read_json(again / "metrics.json")
+    # same seed, same data, same CPU: the repeated run reproduces the test metrics
+    assert second_metrics["test"]["accuracy"] == first_metrics["test"]["accuracy"]
+    assert second_metrics["test"]["loss"] == pytest.approx(first_metrics["test"]["loss"], rel=1e-5)
+
+
+def test_tasks_and_help(session_env):
+    proc = run_cli(["tasks"], session_env)
+    assert proc.returncode == 0 and "sentiment" in proc.stdout
+    helped = run_cli(["sentiment", "--help"], session_env)
+    assert helped.returncode == 0
+    for flag in ("--learning-rate", "--num-train-epochs", "--per-device-train-batch-size", "--text-column",
+                 "--max-train-samples", "--push-to-hub"):
+        assert flag in helped.stdout
+    assert "(default: 0.0001)" in helped.stdout  # the template's learning rate, not the schema's
