@@ -15,12 +15,7 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-USAGE = {
-    "text-classification": '''from transformers import pipeline
-
-classifier = pipeline("text-classification", model="{model}")
-print(classifier("{example}"))''',
-}
+from . import kinds
 
 HYPERPARAMETERS = ["learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
                    "per_device_eval_batch_size", "gradient_accumulation_steps", "weight_decay", "warmup_steps",
@@ -110,8 +105,7 @@ def build(run_dir: str | Path, repo_id: str | None = None) -> ModelCard:
     summary = (f"This model is a fine-tuned version of `{base_desc}` for {info['pipeline_tag'].replace('-', ' ')} "
                f"on the {info['dataset']['name']} data set"
                + (f" ({len(labels)} labels)." if labels else "."))
-    usage = USAGE.get(info["kind"], USAGE["text-classification"]).format(
-        model=repo_id or info.get("output_dir", str(run_dir)), example=info.get("example_input", "I love this!").replace('"', '\\"'))
+    usage = kinds.get(info["kind"]).usage(repo_id or info.get("output_dir", str(run_dir)), info.get("example_input"))
     template_path = Path(str(resources.files("hf_finetune") / "card_template.md"))
     return ModelCard.from_template(
         card_data,

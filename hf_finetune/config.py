@@ -60,6 +60,8 @@ class RunConfig:
     )
     text_column: str | None = _opt(None, "Input text column (default: auto-detected).", "data")
     label_column: str | None = _opt(None, "Label column (default: auto-detected).", "data")
+    summary_column: str | None = _opt(None, "Target summary column, for summarization (default: auto-detected).", "data")
+    image_column: str | None = _opt(None, "Image column, for image classification (default: auto-detected).", "data")
     validation_size: float = _opt(0.1, "Fraction of train held out for validation when there is no such split.", "data")
     test_size: float = _opt(0.1, "Fraction of train held out for test when there is no such split.", "data")
     max_train_samples: int | None = _opt(None, "Use at most this many training examples.", "data")

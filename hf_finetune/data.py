@@ -224,8 +224,38 @@ def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None) 
     return ds.cast_column("label", ClassLabel(names=label_names)), label_names
 
 
-def prepare(template: TaskTemplate, config: RunConfig) -> PreparedData:
-    """Load the data set and return clean train / validation / test splits with role-named columns."""
+def drop_empty_rows(splits: DatasetDict, roles: tuple[str, ...]) -> tuple[DatasetDict, dict[str, int]]:
+    """Drop rows where any role column is missing (None, NaN, blank text, label -1); count them."""
+
+    def keep(batch: dict[str, list]) -> list[bool]:
+        flags = []
+        for i in range(len(batch[roles[0]])):
+            ok = True
+            for role in roles:
+                value = batch[role][i]
+                if role == "label":
+                    ok &= value is not None and value >= 0
+                else:
+                    ok &= not _is_missing(value)
+            flags.append(ok)
+        return flags
+
+    dropped: dict[str, int] = {}
+    for name in list(splits):
+        before = len(splits[name])
+        splits[name] = splits[name].filter(keep, batched=True, desc=f"Dropping empty rows ({name})")
+        dropped[name] = before - len(splits[name])
+        if dropped[name]:
+            log.warning("Dropped %d of %d rows of split %r with an empty value.", dropped[name], before, name)
+    return splits, dropped
+
+
+def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = ("text", "label")) -> PreparedData:
+    """Load the data set and return clean train / validation / test splits whose columns are the roles.
+
+    ``roles`` come from the task kind: ("text", "label"), ("text", "summary"), ("image", "label").
+    A ``label`` role becomes a ClassLabel shared by all splits, and held-out splits are stratified by it.
+    """
     ref = config.dataset or template.default_dataset
     if not ref:
         raise DataError(f"Task {template.name!r} has no default data set; pass --dataset.")
@@ -233,15 +263,14 @@ def prepare(template: TaskTemplate, config: RunConfig) -> PreparedData:
     if config.train_split not in raw:
         raise DataError(f"The data set has no split {config.train_split!r} to train on. "
                         f"{did_you_mean(config.train_split, list(raw))}", "Choose one with --train-split.")
-    if template.kind != "text-classification":
-        raise DataError(f"Data preparation for kind {template.kind!r} is not available yet.")
     columns = raw[config.train_split].column_names
-    text_col = resolve_column(columns, "text", config.text_column or declared.get("text"),
-                              template.columns.get("text", []), "--text-column")
-    label_col = resolve_column(columns, "label", config.label_column or declared.get("label"),
-                               template.columns.get("label", []), "--label-column")
-    if text_col == label_col:
-        raise DataError(f"The text and label columns are both {text_col!r}; name them with --text-column / --label-column.")
+    mapping: dict[str, str] = {}
+    for role in roles:
+        given = getattr(config, f"{role}_column", None) or declared.get(role)
+        mapping[role] = resolve_column(columns, role, given, template.columns.get(role, []),
+                                       f"--{role}-column")
+    if len(set(mapping.values())) < len(mapping):
+        raise DataError(f"Two roles map to the same column ({mapping}); name them with the --*-column flags.")
 
     val_name = _pick_split(raw, config.validation_split, VALIDATION_NAMES, "validation")
     test_name = _pick_split(raw, config.test_split, TEST_NAMES, "test")
@@ -254,40 +283,36 @@ def prepare(template: TaskTemplate, config: RunConfig) -> PreparedData:
         splits["test"] = raw[test_name]
         split_origin["test"] = test_name
     for name, split in splits.items():
-        missing = [c for c in (text_col, label_col) if c not in split.column_names]
+        missing = [c for c in mapping.values() if c not in split.column_names]
         if missing:
             raise DataError(f"Split {split_origin[name]!r} lacks column {missing[0]!r}; its columns are "
                             f"{', '.join(split.column_names)}.")
         if len(split) == 0:
             raise DataError(f"Split {split_origin[name]!r} is empty.", "Give a data set with rows in every split.")
-    keep = [text_col, label_col]
-    splits = DatasetDict({k: v.select_columns(keep) for k, v in splits.items()})
+    splits = DatasetDict({k: v.select_columns(list(mapping.values())) for k, v in splits.items()})
 
-    splits, labels = encode_labels(splits, label_col)
-    if text_col != "text":
-        splits = splits.rename_column(text_col, "text")
-    dropped: dict[str, int] = {}
+    labels: list[str] = []
+    if "label" in roles:
+        splits, labels = encode_labels(splits, mapping["label"])
+    renames = {col: role for role, col in mapping.items() if col != role and role != "label"}
+    if renames:
+        splits = splits.rename_columns(renames)
+    splits, dropped = drop_empty_rows(splits, roles)
     for name in list(splits):
-        before = len(splits[name])
-        splits[name] = splits[name].filter(
-            lambda b: [lab >= 0 and isinstance(t, str) and bool(t.strip()) for t, lab in zip(b["text"], b["label"])],
-            batched=True, desc=f"Dropping empty rows ({name})")
-        dropped[name] = before - len(splits[name])
-        if dropped[name]:
-            log.warning("Dropped %d of %d rows of split %r with an empty text or label.", dropped[name], before, name)
         if len(splits[name]) == 0:
             if name == "test":  # e.g. GLUE-style test sets without labels
-                log.warning("The test split has no labels; holding out part of train instead.")
+                log.warning("The test split has no usable rows (no labels?); holding out part of train instead.")
                 del splits[name]
                 split_origin.pop("test")
                 continue
-            raise DataError(f"Split {split_origin[name]!r} has no rows with both a text and a label.")
+            raise DataError(f"Split {split_origin[name]!r} has no rows with every column ({', '.join(mapping.values())}) filled.")
 
-    present = {i for i in set(splits["train"]["label"])}
-    if len(present) < 2:
-        only = labels[present.pop()] if present else "none"
-        raise DataError(f"The training data holds a single class ({only!r}); a classifier needs at least two.",
-                        f"Check the label column {label_col!r}, or the split/sample options.")
+    if "label" in roles:
+        present = set(splits["train"]["label"])
+        if len(present) < 2:
+            only = labels[present.pop()] if present else "none"
+            raise DataError(f"The training data holds a single class ({only!r}); a classifier needs at least two.",
+                            f"Check the label column {mapping['label']!r}, or the split/sample options.")
 
     for role, fraction in (("test", config.test_size), ("validation", config.validation_size)):
         if role in splits:
@@ -295,20 +320,25 @@ def prepare(template: TaskTemplate, config: RunConfig) -> PreparedData:
         train = splits["train"]
         if len(train) < 4:
             raise DataError(f"The training split has only {len(train)} rows; too few to hold out a {role} split.")
-        try:
-            parts = train.train_test_split(test_size=fraction, seed=config.seed, stratify_by_column="label")
-        except ValueError:
-            log.warning("Some class has too few rows for a stratified split; splitting %s at random.", role)
+        how = "random"
+        if "label" in roles:
+            try:
+                parts = train.train_test_split(test_size=fraction, seed=config.seed, stratify_by_column="label")
+                how = "stratified"
+            except ValueError:
+                log.warning("Some class has too few rows for a stratified split; splitting %s at random.", role)
+                parts = train.train_test_split(test_size=fraction, seed=config.seed)
+        else:
             parts = train.train_test_split(test_size=fraction, seed=config.seed)
         splits["train"], splits[role] = parts["train"], parts["test"]
-        split_origin[role] = f"stratified {fraction:.0%} hold-out of {config.train_split}, seed {config.seed}"
+        split_origin[role] = f"{how} {fraction:.0%} hold-out of {config.train_split}, seed {config.seed}"
 
     for role, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples),
                         ("test", config.max_test_samples)):
         if limit is not None and limit < len(splits[role]):
             splits[role] = splits[role].shuffle(seed=config.seed).select(range(limit))
     splits = DatasetDict({k: splits[k] for k in ("train", "validation", "test")})
-    return PreparedData(splits, labels, {"text": text_col, "label": label_col}, source, split_origin, dropped)
+    return PreparedData(splits, labels, mapping, source, split_origin, dropped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,20 +377,3 @@ def map_cached(ds: Dataset, fn: Callable[[dict], dict], key_parts: list[Any], sp
                     load_from_cache_file=False, desc=desc)
     os.replace(tmp, path)
     return Dataset.from_file(str(path)), False
-
-
-def tokenize_text_classification(data: PreparedData, tokenizer: Any, config: RunConfig,
-                                 prefix: str = "") -> tuple[DatasetDict, bool]:
-    max_length = min(config.max_length, getattr(tokenizer, "model_max_length", config.max_length) or config.max_length)
-
-    def tokenize(batch: dict[str, list]) -> dict[str, list]:
-        enc = tokenizer([prefix + t for t in batch["text"]], truncation=True, max_length=max_length)
-        enc["labels"] = batch["label"]
-        return dict(enc)
-
-    out, all_cached = DatasetDict(), True
-    for split, ds in data.splits.items():
-        out[split], cached = map_cached(ds, tokenize, ["text-classification", tokenizer_identity(tokenizer),
-                                                       max_length, prefix, "v1"], split, f"Tokenizing {split}")
-        all_cached &= cached
-    return out, all_cached

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from . import card, data as data_mod, hub, metrics as metrics_mod, modeling, outputs
+from . import card, data as data_mod, hub, kinds, metrics as metrics_mod, modeling, outputs
 from .config import RunConfig
 from .errors import FinetuneError
 from .progress import ProgressCallback
@@ -60,11 +60,14 @@ def _precision(config: RunConfig) -> dict[str, bool]:
     return {"bf16": bool(bf16), "fp16": bool(config.fp16)}
 
 
-def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir: Path, metric: str):
+def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir: Path, metric: str,
+                       kind_args: dict[str, Any] | None = None):
     from transformers import TrainingArguments
 
     evaluating = config.eval_strategy != "no"
-    return TrainingArguments(
+    kind_args = kind_args or {}
+    args_class = kind_args.pop("args_class", TrainingArguments)
+    return args_class(
         output_dir=str(checkpoint_dir),
         learning_rate=config.learning_rate,
         num_train_epochs=config.num_train_epochs,
@@ -93,7 +96,7 @@ def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir
         disable_tqdm=True,
         log_level="warning",
         **_precision(config),
-        **template.trainer.args,
+        **{**kind_args, **template.trainer.args},
     )
 
 
@@ -137,15 +140,16 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
             console.print(message, highlight=False)
 
     say(f"[bold]hf-finetune {template.name}[/]: model [cyan]{model_source.hub_id or model_source.ref}[/]")
-    prepared = data_mod.prepare(template, config)
+    kind = kinds.get(template.kind)
+    prepared = data_mod.prepare(template, config, kind.roles)
     say(f"data [cyan]{prepared.source.name}[/]: " + ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items())
         + f" examples, {len(prepared.labels)} labels ({', '.join(prepared.labels[:8])}"
         + (", ..." if len(prepared.labels) > 8 else "") + ")")
 
     processor = modeling.load_processor(template, model_source)
     set_seed(config.seed)  # the new head's initialisation
-    model = modeling.load_model(template, model_source, prepared.labels)
-    tokenized, cached = data_mod.tokenize_text_classification(prepared, processor, config, template.prefix)
+    model = modeling.load_model(template, model_source, prepared.labels if kind.classification else None)
+    tokenized, cached = kind.preprocess(prepared, processor, config, template)
     say("tokenization: " + ("reused from cache" if cached else "done, cached for the next run"))
 
     metric = config.metric_for_best_model or template.metric_for_best_model
@@ -156,13 +160,13 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
 
     staging = outputs.staging_dir(target)
     try:
-        args = training_arguments(config, template, staging / "checkpoints", metric)
-        collator = template.collator.resolve()(processor, **template.collator.args)
+        args = training_arguments(config, template, staging / "checkpoints", metric, kind.training_arguments(config))
+        collator = kind.collator(template, processor, model)
         progress = ProgressCallback(console, metric, args.train_batch_size * args.gradient_accumulation_steps
                                     * args.world_size, quiet=quiet)
         trainer = template.trainer.resolve()(
             model=model, args=args, train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
-            processing_class=processor, data_collator=collator, compute_metrics=suite.for_classification(),
+            processing_class=processor, data_collator=collator, compute_metrics=kind.compute_metrics(suite, processor, config),
             callbacks=[*_callbacks(template, config), progress],
         )
         trainer.remove_callback(PrinterCallback)
@@ -181,7 +185,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
             shutil.rmtree(staging / "checkpoints", ignore_errors=True)
             best = trainer.state.best_model_checkpoint
             n_train = len(tokenized["train"])
-            real_tokens = sum(len(ids) for ids in tokenized["train"]["input_ids"]) if "input_ids" in tokenized["train"].column_names else None
+            real_tokens = kind.real_tokens(tokenized["train"])
             train_metrics = {k: v for k, v in train_output.metrics.items() if isinstance(v, (int, float))}
             train_metrics.update(wall_seconds=round(train_seconds, 2), examples=n_train,
                                  epochs_completed=trainer.state.epoch, steps=trainer.state.global_step)
@@ -219,7 +223,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
                 "license": template.card.get("license") or model_source.license,
                 "language": template.card.get("language"),
                 "tags": template.card.get("tags", []),
-                "example_input": prepared.splits["test"][0]["text"][:200] if len(prepared.splits["test"]) else None,
+                "example_input": kind.example(prepared.splits["test"]),
                 "versions": _versions(),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }

@@ -65,7 +65,7 @@ def test_card_parses_with_eval_results(finished_run):
     assert results["accuracy"].dataset_name == "crowdflower-tweet-sentiment"
     assert results["accuracy"].metric_value == pytest.approx(metrics["test"]["accuracy"], abs=1e-4)
     text = card.text
-    assert 'pipeline("text-classification"' in text and "| negative |" in text
+    assert 'pipeline("text-classification", model=' in text and "| negative |" in text
     assert "← best" in text and "training_curves.png" in text
 
 

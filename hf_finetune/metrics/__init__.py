@@ -70,14 +70,3 @@ class MetricSuite:
                 if isinstance(value, (int, float, np.floating, np.integer)):
                     results[key] = float(value)
         return results
-
-    def for_classification(self):
-        """A `compute_metrics` for Trainer: argmax over the logits."""
-
-        def compute_metrics(eval_pred) -> dict[str, float]:
-            logits, labels = eval_pred.predictions, eval_pred.label_ids
-            if isinstance(logits, tuple):
-                logits = logits[0]
-            return self.compute(np.argmax(logits, axis=-1), labels)
-
-        return compute_metrics

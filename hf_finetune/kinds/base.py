@@ -1,0 +1,44 @@
+"""The interface every task kind implements."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from datasets import DatasetDict
+
+from ..config import RunConfig
+from ..templates import TaskTemplate
+
+
+class TaskKind:
+    name: str = ""
+    roles: tuple[str, ...] = ()          # column roles of the data, e.g. ("text", "label")
+    classification: bool = False         # a `label` role with a ClassLabel and id2label
+    input_role: str = "text"             # what the card's example input is taken from
+
+    def preprocess(self, data: Any, processor: Any, config: RunConfig,
+                   template: TaskTemplate) -> tuple[DatasetDict, bool]:
+        """Turn prepared splits into model inputs; return them and whether they came from the cache."""
+        raise NotImplementedError
+
+    def collator(self, template: TaskTemplate, processor: Any, model: Any) -> Any:
+        return template.collator.resolve()(processor, **template.collator.args)
+
+    def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
+        raise NotImplementedError
+
+    def training_arguments(self, config: RunConfig) -> dict[str, Any]:
+        """Extra TrainingArguments this kind needs."""
+        return {}
+
+    def usage(self, model_ref: str, example: str | None) -> str:
+        raise NotImplementedError
+
+    def example(self, split: Any) -> str | None:
+        return str(split[0][self.input_role])[:200] if len(split) else None
+
+    def real_tokens(self, split: Any) -> int | None:
+        """Non-pad input tokens in a split (for tokens/s figures)."""
+        if "input_ids" in split.column_names:
+            return sum(len(ids) for ids in split["input_ids"])
+        return None

@@ -1,0 +1,53 @@
+"""Text classification: one label per text (sentiment, topic, intent)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from datasets import DatasetDict
+
+from .. import data as data_mod
+from ..config import RunConfig
+from ..templates import TaskTemplate
+from .base import TaskKind
+
+
+class TextClassification(TaskKind):
+    name = "text-classification"
+    roles = ("text", "label")
+    classification = True
+
+    def preprocess(self, data: Any, processor: Any, config: RunConfig,
+                   template: TaskTemplate) -> tuple[DatasetDict, bool]:
+        tokenizer = processor
+        limit = getattr(tokenizer, "model_max_length", None) or config.max_length
+        max_length = min(config.max_length, limit)
+        prefix = template.prefix
+
+        def tokenize(batch: dict[str, list]) -> dict[str, list]:
+            enc = tokenizer([prefix + t for t in batch["text"]], truncation=True, max_length=max_length)
+            enc["labels"] = batch["label"]
+            return dict(enc)
+
+        out, all_cached = DatasetDict(), True
+        key = [self.name, data_mod.tokenizer_identity(tokenizer), max_length, prefix, "v1"]
+        for split, ds in data.splits.items():
+            out[split], cached = data_mod.map_cached(ds, tokenize, key, split, f"Tokenizing {split}")
+            all_cached &= cached
+        return out, all_cached
+
+    def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
+        def compute(eval_pred) -> dict[str, float]:
+            logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+            return suite.compute(np.argmax(logits, axis=-1), eval_pred.label_ids)
+
+        return compute
+
+    def usage(self, model_ref: str, example: str | None) -> str:
+        text = " ".join((example or "I love this!").split())
+        return (
+            "from transformers import pipeline\n\n"
+            f'classifier = pipeline("text-classification", model={model_ref!r})\n'
+            f"print(classifier({text!r}))"
+        )
