@@ -22,6 +22,10 @@ HYPERPARAMETERS = ["learning_rate", "num_train_epochs", "max_steps", "per_device
                    "lr_scheduler_type", "seed", "max_length", "train_sampling_strategy", "early_stopping_patience"]
 
 
+FINAL_ROW_NAMES = {"zero_shot_test": "test, base model before fine-tuning (zero-shot)",
+                   "validation": "validation (best checkpoint)", "test": "test"}
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -105,7 +109,8 @@ def build(run_dir: str | Path, repo_id: str | None = None) -> ModelCard:
     summary = (f"This model is a fine-tuned version of `{base_desc}` for {info['pipeline_tag'].replace('-', ' ')} "
                f"on the {info['dataset']['name']} data set"
                + (f" ({len(labels)} labels)." if labels else "."))
-    usage = kinds.get(info["kind"]).usage(repo_id or info.get("output_dir", str(run_dir)), info.get("example_input"))
+    usage = kinds.get(info["kind"]).usage(repo_id or info.get("output_dir", str(run_dir)), info.get("example_input"),
+                                          info.get("prefix", ""))
     template_path = Path(str(resources.files("hf_finetune") / "card_template.md"))
     return ModelCard.from_template(
         card_data,
@@ -125,8 +130,8 @@ def build(run_dir: str | Path, repo_id: str | None = None) -> ModelCard:
         metric_headers=metric_names,
         epoch_rows=_epoch_rows(history, metric_names, best),
         has_curves=(run_dir / "training_curves.png").exists(),
-        final_rows=[{"split": s, "cells": [_fmt(metrics[s].get(m)) for m in metric_names]}
-                    for s in ("validation", "test") if s in metrics],
+        final_rows=[{"split": FINAL_ROW_NAMES[s], "cells": [_fmt(metrics[s].get(m)) for m in metric_names]}
+                    for s in FINAL_ROW_NAMES if s in metrics],
         versions=info.get("versions", {}),
     )
 

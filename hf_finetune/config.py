@@ -68,6 +68,14 @@ class RunConfig:
     max_eval_samples: int | None = _opt(None, "Use at most this many validation examples.", "data")
     max_test_samples: int | None = _opt(None, "Use at most this many test examples.", "data")
     max_length: int = _opt(128, "Truncate inputs to this many tokens.", "data")
+    image_augmentation: str = _opt(
+        "crop+flip", "Image classification: training augmentation, 'crop+flip', 'crop' or 'none'.", "data",
+        choices=["crop+flip", "crop", "none"])
+    max_target_length: int | None = _opt(
+        None, "Summarization: truncate/generate targets to this many tokens "
+              "(default: the 95th percentile of the training summaries).", "data")
+    generation_num_beams: int = _opt(1, "Summarization: beams for generate() in evaluation and in the saved model.",
+                                     "training")
 
     # -- training (TrainingArguments names) ----------------------------------------------------
     learning_rate: float = _opt(5e-5, "Peak learning rate of AdamW.", "training")
@@ -216,7 +224,8 @@ def validate(config: RunConfig) -> RunConfig:
         value = getattr(config, name)
         if value is None or value <= 0:
             raise ConfigError(f"'{name}' must be greater than 0, got {value}.")
-    for name in ("max_train_samples", "max_eval_samples", "max_test_samples", "eval_steps"):
+    for name in ("max_train_samples", "max_eval_samples", "max_test_samples", "eval_steps", "max_target_length",
+                 "generation_num_beams"):
         value = getattr(config, name)
         if value is not None and value <= 0:
             raise ConfigError(f"'{name}' must be greater than 0, got {value}.")
@@ -228,7 +237,7 @@ def validate(config: RunConfig) -> RunConfig:
         raise ConfigError("'warmup_steps', 'weight_decay' and 'dataloader_num_workers' can't be negative.")
     if config.eval_strategy == "steps" and not config.eval_steps:
         raise ConfigError("eval_strategy 'steps' needs 'eval_steps'.")
-    for name in ("eval_strategy", "train_sampling_strategy"):
+    for name in ("eval_strategy", "train_sampling_strategy", "image_augmentation"):
         choices = RunConfig.__dataclass_fields__[name].metadata.get("choices")
         if getattr(config, name) not in choices:
             raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, got {getattr(config, name)!r}.")

@@ -28,6 +28,7 @@ from .templates import TaskTemplate
 
 log = logging.getLogger("hf_finetune")
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
                  ".txt": "text"}
 VALIDATION_NAMES = ("validation", "valid", "val", "dev", "eval")
@@ -84,6 +85,26 @@ def _read_files(builder: str, data_files: Any, what: str, **kwargs: Any) -> Data
                         "Check that it is a well-formed CSV / JSON Lines / Parquet file with a header row.") from None
 
 
+def _is_image_folder(path: Path) -> bool:
+    """One sub-folder per class (optionally under train/ validation/ test/) holding image files."""
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()) and not any(
+        p.suffix.lower() in FILE_BUILDERS for p in path.iterdir() if p.is_file())
+
+
+def _load_sklearn_digits() -> DatasetDict:
+    """scikit-learn's bundled digits: 1,797 real 8x8 grey-level scans of handwritten digits, labels 0-9."""
+    from datasets import Features, Image as ImageFeature
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = [Image.fromarray((img * (255 / 16)).astype("uint8"), mode="L") for img in digits.images]
+    names = [str(n) for n in digits.target_names]
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=names)})
+    return DatasetDict(train=Dataset.from_dict({"image": images, "label": [int(t) for t in digits.target]},
+                                               features=features))
+
+
 def _load_local(path: Path) -> DatasetDict:
     if path.is_file():
         builder = FILE_BUILDERS.get(path.suffix.lower())
@@ -93,6 +114,8 @@ def _load_local(path: Path) -> DatasetDict:
             raise DataError(f"{path} is empty.", "Give a file with a header row and at least a few rows per label.")
         kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
         return _read_files(builder, str(path), str(path), **kwargs)
+    if _is_image_folder(path):
+        return _read_files("imagefolder", None, str(path), data_dir=str(path))
     if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
         loaded = datasets.load_from_disk(str(path))
         return loaded if isinstance(loaded, DatasetDict) else DatasetDict(train=loaded)
@@ -142,6 +165,9 @@ def load_raw(ref: str, config: RunConfig) -> tuple[DatasetDict, DataSource, dict
     """Read the data set; return it, its description and any column roles it declares."""
     if embedded.is_embedded(ref):
         asset = embedded.dataset(ref)
+        if asset.format == "sklearn-digits":
+            asset.locate()
+            return _load_sklearn_digits(), DataSource(asset.name, None, None, asset.source, asset.license), {}
         path = asset.locate()
         kwargs = {"encoding": asset.encoding} if asset.encoding else {}
         raw = _read_files(asset.format or "csv", str(path), f"embedded data set {asset.name}", **kwargs)
@@ -224,26 +250,52 @@ def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None) 
     return ds.cast_column("label", ClassLabel(names=label_names)), label_names
 
 
-def drop_empty_rows(splits: DatasetDict, roles: tuple[str, ...]) -> tuple[DatasetDict, dict[str, int]]:
-    """Drop rows where any role column is missing (None, NaN, blank text, label -1); count them."""
+def _as_images(splits: DatasetDict, base: Path) -> DatasetDict:
+    """An image column of file paths (CSV / JSON Lines) becomes an Image feature; relative paths
+    are taken from the data file's folder."""
+    from datasets import Image as ImageFeature, Value
 
-    def keep(batch: dict[str, list]) -> list[bool]:
+    feature = splits["train"].features["image"]
+    if isinstance(feature, ImageFeature):
+        return splits
+    if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+        raise DataError(f"The image column holds {feature}, not images or image file paths.")
+
+    def resolve(batch: dict[str, list]) -> dict[str, list]:
+        return {"image": [None if _is_missing(p) else str(p if Path(p).is_absolute() else base / p)
+                          for p in batch["image"]]}
+
+    for name in splits:
+        missing = [p for p in splits[name]["image"] if not _is_missing(p) and not (
+            Path(p) if Path(p).is_absolute() else base / p).exists()]
+        if missing:
+            raise DataError(f"{len(missing)} image file(s) of split {name!r} do not exist, e.g. {missing[0]!r}.",
+                            f"Paths are taken relative to {base}.")
+    splits = splits.map(resolve, batched=True, desc="Resolving image paths")
+    return splits.cast_column("image", ImageFeature())
+
+
+def drop_empty_rows(splits: DatasetDict, roles: tuple[str, ...]) -> tuple[DatasetDict, dict[str, int]]:
+    """Drop rows where a role column is missing (None, NaN, blank text, label -1); count them.
+
+    Images are not decoded here (that is slow, and the image kind reports unreadable files itself).
+    """
+    checked = [r for r in roles if r != "image"]
+
+    def keep(*columns: list) -> list[bool]:
         flags = []
-        for i in range(len(batch[roles[0]])):
+        for values in zip(*columns):
             ok = True
-            for role in roles:
-                value = batch[role][i]
-                if role == "label":
-                    ok &= value is not None and value >= 0
-                else:
-                    ok &= not _is_missing(value)
+            for role, value in zip(checked, values):
+                ok &= (value is not None and value >= 0) if role == "label" else not _is_missing(value)
             flags.append(ok)
         return flags
 
     dropped: dict[str, int] = {}
     for name in list(splits):
         before = len(splits[name])
-        splits[name] = splits[name].filter(keep, batched=True, desc=f"Dropping empty rows ({name})")
+        splits[name] = splits[name].filter(keep, batched=True, input_columns=checked,
+                                           desc=f"Dropping empty rows ({name})")
         dropped[name] = before - len(splits[name])
         if dropped[name]:
             log.warning("Dropped %d of %d rows of split %r with an empty value.", dropped[name], before, name)
@@ -297,6 +349,8 @@ def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = 
     renames = {col: role for role, col in mapping.items() if col != role and role != "label"}
     if renames:
         splits = splits.rename_columns(renames)
+    if "image" in roles:
+        splits = _as_images(splits, Path(ref).parent if Path(ref).is_file() else Path(ref))
     splits, dropped = drop_empty_rows(splits, roles)
     for name in list(splits):
         if len(splits[name]) == 0:

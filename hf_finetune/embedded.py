@@ -98,3 +98,14 @@ def model(ref: str) -> EmbeddedAsset:
 
 def dataset(ref: str) -> EmbeddedAsset:
     return _get(ref, DATASETS, "data set")
+
+DATASETS["sklearn-digits"] = EmbeddedAsset(
+    name="sklearn-digits",
+    pip_package="scikit-learn",
+    module="sklearn",
+    path="datasets/data/digits.csv.gz",
+    source="1,797 8x8 grey-level scans of handwritten digits 0-9 (UCI ML hand-written digits, "
+           "E. Alpaydin and C. Kaynak), bundled with scikit-learn as sklearn.datasets.load_digits",
+    license="cc-by-4.0",
+    format="sklearn-digits",
+)

@@ -65,9 +65,9 @@ def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir
     from transformers import TrainingArguments
 
     evaluating = config.eval_strategy != "no"
-    kind_args = kind_args or {}
+    kind_args = dict(kind_args or {})
     args_class = kind_args.pop("args_class", TrainingArguments)
-    return args_class(
+    values = dict(
         output_dir=str(checkpoint_dir),
         learning_rate=config.learning_rate,
         num_train_epochs=config.num_train_epochs,
@@ -96,8 +96,10 @@ def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir
         disable_tqdm=True,
         log_level="warning",
         **_precision(config),
-        **{**kind_args, **template.trainer.args},
     )
+    values.update(kind_args)
+    values.update(template.trainer.args)
+    return args_class(**values)
 
 
 def _callbacks(template: TaskTemplate, config: RunConfig) -> list[Any]:
@@ -111,6 +113,9 @@ def _callbacks(template: TaskTemplate, config: RunConfig) -> list[Any]:
             isinstance(c, EarlyStoppingCallback) for c in callbacks):
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     return callbacks
+
+
+NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second"}
 
 
 def _split_metrics(raw: dict[str, float], prefix: str) -> dict[str, float]:
@@ -150,6 +155,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
     set_seed(config.seed)  # the new head's initialisation
     model = modeling.load_model(template, model_source, prepared.labels if kind.classification else None)
     tokenized, cached = kind.preprocess(prepared, processor, config, template)
+    kind.prepare_model(model, config)
     say("tokenization: " + ("reused from cache" if cached else "done, cached for the next run"))
 
     metric = config.metric_for_best_model or template.metric_for_best_model
@@ -170,6 +176,12 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
             callbacks=[*_callbacks(template, config), progress],
         )
         trainer.remove_callback(PrinterCallback)
+        zero_shot = None
+        if kind.evaluate_before_training:
+            say("evaluating the base model on the test split (zero-shot) ...")
+            progress.phase = "final evaluation"
+            zero_shot = _split_metrics(trainer.predict(tokenized["test"], metric_key_prefix="test").metrics, "test_")
+            progress.phase = "training"
         started = time.perf_counter()
         train_output = trainer.train()
         train_seconds = time.perf_counter() - started
@@ -195,6 +207,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
                 "train": train_metrics,
                 "validation": eval_metrics,
                 "test": test_metrics,
+                **({"zero_shot_test": zero_shot} if zero_shot is not None else {}),
                 "best_checkpoint_step": int(best.rsplit("-", 1)[-1]) if best else None,
                 "metric_for_best_model": metric,
             }
@@ -215,18 +228,22 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
                 "splits": {k: {"count": len(v), "origin": prepared.split_origin.get(k, k)}
                            for k, v in prepared.splits.items()},
                 "labels": prepared.labels,
-                "label_counts": {k: prepared.label_counts(k) for k in prepared.splits},
+                "label_counts": ({k: prepared.label_counts(k) for k in prepared.splits}
+                                 if kind.classification else {}),
                 "columns": prepared.columns,
-                "metric_names": [m for m in suite.names],
+                "metric_names": [k for k in test_metrics if k not in NOT_METRICS],
                 "metric_args": {n: a for n, a in metric_specs},
                 "metric_for_best_model": metric,
                 "license": template.card.get("license") or model_source.license,
                 "language": template.card.get("language"),
                 "tags": template.card.get("tags", []),
                 "example_input": kind.example(prepared.splits["test"]),
+                "prefix": template.prefix,
                 "versions": _versions(),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
+            if hasattr(kind, "save_example"):
+                kind.save_example(prepared.splits["test"], staging / "example.png")
             outputs.write_json(staging / outputs.FINISHED_MARKER, info)
             card.write(staging, repo_id=config.push_to_hub)
             outputs.publish(staging, target)

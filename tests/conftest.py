@@ -88,3 +88,64 @@ def reviews_csv(tmp_path) -> Path:
 
 def read_json(path: Path):
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def tiny_seq2seq(tmp_path_factory) -> Path:
+    """A 1-layer, 32-wide T5 with the embedded encoder's WordPiece tokenizer, random weights (plumbing only)."""
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    from hf_finetune import embedded
+
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded.MODELS["all-MiniLM-L6-v2"].locate()))
+    config = T5Config(vocab_size=tokenizer.vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=1,
+                      num_decoder_layers=1, num_heads=2, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=tokenizer.pad_token_id)
+    path = tmp_path_factory.mktemp("tiny-t5")
+    T5ForConditionalGeneration(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory) -> Path:
+    """A 1-layer, 32-wide ViT for 32x32 images with its image processor, random weights (plumbing only)."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=64, num_labels=2)
+    path = tmp_path_factory.mktemp("tiny-vit")
+    ViTForImageClassification(config).save_pretrained(path)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """A tiny image folder written by the test: one sub-folder per class, plus one corrupt file."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "photos"
+    for label, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        (root / label).mkdir(parents=True)
+        for i in range(24):
+            pixels = np.clip(rng.normal(colour, 25, size=(20, 20, 3)), 0, 255).astype("uint8")
+            Image.fromarray(pixels).save(root / label / f"{label}_{i}.png")
+    (root / "red" / "broken.png").write_bytes(b"this is not a png")
+    return root
+
+
+@pytest.fixture
+def summaries_jsonl(tmp_path) -> Path:
+    rows = []
+    topics = ["the council approved a new park", "a storm closed the coastal road", "the team won the final",
+              "prices of bread rose again", "the library opens on sundays now"]
+    for i in range(60):
+        topic = topics[i % len(topics)]
+        rows.append({"document": f"Reports on day {i} said that {topic}. Officials said more details would follow. "
+                                 f"Residents reacted in different ways.", "summary": f"{topic.capitalize()}."})
+    path = tmp_path / "news.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from ..errors import ConfigError, did_you_mean
 from .base import TaskKind
+from .image_classification import ImageClassification
+from .summarization import Summarization
 from .text_classification import TextClassification
 
-_KINDS: dict[str, type[TaskKind]] = {"text-classification": TextClassification}
+_KINDS: dict[str, type[TaskKind]] = {k.name: k for k in (TextClassification, Summarization, ImageClassification)}
 
 
 def register(kind: type[TaskKind]) -> type[TaskKind]:

@@ -31,7 +31,12 @@ class TaskKind:
         """Extra TrainingArguments this kind needs."""
         return {}
 
-    def usage(self, model_ref: str, example: str | None) -> str:
+    evaluate_before_training: bool = False   # also report the base model's metrics (zero-shot)
+
+    def prepare_model(self, model: Any, config: RunConfig) -> None:
+        """Adjust the loaded model (e.g. its generation config) before training."""
+
+    def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
         raise NotImplementedError
 
     def example(self, split: Any) -> str | None:

@@ -44,7 +44,7 @@ class TextClassification(TaskKind):
 
         return compute
 
-    def usage(self, model_ref: str, example: str | None) -> str:
+    def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
         text = " ".join((example or "I love this!").split())
         return (
             "from transformers import pipeline\n\n"

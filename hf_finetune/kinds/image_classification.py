@@ -1,0 +1,164 @@
+"""Image classification: one label per image.
+
+Images are decoded and transformed lazily, batch by batch (``with_transform``), so a large image
+folder costs no preprocessing pass and no disk; augmentation (random resized crop, optional
+horizontal flip) is done with PIL, sizes and normalisation come from the model's own image
+processor. ``remove_unused_columns`` stays off: the Trainer would otherwise drop the ``image``
+column before the transform sees it (``KeyError: 'image'``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from datasets import DatasetDict
+
+from ..config import RunConfig
+from ..errors import DataError
+from ..templates import TaskTemplate
+from .base import TaskKind
+
+log = logging.getLogger("hf_finetune")
+
+
+def processor_size(processor: Any) -> tuple[int, int]:
+    """(height, width) the model expects, from the processor's crop_size or size."""
+    for attr in ("crop_size", "size"):
+        size = getattr(processor, attr, None)
+        if not size:
+            continue
+        if isinstance(size, int):
+            return size, size
+        size = dict(size)
+        if "height" in size and "width" in size:
+            return int(size["height"]), int(size["width"])
+        if "shortest_edge" in size:
+            return int(size["shortest_edge"]), int(size["shortest_edge"])
+    return 224, 224
+
+
+def random_resized_crop(image: Any, rng: random.Random, scale: tuple[float, float] = (0.6, 1.0)) -> Any:
+    width, height = image.size
+    area = width * height * rng.uniform(*scale)
+    ratio = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+    w = int(round(min(width, np.sqrt(area * ratio))))
+    h = int(round(min(height, np.sqrt(area / ratio))))
+    left, top = rng.randint(0, width - w), rng.randint(0, height - h)
+    return image.crop((left, top, left + w, top + h))
+
+
+def check_images(split: Any, name: str) -> tuple[Any, list[str]]:
+    """Drop rows whose image can't be decoded; return the split and the bad files (by path)."""
+    from datasets import Image as ImageFeature
+    from PIL import Image
+
+    raw = split.cast_column("image", ImageFeature(decode=False))
+    bad_rows, bad_names = [], []
+    for i, item in enumerate(raw["image"]):
+        try:
+            source = item.get("bytes") or item.get("path")
+            handle = io.BytesIO(source) if isinstance(source, bytes) else source
+            with Image.open(handle) as image:
+                image.load()
+        except Exception:  # noqa: BLE001 - any decoding failure means "not an image"
+            bad_rows.append(i)
+            bad_names.append(item.get("path") or f"{name} row {i}")
+    if bad_rows:
+        bad = set(bad_rows)
+        split = split.select([i for i in range(len(split)) if i not in bad])
+    return split, bad_names
+
+
+class ImageClassification(TaskKind):
+    name = "image-classification"
+    roles = ("image", "label")
+    classification = True
+    input_role = "image"
+
+    def preprocess(self, data: Any, processor: Any, config: RunConfig,
+                   template: TaskTemplate) -> tuple[DatasetDict, bool]:
+        from PIL import ImageOps
+
+        for split in list(data.splits):
+            data.splits[split], bad = check_images(data.splits[split], split)
+            if bad:
+                log.warning("Skipped %d file(s) that are not readable images in %s: %s%s", len(bad), split,
+                            ", ".join(bad[:5]), " ..." if len(bad) > 5 else "")
+                data.dropped[split] = data.dropped.get(split, 0) + len(bad)
+            if len(data.splits[split]) == 0:
+                raise DataError(f"No readable image is left in the {split} split.")
+        flip = "flip" in config.image_augmentation
+        crop = "crop" in config.image_augmentation
+        rng = random.Random(config.seed)
+
+        def to_inputs(images: list[Any], labels: list[int], train: bool) -> dict[str, Any]:
+            images = [img.convert("RGB") for img in images]
+            if train:
+                if crop:
+                    images = [random_resized_crop(img, rng) for img in images]
+                if flip:
+                    images = [ImageOps.mirror(img) if rng.random() < 0.5 else img for img in images]
+            pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+            return {"pixel_values": pixels, "labels": torch.tensor(labels)}
+
+        def train_transform(batch: dict[str, list]) -> dict[str, Any]:
+            return to_inputs(batch["image"], batch["label"], True)
+
+        def eval_transform(batch: dict[str, list]) -> dict[str, Any]:
+            return to_inputs(batch["image"], batch["label"], False)
+
+        out = DatasetDict({name: split.with_transform(train_transform if name == "train" else eval_transform)
+                           for name, split in data.splits.items()})
+        return out, False
+
+    def collator(self, template: TaskTemplate, processor: Any, model: Any) -> Any:
+        def collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
+            return {"pixel_values": torch.stack([e["pixel_values"] for e in examples]),
+                    "labels": torch.stack([e["labels"] for e in examples])}
+
+        return collate
+
+    def training_arguments(self, config: RunConfig) -> dict[str, Any]:
+        # no token lengths to group by; images are all resized to one shape anyway
+        return {"remove_unused_columns": False, "train_sampling_strategy": "random"}
+
+    def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
+        def compute(eval_pred) -> dict[str, float]:
+            logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+            return suite.compute(np.argmax(logits, axis=-1), eval_pred.label_ids)
+
+        return compute
+
+    def example(self, split: Any) -> str | None:
+        return "example.png" if len(split) else None
+
+    def save_example(self, split: Any, path: Any) -> None:
+        """An image from the test split next to the model, so the card's snippet runs as written."""
+        if len(split):
+            split.with_format(None)[0]["image"].convert("RGB").save(path)
+
+    def real_tokens(self, split: Any) -> int | None:
+        return None
+
+    def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
+        local = not _looks_like_repo_id(model_ref)
+        load = (f"image = Image.open({(model_ref.rstrip('/') + '/example.png')!r})" if local else
+                f"image = Image.open(hf_hub_download({model_ref!r}, \"example.png\"))")
+        imports = "from PIL import Image\nfrom transformers import pipeline\n"
+        if not local:
+            imports = "from huggingface_hub import hf_hub_download\n" + imports
+        return (f"{imports}\n"
+                f"classifier = pipeline(\"image-classification\", model={model_ref!r})\n"
+                f"{load}  # an image from the test split, saved with the model\n"
+                "print(classifier(image))")
+
+
+def _looks_like_repo_id(ref: str) -> bool:
+    import os
+
+    return ref.count("/") == 1 and not os.path.exists(ref) and not ref.startswith((".", "/", "~"))

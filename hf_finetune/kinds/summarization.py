@@ -1,0 +1,114 @@
+"""Summarization: a seq2seq model writes a summary of a text.
+
+What a seq2seq task really needs beyond the shared engine: targets tokenized as labels, a
+generation length derived from the data (the model's default max_length=20 cuts every summary
+short), predictions generated during evaluation, and -100 label padding decoded safely.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import numpy as np
+from datasets import DatasetDict
+
+from .. import data as data_mod
+from ..config import RunConfig
+from ..templates import TaskTemplate
+from .base import TaskKind
+
+log = logging.getLogger("hf_finetune")
+IGNORE_INDEX = -100
+
+
+def target_length(tokenizer: Any, summaries: list[str], percentile: float = 95, cap: int = 256) -> int:
+    """Tokens that cover ``percentile`` % of the reference summaries, rounded up to a multiple of 8."""
+    sample = summaries[:2000]
+    lengths = [len(ids) for ids in tokenizer(text_target=sample)["input_ids"]] if sample else [32]
+    value = int(np.ceil(np.percentile(lengths, percentile)))
+    return int(min(cap, max(8, -(-value // 8) * 8)))
+
+
+def decode(tokenizer: Any, ids: np.ndarray) -> list[str]:
+    """Decode generated ids or labels; -100 (ignored label padding) becomes the pad token first."""
+    ids = np.asarray(ids)
+    if ids.ndim == 3:  # logits rather than ids
+        ids = ids.argmax(-1)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = np.where((ids < 0) | (ids >= len(tokenizer)), pad, ids)
+    return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
+class Summarization(TaskKind):
+    name = "summarization"
+    roles = ("text", "summary")
+    evaluate_before_training = True   # zero-shot ROUGE on the same split, for the card
+
+    def __init__(self) -> None:
+        self.max_target_length: int | None = None
+
+    def preprocess(self, data: Any, processor: Any, config: RunConfig,
+                   template: TaskTemplate) -> tuple[DatasetDict, bool]:
+        tokenizer = processor
+        self.max_target_length = config.max_target_length or target_length(tokenizer, data.splits["train"]["summary"])
+        limit = getattr(tokenizer, "model_max_length", None) or config.max_length
+        max_source = min(config.max_length, limit)
+        max_target = self.max_target_length
+        prefix = template.prefix
+
+        def tokenize(batch: dict[str, list]) -> dict[str, list]:
+            enc = tokenizer([prefix + t for t in batch["text"]], truncation=True, max_length=max_source)
+            enc["labels"] = tokenizer(text_target=batch["summary"], truncation=True, max_length=max_target)["input_ids"]
+            return dict(enc)
+
+        out, all_cached = DatasetDict(), True
+        key = [self.name, data_mod.tokenizer_identity(tokenizer), max_source, max_target, prefix, "v1"]
+        for split, ds in data.splits.items():
+            out[split], cached = data_mod.map_cached(ds, tokenize, key, split, f"Tokenizing {split}")
+            all_cached &= cached
+        return out, all_cached
+
+    def prepare_model(self, model: Any, config: RunConfig) -> None:
+        """Generation settings saved with the model, so `generate()` after loading writes whole summaries."""
+        generation = model.generation_config
+        generation.max_length = None
+        generation.max_new_tokens = self.max_target_length
+        generation.num_beams = config.generation_num_beams
+        if getattr(generation, "min_length", 0):
+            generation.min_length = 0
+
+    def collator(self, template: TaskTemplate, processor: Any, model: Any) -> Any:
+        args = {"label_pad_token_id": IGNORE_INDEX, **template.collator.args}
+        return template.collator.resolve()(processor, model=model, **args)
+
+    def training_arguments(self, config: RunConfig) -> dict[str, Any]:
+        from transformers import Seq2SeqTrainingArguments
+
+        return {"args_class": Seq2SeqTrainingArguments, "predict_with_generate": True,
+                "generation_max_length": None, "generation_num_beams": config.generation_num_beams}
+
+    def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
+        def compute(eval_pred) -> dict[str, float]:
+            predictions = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+            generated = decode(processor, predictions)
+            references = decode(processor, eval_pred.label_ids)
+            results = suite.compute(generated, references)
+            pad = processor.pad_token_id
+            lengths = [int(np.count_nonzero((np.asarray(p) != pad) & (np.asarray(p) >= 0))) for p in predictions]
+            results["gen_len"] = float(np.mean(lengths)) if lengths else 0.0
+            return results
+
+        return compute
+
+    def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
+        text = " ".join((example or "The text to summarize.").split())[:300]
+        return (
+            "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({model_ref!r})\n"
+            f"model = AutoModelForSeq2SeqLM.from_pretrained({model_ref!r})\n"
+            f"inputs = tokenizer({(prefix + text)!r}, return_tensors=\"pt\", truncation=True)\n"
+            "summary_ids = model.generate(**inputs)  # length and beams come from the saved generation_config\n"
+            "print(tokenizer.decode(summary_ids[0], skip_special_tokens=True))"
+        )
+

@@ -1,0 +1,69 @@
+"""Summarization: generation length, -100 decoding, ROUGE-Lsum, and the seq2seq run path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hf_finetune import finetune, metrics
+from hf_finetune.kinds.summarization import decode, target_length
+
+from conftest import read_json
+
+
+def _tokenizer(tiny_seq2seq):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_seq2seq)
+
+
+def test_decoding_handles_label_padding(tiny_seq2seq):
+    tokenizer = _tokenizer(tiny_seq2seq)
+    ids = tokenizer(text_target=["the cat sat", "a much longer reference summary here"], padding=True)["input_ids"]
+    labels = np.array(ids)
+    labels[labels == tokenizer.pad_token_id] = -100   # what DataCollatorForSeq2Seq does
+    assert (labels == -100).any()
+    assert decode(tokenizer, labels) == ["the cat sat", "a much longer reference summary here"]
+
+
+def test_target_length_comes_from_the_data_not_the_default_20(tiny_seq2seq):
+    tokenizer = _tokenizer(tiny_seq2seq)
+    summaries = [" ".join(["word"] * n) for n in range(30, 60)]
+    length = target_length(tokenizer, summaries)
+    assert length > 20 and length % 8 == 0
+    assert length >= int(np.percentile([n + 2 for n in range(30, 60)], 95))
+
+
+def test_rouge_lsum_splits_sentences_without_nltk():
+    rouge = metrics.load("rouge")
+    prediction = "The cat sat on the mat. It was happy."
+    reference = "It was happy. The cat sat on the mat."
+    scores = rouge.compute(predictions=[prediction], references=[reference])
+    assert scores["rougeLsum"] == pytest.approx(1.0)      # same sentences, other order
+    assert scores["rougeL"] < 1.0                          # the plain LCS sees the reordering
+    assert scores["rouge1"] == pytest.approx(1.0)
+    none = rouge.compute(predictions=["completely different words"], references=[reference])
+    assert none["rouge2"] == 0.0
+
+
+def test_seq2seq_run_reports_zero_shot_and_after(tiny_seq2seq, summaries_jsonl, tmp_path):
+    result = finetune("summarization", model=str(tiny_seq2seq), dataset=str(summaries_jsonl),
+                      output_dir=str(tmp_path / "out"), num_train_epochs=1, max_length=64, learning_rate=1e-3,
+                      per_device_train_batch_size=8, logging_steps=2)
+    out = result.output_dir
+    m = read_json(out / "metrics.json")
+    for split in ("test", "zero_shot_test", "validation"):
+        assert {"rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len"} <= set(m[split]), split
+    from transformers import GenerationConfig
+
+    generation = GenerationConfig.from_pretrained(out)
+    assert generation.max_new_tokens and generation.max_new_tokens >= 8
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")
+    types = {r.metric_type for r in card.data.eval_results}
+    assert {"rouge1", "rougeLsum"} <= types
+    assert all(r.task_type == "summarization" for r in card.data.eval_results)
+    assert "model.generate" in card.text and "pipeline(" not in card.text
