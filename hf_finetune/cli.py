@@ -23,7 +23,11 @@ from . import __version__, api, card, config as config_mod, templates
 from .config import RunConfig
 from .errors import ConfigError, FinetuneError, did_you_mean
 
-COMMANDS = {"tasks": "List the task templates.", "card": "(Re)write the model card of a finished run."}
+COMMANDS = {"tasks": "List the task templates.",
+            "pull": "Download a base checkpoint (config, tokenizer, safetensors) at a pinned revision.",
+            "push": "Push a finished run to a Hub repo.",
+            "predict": "Predict with a fine-tuned model (run dir or Hub id) on a file or stdin.",
+            "card": "(Re)write the model card of a finished run."}
 GROUP_TITLES = {"task": "run", "model": "model", "data": "data", "training": "training (TrainingArguments names)",
                 "metrics": "metrics", "hub": "Hugging Face Hub"}
 
@@ -150,6 +154,78 @@ def cmd_card(argv: list[str], console: Console) -> int:
     return 0
 
 
+def cmd_pull(argv: list[str], console: Console) -> int:
+    from . import hub
+
+    parser = _Parser(prog="hf-finetune pull", description=COMMANDS["pull"])
+    parser.add_argument("repo_id", help="Hub model id, e.g. bert-base-uncased")
+    parser.add_argument("--revision", default=None, help="Branch, tag or commit (default: main).")
+    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the stored login).")
+    parser.add_argument("--cache-dir", default=None, help="Cache folder (default: the Hugging Face cache).")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    path, sha = hub.pull(args.repo_id, args.revision, token=args.token, cache_dir=args.cache_dir)
+    console.print(f"{args.repo_id} at commit {sha}\n{path}", highlight=False)
+    return 0
+
+
+def cmd_push(argv: list[str], console: Console) -> int:
+    from pathlib import Path
+
+    from . import hub
+
+    parser = _Parser(prog="hf-finetune push", description=COMMANDS["push"])
+    parser.add_argument("run_dir")
+    parser.add_argument("repo_id")
+    parser.add_argument("--private", action="store_true", help="Create the repo as private.")
+    parser.add_argument("--create-pr", action="store_true", help="Open a pull request instead of committing.")
+    parser.add_argument("--revision", default=None, help="Target branch (created if needed).")
+    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the stored login).")
+    parser.add_argument("--commit-message", default=None)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    run_dir = Path(args.run_dir)
+    if (run_dir / "run_info.json").exists():
+        card.write(run_dir, args.repo_id)   # the usage snippet names the repo
+    url = hub.push_run(run_dir, args.repo_id, token=args.token, private=args.private, create_pr=args.create_pr,
+                       revision=args.revision, commit_message=args.commit_message)
+    console.print(f"pushed {run_dir} to {args.repo_id}: {url}", highlight=False)
+    return 0
+
+
+def cmd_predict(argv: list[str], console: Console) -> int:
+    from rich.progress import Progress
+
+    from . import predict as predict_mod
+
+    parser = _Parser(prog="hf-finetune predict", description=COMMANDS["predict"])
+    parser.add_argument("model", help="A run dir written by hf-finetune, a model folder, or a Hub model id.")
+    parser.add_argument("--input", required=True,
+                        help="Text lines (.txt), JSON Lines, CSV, image path(s), or - for standard input.")
+    parser.add_argument("--column", default=None, help="Field / column holding the inputs (default: text / image).")
+    parser.add_argument("--output", default=None, help="Write .jsonl or .csv here (default: JSON Lines on stdout).")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--token", default=None)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    if args.batch_size <= 0:
+        raise ConfigError("--batch-size must be greater than 0.")
+    api.quiet_libraries(args.debug)
+    _, info = predict_mod.load_run(args.model, args.token)
+    inputs = predict_mod.read_inputs(args.input, args.column, info["kind"])
+    if not inputs:
+        raise ConfigError(f"No inputs found in {args.input}.")
+    err_console = Console(stderr=True)
+    with Progress(console=err_console, disable=not err_console.is_terminal) as progress:
+        task = progress.add_task("predicting", total=len(inputs))
+        results = predict_mod.predict(args.model, inputs, batch_size=args.batch_size, token=args.token,
+                                      progress=lambda n: progress.advance(task, n))
+    predict_mod.write(results, args.output)
+    if args.output:
+        console.print(f"wrote {len(results)} predictions to {args.output}", highlight=False)
+    return 0
+
+
 def cmd_train(argv: list[str], console: Console) -> int:
     template_ref = None
     if argv and not argv[0].startswith("-"):
@@ -209,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_tasks(console)
         if argv[0] == "card":
             return cmd_card(argv[1:], console)
+        if argv[0] == "predict":
+            return cmd_predict(argv[1:], console)
+        if argv[0] == "pull":
+            return cmd_pull(argv[1:], console)
+        if argv[0] == "push":
+            return cmd_push(argv[1:], console)
         return cmd_train(argv, console)
     except SystemExit as exit_:  # argparse --help
         return int(exit_.code or 0)

@@ -112,6 +112,8 @@ class RunConfig:
     # -- hub ----------------------------------------------------------------------------------
     push_to_hub: str | None = _opt(None, "Push the fine-tuned model to this Hub repo id (e.g. me/bert-imdb).", "hub")
     hub_private_repo: bool = _opt(False, "Create the Hub repo as private.", "hub")
+    hub_revision: str | None = _opt(None, "Push to this branch of the Hub repo (created if needed).", "hub")
+    hub_create_pr: bool = _opt(False, "Open a pull request on the Hub repo instead of committing to the branch.", "hub")
 
     # ------------------------------------------------------------------------------------------
     @classmethod

@@ -58,34 +58,121 @@ OFFLINE_ADVICE = (
 )
 
 
+# What a base checkpoint needs: configs, tokenizer/processor files and safetensors weights.
+PULL_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken", "*.jinja", "*.py"]
+PULL_FALLBACK_WEIGHTS = ["pytorch_model*.bin"]   # only when there are no safetensors
+
+
+def resolve_token(token: str | None = None) -> str | None:
+    """--token, else HF_TOKEN, else the token stored by `hf auth login`."""
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def pull(repo_id: str, revision: str | None = None, *, token: str | None = None, cache_dir: str | None = None,
+         repo_type: str = "model") -> tuple[str, str]:
+    """Download a base checkpoint's useful files at a pinned revision; return (local folder, commit sha).
+
+    Safetensors weights are taken, `.bin` only when a repo has no safetensors, and TF / Flax / ONNX /
+    msgpack files never. Offline, the same revision is looked up in the local cache.
+    """
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    from .errors import HubError, OfflineError
+
+    token = resolve_token(token)
+    if go_offline_if_unreachable():
+        try:
+            path = snapshot_download(repo_id, revision=revision, repo_type=repo_type, cache_dir=cache_dir,
+                                     local_files_only=True)
+        except (LocalEntryNotFoundError, OSError, ValueError):
+            raise OfflineError(
+                f"{repo_id!r} is not a local folder, so it must come from the Hugging Face Hub ({endpoint()}), "
+                "which can't be reached from here, and it is not in the local cache.", OFFLINE_ADVICE) from None
+        return path, _sha_of_snapshot(path)
+    api = HfApi(endpoint=endpoint(), token=token)
+    try:
+        info = api.repo_info(repo_id, revision=revision, repo_type=repo_type)
+        files = [s.rfilename for s in info.siblings or []]
+        patterns = list(PULL_PATTERNS)
+        if not any(f.endswith(".safetensors") for f in files):
+            patterns += PULL_FALLBACK_WEIGHTS
+        path = snapshot_download(repo_id, revision=info.sha, repo_type=repo_type, allow_patterns=patterns,
+                                 cache_dir=cache_dir, token=token, endpoint=endpoint())
+    except RepositoryNotFoundError:
+        raise HubError(f"There is no {repo_type} {repo_id!r} on the Hub ({endpoint()}), or it is private.",
+                       "Check the id; for a private repo, log in (`hf auth login`) or set HF_TOKEN.") from None
+    except RevisionNotFoundError:
+        raise HubError(f"{repo_id!r} has no revision {revision!r}.", "Give a branch, tag or commit sha.") from None
+    except GatedRepoError:
+        raise HubError(f"{repo_id!r} is gated: accept its terms on the Hub, then use a token with access.") from None
+    except HfHubHTTPError as err:
+        raise _http_error(err, f"Downloading {repo_id!r}") from None
+    return path, info.sha
+
+
+def _sha_of_snapshot(path: str) -> str:
+    """Cache snapshots live in .../snapshots/<commit sha>/."""
+    from pathlib import Path
+
+    return Path(path).name
+
+
+def _http_error(err, doing: str):
+    from .errors import HubError
+
+    status = err.response.status_code if getattr(err, "response", None) is not None else None
+    if status in (401, 403):
+        return HubError(f"{doing} was refused by the Hub (HTTP {status}): the token is missing, invalid, "
+                        "or lacks access.", "Set HF_TOKEN, run `hf auth login`, or pass --token.")
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return HubError(f"{doing} failed: {first}")
+
+
 # Files of a finished run that belong on the Hub; checkpoints and optimizer states never do.
 PUSH_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md", "training_curves.png",
-                 "run_config.yaml", "*.jinja"]
+                 "example.png", "run_config.yaml", "*.jinja"]
 PUSH_IGNORE = ["checkpoint-*", "checkpoints/*", "*.pt", "*.pth", "*.bin", "optimizer*", "scheduler*",
                "rng_state*", "training_args.bin", ".*"]
 
 
-def push_run(run_dir, repo_id: str, *, token: str | None = None, private: bool = False) -> str:
-    """Create (or reuse) the repo and upload the finished run in one commit; returns the commit URL."""
+def push_run(run_dir, repo_id: str, *, token: str | None = None, private: bool = False,
+             create_pr: bool = False, revision: str | None = None, commit_message: str | None = None) -> str:
+    """Create (or reuse) the repo and upload a finished run in one commit; return the commit (or PR) URL.
+
+    Only a finished run (one with run_info.json, written last) is pushed, and only the model,
+    processor, card, metrics, curves and config: never checkpoints, optimizer states or pickles.
+    """
+    from pathlib import Path
+
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    from .errors import HubError
+    from .errors import HubError, OfflineError
 
-    api = HfApi(endpoint=endpoint(), token=token)
+    run_dir = Path(run_dir)
+    if not (run_dir / "run_info.json").is_file():
+        raise HubError(f"{run_dir} is not a finished hf-finetune run (no run_info.json); nothing was pushed.")
+    if not reachable():
+        raise OfflineError(f"Can't push to {repo_id!r}: the Hub ({endpoint()}) can't be reached.",
+                           "The run is saved; push it later with `hf-finetune push RUN_DIR REPO_ID`.")
+    api = HfApi(endpoint=endpoint(), token=resolve_token(token))
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
-        commit = api.upload_folder(repo_id=repo_id, folder_path=str(run_dir), allow_patterns=PUSH_PATTERNS,
-                                   ignore_patterns=PUSH_IGNORE,
-                                   commit_message=f"hf-finetune: upload run {getattr(run_dir, 'name', run_dir)}")
+        if revision:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=repo_id, folder_path=str(run_dir), allow_patterns=PUSH_PATTERNS, ignore_patterns=PUSH_IGNORE,
+            revision=revision, create_pr=create_pr,
+            commit_message=commit_message or f"hf-finetune: upload run {run_dir.name}")
     except HfHubHTTPError as err:
-        status = err.response.status_code if err.response is not None else None
-        if status in (401, 403):
-            raise HubError(f"The Hub refused the push to {repo_id!r} (HTTP {status}): the token is missing, "
-                           "invalid, or lacks write access to that namespace.",
-                           "Set HF_TOKEN, run `hf auth login`, or pass --token with a write token.") from None
-        raise HubError(f"Pushing to {repo_id!r} failed: {str(err).splitlines()[0]}") from None
+        raise _http_error(err, f"Pushing to {repo_id!r}") from None
     except OSError as err:
         raise HubError(f"Pushing to {repo_id!r} failed: the Hub ({endpoint()}) can't be reached ({err}).",
                        "The run itself is saved; push it later with `hf-finetune push RUN_DIR REPO_ID`.") from None
-    return commit.commit_url if hasattr(commit, "commit_url") else str(commit)
+    return commit.pr_url or commit.commit_url

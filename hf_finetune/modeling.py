@@ -42,14 +42,16 @@ def resolve(template: TaskTemplate, config: RunConfig) -> ModelSource:
         return ModelSource(str(path), path.resolve().name, None)
     if ref.startswith((".", "/", "~")):
         raise ModelError(f"Model folder {ref} does not exist.")
-    return ModelSource(ref, ref.rstrip("/").split("/")[-1], ref, config.revision)
+    # A Hub id: fetch only what a checkpoint needs, pinned to the commit the revision points at.
+    path, sha = hub.pull(ref, config.revision)
+    return ModelSource(path, ref.rstrip("/").split("/")[-1], ref, sha)
 
 
 def _load(what: str, loader: Any, source: ModelSource, **kwargs: Any) -> Any:
     is_hub = source.hub_id is not None and not Path(source.ref).exists()
     offline = hub.go_offline_if_unreachable() if is_hub else False
     try:
-        return loader.from_pretrained(source.ref, revision=source.revision, **kwargs)
+        return loader.from_pretrained(source.ref, **kwargs)
     except (OSError, ValueError) as err:
         if is_hub and offline:
             raise OfflineError(

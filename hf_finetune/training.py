@@ -215,7 +215,9 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
             (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; run_config.yaml replaces it
             outputs.write_json(staging / "log_history.json", training_history)
             outputs.plot_training_curves(training_history, metric, staging / "training_curves.png")
-            saved = RunConfig(**{**config.to_dict(), "output_dir": None, "overwrite_output_dir": False})
+            # the resolved commit of a Hub base model pins the repeat run to the same weights
+            saved = RunConfig(**{**config.to_dict(), "output_dir": None, "overwrite_output_dir": False,
+                                 "revision": model_source.revision or config.revision})
             saved.save(staging / "run_config.yaml")
             info = {
                 "model_name": target.name, "output_dir": str(target),
@@ -253,5 +255,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
 
     result = FinetuneResult(target, all_metrics, config, prepared.labels, cached)
     if config.push_to_hub:
-        result.pushed_to = hub.push_run(target, config.push_to_hub, token=token, private=config.hub_private_repo)
+        say(f"pushing to the Hub: {config.push_to_hub} ...")
+        result.pushed_to = hub.push_run(target, config.push_to_hub, token=token, private=config.hub_private_repo,
+                                        create_pr=config.hub_create_pr, revision=config.hub_revision)
     return result
