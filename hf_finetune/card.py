@@ -53,6 +53,32 @@ def _epoch_rows(log_history: list[dict], metric_names: list[str], best_step: int
     return rows
 
 
+def _base_line(base: dict[str, Any]) -> str:
+    if base.get("hub_id"):
+        line = f"[`{base['hub_id']}`](https://huggingface.co/{base['hub_id']})"
+        if base.get("revision"):
+            line += f" at commit `{base['revision']}`"
+        return line
+    return f"`{base.get('ref')}`"
+
+
+def _data_stats(info: dict[str, Any]) -> str:
+    stats = info.get("stats") or {}
+    if not stats:
+        return ""
+    parts = []
+    if "mean_input_tokens" in stats:
+        parts.append(f"Training inputs are {stats['mean_input_tokens']:.1f} tokens long on average "
+                     f"(95th percentile {stats['p95_input_tokens']:.0f}, longest {stats['max_input_tokens']}, "
+                     f"truncated at {stats['max_length']}).")
+    if "mean_target_tokens" in stats:
+        parts.append(f"Reference summaries are {stats['mean_target_tokens']:.1f} tokens on average; "
+                     f"generation is capped at {stats['max_target_length']} new tokens.")
+    if stats.get("dropped"):
+        parts.append(f"Rows left out (empty text/label or unreadable file): {stats['dropped']}.")
+    return " ".join(parts)
+
+
 def build(run_dir: str | Path, repo_id: str | None = None) -> ModelCard:
     """Build the card of a finished run directory."""
     run_dir = Path(run_dir)
@@ -124,6 +150,8 @@ def build(run_dir: str | Path, repo_id: str | None = None) -> ModelCard:
         split_rows=[{"name": s, "count": info["splits"][s]["count"], "origin": info["splits"][s]["origin"]}
                     for s in ("train", "validation", "test") if s in info["splits"]],
         task=info["task"],
+        base_line=_base_line(info["base_model"]),
+        data_stats=_data_stats(info),
         best_metric=info["metric_for_best_model"],
         hyperparameters={k: _plain(config.get(k)) for k in HYPERPARAMETERS if config.get(k) is not None},
         install="hf-finetune[embedded]" if "embedded:" in f"{config.get('model')} {config.get('dataset')}" else "hf-finetune",

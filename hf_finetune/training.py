@@ -115,6 +115,20 @@ def _callbacks(template: TaskTemplate, config: RunConfig) -> list[Any]:
     return callbacks
 
 
+def _data_stats(train: Any, prepared: Any, config: RunConfig, kind: Any) -> dict[str, Any]:
+    import numpy as np
+
+    stats: dict[str, Any] = {"dropped": {k: v for k, v in prepared.dropped.items() if v}}
+    if "input_ids" in train.column_names:
+        lengths = np.array([len(ids) for ids in train["input_ids"]])
+        stats.update(mean_input_tokens=float(lengths.mean()), p95_input_tokens=float(np.percentile(lengths, 95)),
+                     max_input_tokens=int(lengths.max()), max_length=config.max_length)
+    if getattr(kind, "max_target_length", None) and "labels" in train.column_names:
+        stats.update(mean_target_tokens=float(np.mean([len(ids) for ids in train["labels"]])),
+                     max_target_length=kind.max_target_length)
+    return stats
+
+
 NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second"}
 
 
@@ -241,6 +255,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
                 "tags": template.card.get("tags", []),
                 "example_input": kind.example(prepared.splits["test"]),
                 "prefix": template.prefix,
+                "stats": _data_stats(tokenized["train"], prepared, config, kind),
                 "versions": _versions(),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
