@@ -111,7 +111,7 @@ def _given(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, Any]:
 def _print_summary(console: Console, result: Any, seconds: float) -> None:
     table = Table(title=f"hf-finetune: {result.config.task} finished in {seconds:.0f} s")
     names = sorted({k for split in ("validation", "test") for k in result.metrics.get(split, {})
-                    if not k.endswith(("runtime", "per_second"))})
+                    if not k.endswith(("runtime", "per_second", "preparation_time"))})
     table.add_column("split")
     for name in names:
         table.add_column(name, justify="right")

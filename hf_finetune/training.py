@@ -22,6 +22,7 @@ from . import card, data as data_mod, hub, kinds, metrics as metrics_mod, modeli
 from .config import RunConfig
 from .errors import FinetuneError
 from .progress import ProgressCallback
+from . import templates
 from .templates import TaskTemplate
 
 log = logging.getLogger("hf_finetune")
@@ -94,7 +95,8 @@ def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir
         dataloader_num_workers=config.dataloader_num_workers,
         report_to="none",
         disable_tqdm=True,
-        log_level="warning",
+        log_level="error",
+        log_level_replica="error",
         **_precision(config),
     )
     values.update(kind_args)
@@ -129,11 +131,12 @@ def _data_stats(train: Any, prepared: Any, config: RunConfig, kind: Any) -> dict
     return stats
 
 
-NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second"}
+NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second", "model_preparation_time"}
 
 
 def _split_metrics(raw: dict[str, float], prefix: str) -> dict[str, float]:
-    return {k[len(prefix):]: float(v) for k, v in raw.items() if k.startswith(prefix)}
+    return {k[len(prefix):]: float(v) for k, v in raw.items()
+            if k.startswith(prefix) and not k.endswith("model_preparation_time")}
 
 
 def _best_eval(history: list[dict], best_step: int | None) -> dict[str, float] | None:
@@ -161,13 +164,17 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
     say(f"[bold]hf-finetune {template.name}[/]: model [cyan]{model_source.hub_id or model_source.ref}[/]")
     kind = kinds.get(template.kind)
     prepared = data_mod.prepare(template, config, kind.roles)
-    say(f"data [cyan]{prepared.source.name}[/]: " + ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items())
-        + f" examples, {len(prepared.labels)} labels ({', '.join(prepared.labels[:8])}"
-        + (", ..." if len(prepared.labels) > 8 else "") + ")")
+    labels_note = ""
+    if prepared.labels:
+        labels_note = (f", {len(prepared.labels)} labels ({', '.join(prepared.labels[:8])}"
+                       + (", ..." if len(prepared.labels) > 8 else "") + ")")
+    say(f"data [cyan]{prepared.source.name}[/]: "
+        + ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items()) + " examples" + labels_note)
 
     processor = modeling.load_processor(template, model_source)
     set_seed(config.seed)  # the new head's initialisation
     model = modeling.load_model(template, model_source, prepared.labels if kind.classification else None)
+    kind.prefix = templates.input_prefix(template, getattr(model.config, "model_type", None))
     tokenized, cached = kind.preprocess(prepared, processor, config, template)
     kind.prepare_model(model, config)
     say("tokenization: " + ("reused from cache" if cached else "done, cached for the next run"))
@@ -254,7 +261,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
                 "language": template.card.get("language"),
                 "tags": template.card.get("tags", []),
                 "example_input": kind.example(prepared.splits["test"]),
-                "prefix": template.prefix,
+                "prefix": kind.prefix,
                 "stats": _data_stats(tokenized["train"], prepared, config, kind),
                 "versions": _versions(),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

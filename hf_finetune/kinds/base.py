@@ -15,6 +15,7 @@ class TaskKind:
     roles: tuple[str, ...] = ()          # column roles of the data, e.g. ("text", "label")
     classification: bool = False         # a `label` role with a ClassLabel and id2label
     input_role: str = "text"             # what the card's example input is taken from
+    prefix: str = ""                     # input prefix for this model family (set by the engine)
 
     def preprocess(self, data: Any, processor: Any, config: RunConfig,
                    template: TaskTemplate) -> tuple[DatasetDict, bool]:

@@ -55,7 +55,7 @@ class Summarization(TaskKind):
         limit = getattr(tokenizer, "model_max_length", None) or config.max_length
         max_source = min(config.max_length, limit)
         max_target = self.max_target_length
-        prefix = template.prefix
+        prefix = self.prefix
 
         def tokenize(batch: dict[str, list]) -> dict[str, list]:
             enc = tokenizer([prefix + t for t in batch["text"]], truncation=True, max_length=max_source)
@@ -72,8 +72,9 @@ class Summarization(TaskKind):
     def prepare_model(self, model: Any, config: RunConfig) -> None:
         """Generation settings saved with the model, so `generate()` after loading writes whole summaries."""
         generation = model.generation_config
-        generation.max_length = None
-        generation.max_new_tokens = self.max_target_length
+        # For an encoder-decoder, max_length counts decoder tokens: the summary plus the start token.
+        generation.max_new_tokens = None
+        generation.max_length = self.max_target_length + 1
         generation.num_beams = config.generation_num_beams
         if getattr(generation, "min_length", 0):
             generation.min_length = 0

@@ -23,7 +23,7 @@ class TextClassification(TaskKind):
         tokenizer = processor
         limit = getattr(tokenizer, "model_max_length", None) or config.max_length
         max_length = min(config.max_length, limit)
-        prefix = template.prefix
+        prefix = self.prefix
 
         def tokenize(batch: dict[str, list]) -> dict[str, list]:
             enc = tokenizer([prefix + t for t in batch["text"]], truncation=True, max_length=max_length)
