@@ -68,6 +68,8 @@ class RunConfig:
     max_eval_samples: int | None = _opt(None, "Use at most this many validation examples.", "data")
     max_test_samples: int | None = _opt(None, "Use at most this many test examples.", "data")
     max_length: int = _opt(128, "Truncate inputs to this many tokens.", "data")
+    image_size: int | None = _opt(None, "Image classification: resize images to this many pixels square "
+                                        "(default: the model processor's size).", "data")
     image_augmentation: str = _opt(
         "crop+flip", "Image classification: training augmentation, 'crop+flip', 'crop' or 'none'.", "data",
         choices=["crop+flip", "crop", "none"])
@@ -226,7 +228,7 @@ def validate(config: RunConfig) -> RunConfig:
         value = getattr(config, name)
         if value is None or value <= 0:
             raise ConfigError(f"'{name}' must be greater than 0, got {value}.")
-    for name in ("max_train_samples", "max_eval_samples", "max_test_samples", "eval_steps", "max_target_length",
+    for name in ("max_train_samples", "max_eval_samples", "max_test_samples", "eval_steps", "max_target_length", "image_size",
                  "generation_num_beams"):
         value = getattr(config, name)
         if value is not None and value <= 0:

@@ -202,7 +202,9 @@ def build_docstring_summaries(asset: "EmbeddedAsset") -> Path:
                 body = " ".join(section.split(rest)[0].split()) if rest else ""
                 if not (3 <= len(summary.split()) <= 30) or summary.endswith(":") or "(" in summary.split(" ")[0]:
                     continue
-                if not (20 <= len(body.split()) <= 250):
+                if not (20 <= len(body.split()) <= 250) or body.startswith("..") or ".. " in body[:40]:
+                    continue
+                if len(summary.split()) >= len(body.split()) // 2:
                     continue
                 rows.append({"document": f"{module_name}.{attr}: {body}", "summary": summary,
                              "source": f"{module_name}.{attr}"})
@@ -214,7 +216,8 @@ def build_docstring_summaries(asset: "EmbeddedAsset") -> Path:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-    return _build_once(f"{asset.name}-{'_'.join(versions)}", write) / "docstring_summaries.jsonl"
+    # the builder's version and the source packages' versions name the build
+    return _build_once(f"{asset.name}-v2-{'_'.join(versions)}", write) / "docstring_summaries.jsonl"
 
 
 def convert_efficientnet_lite(state: dict, num_labels: int = 1000):

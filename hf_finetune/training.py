@@ -161,7 +161,8 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
         if not quiet:
             console.print(message, highlight=False)
 
-    say(f"[bold]hf-finetune {template.name}[/]: model [cyan]{model_source.hub_id or model_source.ref}[/]")
+    say(f"[bold]hf-finetune {template.name}[/]: model [cyan]{config.model or model_source.ref}[/]"
+        + (f" ({model_source.hub_id})" if model_source.hub_id and model_source.hub_id != config.model else ""))
     kind = kinds.get(template.kind)
     prepared = data_mod.prepare(template, config, kind.roles)
     labels_note = ""
@@ -175,9 +176,11 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
     set_seed(config.seed)  # the new head's initialisation
     model = modeling.load_model(template, model_source, prepared.labels if kind.classification else None)
     kind.prefix = templates.input_prefix(template, getattr(model.config, "model_type", None))
+    kind.model_config = model.config
     tokenized, cached = kind.preprocess(prepared, processor, config, template)
     kind.prepare_model(model, config)
-    say("tokenization: " + ("reused from cache" if cached else "done, cached for the next run"))
+    if kind.tokenizes:
+        say("tokenization: " + ("reused from cache" if cached else "done, cached for the next run"))
 
     metric = config.metric_for_best_model or template.metric_for_best_model
     metric_specs = [(m.name, m.args) for m in template.metrics]

@@ -16,6 +16,8 @@ class TaskKind:
     classification: bool = False         # a `label` role with a ClassLabel and id2label
     input_role: str = "text"             # what the card's example input is taken from
     prefix: str = ""                     # input prefix for this model family (set by the engine)
+    tokenizes: bool = True               # inputs are tokenized once and cached (not images)
+    model_config: Any = None             # the loaded model's config (set by the engine)
 
     def preprocess(self, data: Any, processor: Any, config: RunConfig,
                    template: TaskTemplate) -> tuple[DatasetDict, bool]:

@@ -79,6 +79,7 @@ class ImageClassification(TaskKind):
     roles = ("image", "label")
     classification = True
     input_role = "image"
+    tokenizes = False
 
     def preprocess(self, data: Any, processor: Any, config: RunConfig,
                    template: TaskTemplate) -> tuple[DatasetDict, bool]:
@@ -92,6 +93,15 @@ class ImageClassification(TaskKind):
                 data.dropped[split] = data.dropped.get(split, 0) + len(bad)
             if len(data.splits[split]) == 0:
                 raise DataError(f"No readable image is left in the {split} split.")
+        if config.image_size:
+            # one size for the processor's resize and crop, and for the saved preprocessor_config.json
+            square = {"height": config.image_size, "width": config.image_size}
+            if hasattr(processor, "size"):
+                size = processor.size
+                square_kind = getattr(size, "height", None) is not None or (isinstance(size, dict) and "height" in size)
+                processor.size = dict(square) if square_kind else {"shortest_edge": config.image_size}
+            if getattr(processor, "crop_size", None):
+                processor.crop_size = dict(square)
         flip = "flip" in config.image_augmentation
         crop = "crop" in config.image_augmentation
         rng = random.Random(config.seed)

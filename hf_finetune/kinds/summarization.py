@@ -57,13 +57,19 @@ class Summarization(TaskKind):
         max_target = self.max_target_length
         prefix = self.prefix
 
+        # The model builds decoder inputs by shifting labels right behind decoder_start_token_id; a
+        # tokenizer that also starts each target with that token (BERT's [CLS] in a bert2bert) would
+        # teach the model to emit it forever, so it is dropped from the labels.
+        start = getattr(self.model_config, "decoder_start_token_id", None)
+
         def tokenize(batch: dict[str, list]) -> dict[str, list]:
             enc = tokenizer([prefix + t for t in batch["text"]], truncation=True, max_length=max_source)
-            enc["labels"] = tokenizer(text_target=batch["summary"], truncation=True, max_length=max_target)["input_ids"]
+            labels = tokenizer(text_target=batch["summary"], truncation=True, max_length=max_target)["input_ids"]
+            enc["labels"] = [ids[1:] if start is not None and ids and ids[0] == start else ids for ids in labels]
             return dict(enc)
 
         out, all_cached = DatasetDict(), True
-        key = [self.name, data_mod.tokenizer_identity(tokenizer), max_source, max_target, prefix, "v1"]
+        key = [self.name, data_mod.tokenizer_identity(tokenizer), max_source, max_target, prefix, start, "v2"]
         for split, ds in data.splits.items():
             out[split], cached = data_mod.map_cached(ds, tokenize, key, split, f"Tokenizing {split}")
             all_cached &= cached

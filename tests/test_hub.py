@@ -1,0 +1,164 @@
+"""Hub integration against a Hub-protocol server on 127.0.0.1, through the real huggingface_hub client.
+
+Each client configuration runs in its own process, since huggingface_hub reads HF_ENDPOINT and the
+Xet switch at import time: `HF_HUB_DISABLE_XET=1` (large files go through LFS batch + PUT) and Xet
+left on (the server asks for regular uploads).
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import read_json, run_cli
+from hub_server import HubServer
+
+TOKEN = "hf_hubTestToken_7f3a9c0e1d2b4a6f"
+QUICK = ["--max-train-samples", "48", "--max-eval-samples", "16", "--max-test-samples", "16",
+         "--num-train-epochs", "1", "--max-length", "32"]
+
+
+def hub_env(session_env: dict, url: str, *, xet: bool, token: str | None = TOKEN) -> dict:
+    env = dict(session_env, HF_ENDPOINT=url)
+    env.pop("HF_HUB_OFFLINE", None)
+    if token:
+        env["HF_TOKEN"] = token
+    if xet:
+        env.pop("HF_HUB_DISABLE_XET", None)
+    else:
+        env["HF_HUB_DISABLE_XET"] = "1"
+    return env
+
+
+def client(code: str, env: dict) -> subprocess.CompletedProcess:
+    """Run a snippet of the real client in a fresh process with the given environment."""
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, session_env, tiny_model_module):
+    out = tmp_path_factory.mktemp("hubruns") / "run"
+    proc = run_cli(["sentiment", "--model", str(tiny_model_module), "--output-dir", str(out), *QUICK], session_env)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_model_module(tiny_model):
+    return tiny_model
+
+
+@pytest.mark.parametrize("xet", [False, True], ids=["lfs", "xet-regular"])
+def test_push_pull_round_trip(xet, trained_run, tmp_path, session_env):
+    with HubServer(tokens={TOKEN}, xet_regular=xet) as server:
+        env = hub_env(session_env, server.url, xet=xet)
+        # a >10 MB weights file makes the LFS path real when Xet is off
+        assert (trained_run / "model.safetensors").stat().st_size > 0
+        proc = run_cli(["push", str(trained_run), "tester/tiny-sentiment"], env)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        pushed = server.files("tester/tiny-sentiment")
+        assert {"config.json", "model.safetensors", "README.md", "metrics.json", "run_config.yaml",
+                "training_curves.png", "tokenizer.json"} <= set(pushed)
+        assert not any(p.startswith("checkpoint") or p.endswith((".bin", ".pt")) for p in pushed)
+
+        pulled = tmp_path / "pulled"
+        code = ("from huggingface_hub import snapshot_download; "
+                f"print(snapshot_download('tester/tiny-sentiment', local_dir={str(pulled)!r}))")
+        proc = client(code, env)
+        assert proc.returncode == 0, proc.stderr
+        for name in ("model.safetensors", "config.json", "tokenizer.json", "metrics.json"):
+            assert filecmp.cmp(trained_run / name, pulled / name, shallow=False), name
+        card = (pulled / "README.md").read_text()
+        assert 'model="tester/tiny-sentiment"' in card or "model='tester/tiny-sentiment'" in card
+
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(pulled)
+        assert model.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
+        if not xet:
+            assert any(path.endswith("/info/lfs/objects/batch") for _, path in server.requests)
+            assert any(method == "PUT" for method, _ in server.requests)
+
+
+def test_repush_pr_branch_and_private(trained_run, tmp_path, session_env):
+    with HubServer(tokens={TOKEN}, xet_regular=True) as server:
+        env = hub_env(session_env, server.url, xet=True)
+        first = run_cli(["push", str(trained_run), "tester/again", "--private"], env)
+        again = run_cli(["push", str(trained_run), "tester/again"], env)   # exist_ok: re-runs must not break
+        assert first.returncode == 0 and again.returncode == 0, again.stderr
+        assert server.repos[("model", "tester/again")].private
+        changed = tmp_path / "changed-run"
+        shutil.copytree(trained_run, changed)
+        with (changed / "run_config.yaml").open("a") as f:
+            f.write("# re-trained\n")   # a PR needs a change: identical files are skipped by the client
+        pr = run_cli(["push", str(changed), "tester/again", "--create-pr"], env)
+        assert pr.returncode == 0, pr.stderr
+        assert "discussions/1" in pr.stdout
+        assert server.files("tester/again", revision="refs/pr/1")["run_config.yaml"].endswith(b"# re-trained\n")
+        assert not server.files("tester/again")["run_config.yaml"].endswith(b"# re-trained\n")
+        branch = run_cli(["push", str(trained_run), "tester/again", "--revision", "v1"], env)
+        assert branch.returncode == 0, branch.stderr
+        assert "model.safetensors" in server.files("tester/again", revision="v1")
+        # a private repo is invisible without the token
+        anonymous = client("from huggingface_hub import HfApi; HfApi().model_info('tester/again')",
+                           hub_env(session_env, server.url, xet=True, token=None))
+        assert anonymous.returncode != 0 and "RepositoryNotFound" in anonymous.stderr
+
+
+def test_token_never_leaks_into_pushed_files_or_outputs(trained_run, tmp_path, session_env):
+    with HubServer(tokens={TOKEN}, xet_regular=True) as server:
+        env = hub_env(session_env, server.url, xet=True)
+        out = tmp_path / "trained-and-pushed"
+        proc = run_cli(["sentiment", "--model", str(trained_run), "--output-dir", str(out), "--push-to-hub",
+                        "tester/pushed-during-run", "--token", TOKEN, *QUICK], env)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        assert TOKEN not in proc.stdout + proc.stderr
+        for name, data in server.files("tester/pushed-during-run").items():
+            assert TOKEN.encode() not in data, name
+        assert not any(TOKEN.encode() in body for body in server.received)
+        for path in out.rglob("*"):
+            if path.is_file():
+                assert TOKEN.encode() not in path.read_bytes(), path
+        assert "token" not in yaml.safe_load((out / "run_config.yaml").read_text())
+
+
+@pytest.mark.parametrize("token, expected", [(None, "refused"), ("hf_wrong_token_123", "refused")])
+def test_missing_or_rejected_token_is_a_clear_error(token, expected, trained_run, session_env):
+    with HubServer(tokens={TOKEN}) as server:
+        env = hub_env(session_env, server.url, xet=True, token=None)
+        env["HF_HOME"] = str(Path(env["HF_HOME"]) / "no-login")   # no stored `hf auth login` token
+        args = ["push", str(trained_run), "tester/denied"] + (["--token", token] if token else [])
+        proc = run_cli(args, env)
+        assert proc.returncode != 0
+        assert expected in proc.stderr and "HTTP 401" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        if token:
+            assert token not in proc.stderr
+
+
+def test_pull_pins_the_revision_and_skips_unwanted_weights(tmp_path, session_env):
+    with HubServer(tokens={TOKEN}) as server:
+        env = hub_env(session_env, server.url, xet=True)
+        setup = client(
+            "from huggingface_hub import HfApi\n"
+            "api = HfApi()\n"
+            "api.create_repo('tester/base')\n"
+            "ops = {'config.json': b'{}', 'model.safetensors': b'S', 'pytorch_model.bin': b'B', 'tf_model.h5': b'T',\n"
+            "       'flax_model.msgpack': b'F', 'onnx/model.onnx': b'O', 'tokenizer.json': b'{}'}\n"
+            "from huggingface_hub import CommitOperationAdd\n"
+            "c = api.create_commit('tester/base', [CommitOperationAdd(k, v) for k, v in ops.items()], commit_message='w')\n"
+            "print(c.oid)\n", env)
+        assert setup.returncode == 0, setup.stderr
+        sha = setup.stdout.strip().splitlines()[-1]
+        proc = run_cli(["pull", "tester/base", "--revision", "main"], env)
+        assert proc.returncode == 0, proc.stderr
+        assert sha in proc.stdout
+        folder = Path(proc.stdout.strip().splitlines()[-1])
+        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
