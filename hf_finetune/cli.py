@@ -27,7 +27,11 @@ COMMANDS = {"tasks": "List the task templates.",
             "pull": "Download a base checkpoint (config, tokenizer, safetensors) at a pinned revision.",
             "push": "Push a finished run to a Hub repo.",
             "predict": "Predict with a fine-tuned model (run dir or Hub id) on a file or stdin.",
-            "card": "(Re)write the model card of a finished run."}
+            "card": "(Re)write the model card of a finished run.",
+            "evaluate": "Metrics of a fine-tuned run on any data set and split.",
+            "summary": "Print a finished run's metrics as a Markdown table (e.g. for $GITHUB_STEP_SUMMARY).",
+            "init-ci": "Write a GitHub Actions workflow that fine-tunes and pushes to the Hub.",
+            "hf-extension": "Register hf-finetune as the `hf finetune` command of the hf CLI."}
 GROUP_TITLES = {"task": "run", "model": "model", "data": "data", "training": "training (TrainingArguments names)",
                 "metrics": "metrics", "hub": "Hugging Face Hub"}
 
@@ -226,6 +230,75 @@ def cmd_predict(argv: list[str], console: Console) -> int:
     return 0
 
 
+def cmd_summary(argv: list[str], console: Console) -> int:
+    from . import ci
+
+    parser = _Parser(prog="hf-finetune summary", description=COMMANDS["summary"])
+    parser.add_argument("run_dir")
+    args = parser.parse_args(argv)
+    sys.stdout.write(ci.summary_markdown(args.run_dir))
+    return 0
+
+
+def cmd_init_ci(argv: list[str], console: Console) -> int:
+    from . import ci
+
+    parser = _Parser(prog="hf-finetune init-ci", description=COMMANDS["init-ci"])
+    parser.add_argument("--task", default="sentiment", help="Default task of the workflow.")
+    parser.add_argument("--dir", default=".", help="The repository to write into.")
+    parser.add_argument("--force", action="store_true", help="Replace an existing workflow file.")
+    args = parser.parse_args(argv)
+    path = ci.write_workflow(args.dir, args.task, args.force)
+    console.print(f"wrote {path}\nAdd a repository secret HF_TOKEN (or set up GitHub OIDC, see the file's header), "
+                  "then start it from the Actions tab.", highlight=False)
+    return 0
+
+
+def cmd_hf_extension(argv: list[str], console: Console) -> int:
+    from . import ci
+
+    parser = _Parser(prog="hf-finetune hf-extension", description=COMMANDS["hf-extension"])
+    parser.add_argument("action", choices=["install"])
+    args = parser.parse_args(argv)
+    folder = ci.install_hf_extension()
+    console.print(f"registered {folder}; `hf finetune ...` now runs hf-finetune", highlight=False)
+    return 0
+
+
+def cmd_evaluate(argv: list[str], console: Console) -> int:
+    from . import evaluation
+
+    parser = _Parser(prog="hf-finetune evaluate", description=COMMANDS["evaluate"])
+    parser.add_argument("run_dir")
+    parser.add_argument("--dataset", required=True, help="Hub id or local file/folder.")
+    parser.add_argument("--dataset-config", default=None)
+    parser.add_argument("--split", default="test", help="Split to evaluate (a held-out split is made if absent).")
+    parser.add_argument("--max-samples", type=int, default=None)
+    parser.add_argument("--text-column", default=None)
+    parser.add_argument("--label-column", default=None)
+    parser.add_argument("--summary-column", default=None)
+    parser.add_argument("--image-column", default=None)
+    parser.add_argument("--output", default=None, help="Also write the metrics to this JSON file.")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    api.quiet_libraries(args.debug)
+    result = evaluation.evaluate_run(args.run_dir, args.dataset, split=args.split, dataset_config=args.dataset_config,
+                                     max_samples=args.max_samples, columns={
+                                         "text_column": args.text_column, "label_column": args.label_column,
+                                         "summary_column": args.summary_column, "image_column": args.image_column})
+    table = Table(title=f"{args.run_dir} on {args.dataset} ({args.split})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    if args.output:
+        from pathlib import Path
+
+        Path(args.output).write_text(__import__("json").dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 def cmd_train(argv: list[str], console: Console) -> int:
     template_ref = None
     if argv and not argv[0].startswith("-"):
@@ -285,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_tasks(console)
         if argv[0] == "card":
             return cmd_card(argv[1:], console)
+        handlers = {"summary": cmd_summary, "init-ci": cmd_init_ci, "hf-extension": cmd_hf_extension,
+                    "evaluate": cmd_evaluate}
+        if argv[0] in handlers:
+            return handlers[argv[0]](argv[1:], console)
         if argv[0] == "predict":
             return cmd_predict(argv[1:], console)
         if argv[0] == "pull":

@@ -302,11 +302,14 @@ def drop_empty_rows(splits: DatasetDict, roles: tuple[str, ...]) -> tuple[Datase
     return splits, dropped
 
 
-def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = ("text", "label")) -> PreparedData:
+def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = ("text", "label"),
+            labels: list[str] | None = None) -> PreparedData:
     """Load the data set and return clean train / validation / test splits whose columns are the roles.
 
     ``roles`` come from the task kind: ("text", "label"), ("text", "summary"), ("image", "label").
-    A ``label`` role becomes a ClassLabel shared by all splits, and held-out splits are stratified by it.
+    A ``label`` role becomes a ClassLabel shared by all splits, and held-out splits are stratified by it;
+    ``labels`` fixes the label names and order (a trained model's id2label) instead of reading them
+    from the data.
     """
     ref = config.dataset or template.default_dataset
     if not ref:
@@ -343,9 +346,9 @@ def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = 
             raise DataError(f"Split {split_origin[name]!r} is empty.", "Give a data set with rows in every split.")
     splits = DatasetDict({k: v.select_columns(list(mapping.values())) for k, v in splits.items()})
 
-    labels: list[str] = []
+    labels = list(labels or [])
     if "label" in roles:
-        splits, labels = encode_labels(splits, mapping["label"])
+        splits, labels = encode_labels(splits, mapping["label"], labels)
     renames = {col: role for role, col in mapping.items() if col != role and role != "label"}
     if renames:
         splits = splits.rename_columns(renames)

@@ -1,0 +1,118 @@
+"""The GitHub Actions training workflow: lint-clean, and its own run: steps work in order."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, run_cli
+from hub_server import HubServer
+
+TOKEN = "hf_ciTestToken_0a1b2c3d4e5f"
+
+
+def test_workflows_pass_actionlint(tmp_path, session_env):
+    actionlint = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
+    generated = run_cli(["init-ci", "--dir", str(tmp_path), "--task", "summarization"], session_env)
+    assert generated.returncode == 0, generated.stderr
+    files = [*sorted((REPO / ".github" / "workflows").glob("*.yml")),
+             tmp_path / ".github" / "workflows" / "hf-finetune-train.yml"]
+    proc = subprocess.run([actionlint, *map(str, files)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_repo_workflow_is_the_packaged_template():
+    from hf_finetune import ci
+
+    assert (REPO / ".github" / "workflows" / "train.yml").read_text() == ci.workflow_text("sentiment")
+
+
+def test_ci_workflow_runs_the_readme_test_command():
+    ci_yml = (REPO / ".github" / "workflows" / "ci.yml").read_text()
+    assert "bash .ci/run" in ci_yml
+    assert "python -m pytest -q" in (REPO / ".ci" / "run").read_text()
+
+
+def test_init_ci_refuses_to_overwrite_without_force(tmp_path, session_env):
+    first = run_cli(["init-ci", "--dir", str(tmp_path)], session_env)
+    assert first.returncode == 0
+    again = run_cli(["init-ci", "--dir", str(tmp_path)], session_env)
+    assert again.returncode == 2 and "--force" in again.stderr
+    forced = run_cli(["init-ci", "--dir", str(tmp_path), "--force", "--task", "image-classification"], session_env)
+    assert forced.returncode == 0
+    text = (tmp_path / ".github/workflows/hf-finetune-train.yml").read_text()
+    assert "default: image-classification" in text
+    bad = run_cli(["init-ci", "--dir", str(tmp_path / "x"), "--task", "sentimnt"], session_env)
+    assert bad.returncode == 2 and not (tmp_path / "x").exists()
+
+
+def _run_steps(workflow: Path, env: dict, cwd: Path) -> list[subprocess.CompletedProcess]:
+    """Run a workflow's `run:` steps in order, as a runner would (bash -e, the job's env, `if: always()`)."""
+    job = next(iter(yaml.safe_load(workflow.read_text())["jobs"].values()))
+    results, failed = [], False
+    for step in job["steps"]:
+        if "run" not in step:
+            continue
+        if failed and "always()" not in str(step.get("if", "")):
+            continue
+        proc = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, cwd=cwd, capture_output=True, text=True,
+                              timeout=900)
+        results.append(proc)
+        failed |= proc.returncode != 0
+    return results
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["success", "failure-fails-the-job"])
+def test_workflow_run_steps_train_push_and_summarize(fail, tmp_path, session_env, tiny_model, reviews_csv):
+    workflow = REPO / ".github" / "workflows" / "train.yml"
+    job_env = next(iter(yaml.safe_load(workflow.read_text())["jobs"].values()))["env"]
+    with HubServer(tokens={TOKEN}) as server:
+        summary = tmp_path / "step_summary.md"
+        env = dict(session_env)
+        env.pop("HF_HUB_OFFLINE", None)
+        env.update({k: str(v) for k, v in job_env.items() if "${{" not in str(v)})
+        env.update(
+            CI="true", GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary), HF_ENDPOINT=server.url,
+            HF_TOKEN=TOKEN, HF_OIDC_RESOURCE="", TASK="sentiment", MODEL=str(tiny_model),
+            DATASET=str(reviews_csv) if not fail else str(tmp_path / "missing.csv"), HUB_REPO="tester/from-ci",
+            EPOCHS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            # the install step installs this checkout instead of the PyPI release
+            HF_FINETUNE_PACKAGE=f"--no-deps --no-build-isolation --quiet -e {REPO}",
+            PIP_DISABLE_PIP_VERSION_CHECK="1",
+        )
+        steps = _run_steps(workflow, env, tmp_path)
+        install, train, summarize = steps
+        assert install.returncode == 0, install.stderr
+        assert summarize.returncode == 0, summarize.stderr
+        text = summary.read_text()
+        if fail:
+            assert train.returncode != 0 and "does not exist" in train.stderr
+            assert "the run failed" in text
+            assert ("model", "tester/from-ci") not in server.repos
+            return
+        assert train.returncode == 0, train.stderr + train.stdout
+        assert "| test |" in text and "accuracy" in text and "| validation (best checkpoint) |" in text
+        run = tmp_path / "outputs" / "run"
+        for name in ("README.md", "metrics.json", "training_curves.png", "run_config.yaml"):
+            assert (run / name).is_file(), name
+        pushed = server.files("tester/from-ci")
+        assert "model.safetensors" in pushed and "README.md" in pushed
+        assert all(TOKEN.encode() not in data for data in pushed.values())
+
+
+def test_hf_cli_extension(tmp_path, session_env):
+    env = dict(session_env, HOME=str(tmp_path), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    installed = run_cli(["hf-extension", "install"], env)
+    assert installed.returncode == 0, installed.stderr
+    hf = shutil.which("hf", path=env["PATH"])
+    proc = subprocess.run([hf, "finetune", "sentiment", "--help"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--learning-rate" in proc.stdout
+    tasks = subprocess.run([hf, "finetune", "tasks"], env=env, capture_output=True, text=True, timeout=120)
+    assert tasks.returncode == 0 and "summarization" in tasks.stdout
