@@ -36,6 +36,8 @@ class RunConfig:
         None, "Where the fine-tuned model goes (default: outputs/<task>-<model>-<timestamp>).", "task"
     )
     overwrite_output_dir: bool = _opt(False, "Replace an existing output dir.", "task")
+    resume: bool = _opt(True, "Resume from the last checkpoint of an interrupted run into the same --output-dir.",
+                        "task")
 
     # -- model --------------------------------------------------------------------------------
     model: str | None = _opt(

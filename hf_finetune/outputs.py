@@ -34,16 +34,33 @@ def check_target(target: Path, overwrite: bool) -> None:
         raise ConfigError(f"Can't write into {ancestor} (permission denied).", "Choose a writable --output-dir.")
 
 
-def staging_dir(target: Path) -> Path:
-    """A fresh hidden work dir in the same parent (same file system, so the final rename is atomic)."""
-    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    try:
-        staging.mkdir(parents=True)
-    except OSError as err:
-        raise FinetuneError(f"Can't create {staging}: {err.strerror}.") from None
-    return staging
+def staging_dir(target: Path, resume: bool = True, main_process: bool = True) -> tuple[Path, str | None]:
+    """The hidden work dir beside the target (same file system, so the final rename is atomic).
+
+    Its name is fixed per target, so a run that was killed can be resumed: when it holds Trainer
+    checkpoints and ``resume`` is on, the newest one is returned to resume from; otherwise it is
+    started afresh.
+    """
+    staging = target.parent / f".{target.name}.partial"
+    last = latest_checkpoint(staging / "checkpoints") if resume else None
+    if main_process and last is None:
+        if staging.exists():
+            shutil.rmtree(staging)
+        try:
+            staging.mkdir(parents=True)
+        except OSError as err:
+            raise FinetuneError(f"Can't create {staging}: {err.strerror}.",
+                                "Check free disk space and permissions, or choose another --output-dir.") from None
+    return staging, last
+
+
+def latest_checkpoint(folder: Path) -> str | None:
+    """The newest complete Trainer checkpoint (one with its trainer_state.json) in ``folder``."""
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()
+            and p.name.split("-")[-1].isdigit()]
+    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
 
 
 def publish(staging: Path, target: Path) -> None:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import PartialState
 from rich.console import Console
+from transformers import TrainerCallback
 
 from . import card, data as data_mod, hub, kinds, metrics as metrics_mod, modeling, outputs
 from .config import RunConfig
@@ -139,6 +141,44 @@ def _split_metrics(raw: dict[str, float], prefix: str) -> dict[str, float]:
             if k.startswith(prefix) and not k.endswith("model_preparation_time")}
 
 
+class GracefulStop(TrainerCallback):
+    """On SIGTERM (CI time-outs, preemption): save a checkpoint at the end of the current step, stop,
+    and exit non-zero; the same command then resumes from that checkpoint."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def uninstall(self) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def error(self, staging: Path) -> FinetuneError:
+        err = FinetuneError(f"Stopped by SIGTERM; a checkpoint was saved in {staging / 'checkpoints'}.",
+                            "Run the same command (same --output-dir) to resume from it.")
+        err.exit_code = 143
+        return err
+
+
 def _best_eval(history: list[dict], best_step: int | None) -> dict[str, float] | None:
     """The validation metrics of the kept checkpoint, as logged during training (no second pass)."""
     evals = [e for e in history if "eval_loss" in e]
@@ -157,8 +197,10 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
     target = Path(config.output_dir) if config.output_dir else outputs.default_dir(template.name, model_source.name)
     outputs.check_target(target, config.overwrite_output_dir)
 
+    main_process = PartialState().is_main_process
+
     def say(message: str) -> None:
-        if not quiet:
+        if not quiet and main_process:
             console.print(message, highlight=False)
 
     say(f"[bold]hf-finetune {template.name}[/]: model [cyan]{config.model or model_source.ref}[/]"
@@ -188,7 +230,12 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
         metric_specs = [(name, next((a for n, a in metric_specs if n == name), {})) for name in config.metrics]
     suite = metrics_mod.MetricSuite(metric_specs)
 
-    staging = outputs.staging_dir(target)
+    state = PartialState()
+    staging, resume_from = outputs.staging_dir(target, config.resume, state.is_main_process)
+    state.wait_for_everyone()
+    if resume_from:
+        say(f"resuming from {resume_from}")
+    stop = GracefulStop()
     try:
         args = training_arguments(config, template, staging / "checkpoints", metric, kind.training_arguments(config))
         collator = kind.collator(template, processor, model)
@@ -197,7 +244,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
         trainer = template.trainer.resolve()(
             model=model, args=args, train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
             processing_class=processor, data_collator=collator, compute_metrics=kind.compute_metrics(suite, processor, config),
-            callbacks=[*_callbacks(template, config), progress],
+            callbacks=[*_callbacks(template, config), progress, stop],
         )
         trainer.remove_callback(PrinterCallback)
         zero_shot = None
@@ -207,7 +254,11 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
             zero_shot = _split_metrics(trainer.predict(tokenized["test"], metric_key_prefix="test").metrics, "test_")
             progress.phase = "training"
         started = time.perf_counter()
-        train_output = trainer.train()
+        stop.install()
+        train_output = trainer.train(resume_from_checkpoint=resume_from)
+        stop.uninstall()
+        if stop.requested:
+            raise stop.error(staging)
         train_seconds = time.perf_counter() - started
         training_history = list(trainer.state.log_history)
         progress.phase = "final evaluation"
@@ -275,7 +326,10 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
             card.write(staging, repo_id=config.push_to_hub)
             outputs.publish(staging, target)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        stop.uninstall()
+        # keep the hidden staging dir only if it holds checkpoints to resume from
+        if state.is_main_process and not outputs.latest_checkpoint(staging / "checkpoints"):
+            shutil.rmtree(staging, ignore_errors=True)
         raise
 
     result = FinetuneResult(target, all_metrics, config, prepared.labels, cached)

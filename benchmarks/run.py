@@ -1,0 +1,160 @@
+"""hf-finetune against the stock Trainer recipe, side by side in one process.
+
+    python benchmarks/run.py              # CPU: embedded model and data (offline)
+    python benchmarks/run.py --mode gpu   # GPU: BERT-base from its config, IMDB-like lengths, no download
+
+Both runs use the same model, data, seed and number of optimizer steps; the table gives training
+samples/s, real (non-pad) tokens/s, peak memory and the final validation accuracy of each, and the
+ratios. Run it on a quiet machine; the two runs are measured in the same process, one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline_trainer import train_baseline  # noqa: E402
+
+
+class PeakMemory:
+    """Peak process RSS (CPU) or peak allocated CUDA memory during a block, in MiB."""
+
+    def __enter__(self):
+        self.cuda = torch.cuda.is_available()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        self.process, self.peak, self.stop = psutil.Process(), 0, threading.Event()
+        self.base = self.process.memory_info().rss
+
+        def sample():
+            while not self.stop.wait(0.05):
+                self.peak = max(self.peak, self.process.memory_info().rss)
+
+        self.thread = threading.Thread(target=sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.mib = (torch.cuda.max_memory_allocated() if self.cuda else max(self.peak - self.base, 0)) / 2**20
+
+
+def cpu_data(n_train: int, n_eval: int, seed: int):
+    from hf_finetune import data as data_mod, resolve_config
+
+    template, config = resolve_config("sentiment", max_train_samples=n_train, max_eval_samples=n_eval, seed=seed)
+    prepared = data_mod.prepare(template, config)
+    as_dict = lambda split: {"text": split["text"], "label": split["label"]}  # noqa: E731
+    from hf_finetune import embedded
+
+    model = str(embedded.model(config.model).locate()) if embedded.is_embedded(config.model) else config.model
+    return as_dict(prepared.splits["train"]), as_dict(prepared.splits["validation"]), prepared.labels, model
+
+
+def gpu_data(n_train: int, n_eval: int, seed: int, tmp: Path):
+    """IMDB-like lengths (mean ~260, median ~229 tokens) of random words; labels from a token rule."""
+    from transformers import BertConfig, BertTokenizerFast
+
+    from hf_finetune import embedded
+
+    tokenizer = BertTokenizerFast.from_pretrained(embedded.MODELS["all-MiniLM-L6-v2"].locate())
+    rng = np.random.default_rng(seed)
+    vocab = [w for w in tokenizer.get_vocab() if w.isalpha() and len(w) > 2][:5000]
+
+    def make(n):
+        lengths = np.clip(rng.lognormal(np.log(229), 0.55, n).astype(int), 16, 500)
+        texts = [" ".join(rng.choice(vocab, size=k)) for k in lengths]
+        return {"text": texts, "label": [int("good" in t.split()[:50]) for t in texts]}
+
+    folder = tmp / "bert-base-config"
+    BertConfig(num_labels=2).save_pretrained(folder)   # BERT-base shape, random init: a speed test only
+    tokenizer.save_pretrained(folder)
+    return make(n_train), make(n_eval), ["0", "1"], str(folder)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--json", default=None, help="Also write the results here.")
+    args = parser.parse_args()
+    gpu = args.mode == "gpu"
+    if gpu and not torch.cuda.is_available():
+        raise SystemExit("--mode gpu needs a CUDA device")
+    steps = args.steps or (300 if gpu else 40)
+    batch = args.batch_size or 32
+    max_length = 512 if gpu else 128
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from hf_finetune import finetune
+    from hf_finetune.api import quiet_libraries
+
+    quiet_libraries()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        n_train, n_eval = steps * batch, 512
+        if gpu:
+            train, validation, labels, model = gpu_data(n_train, n_eval, args.seed, tmp)
+            csv_dir = tmp / "data"
+            csv_dir.mkdir()
+            import pandas as pd
+
+            pd.DataFrame(train).to_parquet(csv_dir / "train.parquet")
+            pd.DataFrame(validation).to_parquet(csv_dir / "validation.parquet")
+            dataset = str(csv_dir)
+        else:
+            train, validation, labels, model = cpu_data(n_train, n_eval, args.seed)
+            dataset = None
+        common = dict(learning_rate=5e-5, seed=args.seed)
+        results = {}
+
+        with PeakMemory() as memory:
+            ours = finetune("sentiment", model=model, dataset=dataset, output_dir=str(tmp / "ours"), max_steps=steps,
+                            per_device_train_batch_size=batch, per_device_eval_batch_size=64, max_length=max_length,
+                            eval_strategy="no", max_train_samples=n_train, max_eval_samples=n_eval, warmup_steps=0,
+                            weight_decay=0.0, early_stopping_patience=None, **common)
+        train_m = ours.metrics["train"]
+        results["hf-finetune"] = {
+            "samples_per_s": steps * batch / train_m["train_runtime"],
+            "real_tokens_per_s": train_m["real_tokens"] / train_m["examples"] * steps * batch / train_m["train_runtime"],
+            "peak_mib": memory.mib, "accuracy": ours.metrics["validation"]["accuracy"]}
+
+        with PeakMemory() as memory:
+            base = train_baseline(model, train, validation, labels, steps=steps, batch_size=batch,
+                                  max_length=max_length, output_dir=str(tmp / "baseline"),
+                                  learning_rate=common["learning_rate"], seed=args.seed)
+        results["stock Trainer"] = {
+            "samples_per_s": base["samples"] / base["train_runtime"],
+            "real_tokens_per_s": base["real_tokens_per_epoch"] / base["n_train"] * base["samples"] / base["train_runtime"],
+            "peak_mib": memory.mib, "accuracy": base["accuracy"]}
+
+    header = f"{'':16s} {'samples/s':>10s} {'real tok/s':>11s} {'peak MiB':>9s} {'accuracy':>9s}"
+    print(f"\nmode={args.mode} device={'cuda' if gpu else 'cpu'} steps={steps} batch={batch} "
+          f"max_length={max_length} torch={torch.__version__} threads={torch.get_num_threads()}")
+    print(header)
+    for name, r in results.items():
+        print(f"{name:16s} {r['samples_per_s']:10.1f} {r['real_tokens_per_s']:11.0f} {r['peak_mib']:9.0f} "
+              f"{r['accuracy']:9.4f}")
+    ours_r, base_r = results["hf-finetune"], results["stock Trainer"]
+    print(f"{'ratio':16s} {ours_r['samples_per_s'] / base_r['samples_per_s']:9.2f}x "
+          f"{ours_r['real_tokens_per_s'] / base_r['real_tokens_per_s']:10.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"mode": args.mode, "steps": steps, "batch": batch,
+                                               "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
