@@ -318,14 +318,40 @@ def cmd_train(argv: list[str], console: Console) -> int:
     if template is None and not {"-h", "--help"} & set(argv):
         raise ConfigError("No task given.", "Name one (e.g. `hf-finetune sentiment`); `hf-finetune tasks` lists them.")
     values = _given(parser, argv)
+    if (values.get("num_processes") or 1) > 1 and "WORLD_SIZE" not in os.environ:
+        return _relaunch(argv if template_ref is None else [template_ref, *argv], values["num_processes"])
     quiet, debug = values.pop("quiet", False), values.pop("debug", False)
     config_file, token = values.pop("config", None), values.pop("token", None)
     token = token or os.environ.get("HF_TOKEN") or None
     started = time.perf_counter()
+    if os.environ.get("RANK", "0") != "0":
+        quiet = True
     result = api.finetune(template_ref if template_ref and not known.template else None, config=config_file,
                           token=token, quiet=quiet, console=console, debug=debug, **values)
-    _print_summary(console, result, time.perf_counter() - started)
+    if os.environ.get("RANK", "0") == "0":   # one summary, from the main process
+        _print_summary(console, result, time.perf_counter() - started)
     return 0
+
+
+def _relaunch(argv: list[str], processes: int) -> int:
+    """`--num-processes N`: run the same command under `accelerate launch` (DDP; gloo on CPU)."""
+    import subprocess
+
+    rest, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token == "--num-processes":
+            skip = True
+            continue
+        if token.startswith("--num-processes="):
+            continue
+        rest.append(token)
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "hf_finetune", *rest]
+    return subprocess.call(command)
 
 
 def top_help() -> str:
@@ -385,9 +411,29 @@ def main(argv: list[str] | None = None) -> int:
                 "Check free disk space and permissions.", token, debug)
         return 1
     except Exception as err:  # noqa: BLE001 - last resort: one paragraph, not a traceback
+        io_problem = _io_failure(err)
+        if io_problem:
+            _report(f"Writing failed: {io_problem}. Check free disk space and permissions of the output dir; "
+                    "nothing was published.", token, debug)
+            return 1
         _report(f"Unexpected error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
                 "This may be a bug in hf-finetune; run again with --debug for the traceback.", token, debug)
         return 1
+
+
+IO_SIGNS = ("No space left on device", "File too large", "Read-only file system", "Permission denied",
+            "I/O error", "Disk quota exceeded")
+
+
+def _io_failure(err: BaseException) -> str | None:
+    """A write failure hidden in another exception type (safetensors, pyarrow, torch.save)."""
+    cause: BaseException | None = err
+    while cause is not None:
+        text = str(cause)
+        if isinstance(cause, OSError) or any(sign in text for sign in IO_SIGNS):
+            return next((sign for sign in IO_SIGNS if sign in text), text.splitlines()[0] if text else type(cause).__name__)
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _report(message: str, token: str | None, debug: bool) -> None:

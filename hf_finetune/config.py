@@ -106,6 +106,7 @@ class RunConfig:
         choices=["group_by_length", "random", "sequential"],
     )
     dataloader_num_workers: int = _opt(0, "Data-loading worker processes.", "training")
+    num_processes: int = _opt(1, "Train with this many processes (DDP through `accelerate launch`).", "training")
 
     # -- metrics ------------------------------------------------------------------------------
     metrics: list[str] | None = _opt(

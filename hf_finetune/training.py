@@ -96,6 +96,7 @@ def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir
         train_sampling_strategy=config.train_sampling_strategy,
         dataloader_num_workers=config.dataloader_num_workers,
         report_to="none",
+        use_cpu=not torch.cuda.is_available(),   # also makes several CPU processes use DDP over gloo
         disable_tqdm=True,
         log_level="error",
         log_level_replica="error",
@@ -197,7 +198,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
     target = Path(config.output_dir) if config.output_dir else outputs.default_dir(template.name, model_source.name)
     outputs.check_target(target, config.overwrite_output_dir)
 
-    main_process = PartialState().is_main_process
+    main_process = PartialState(cpu=not torch.cuda.is_available()).is_main_process
 
     def say(message: str) -> None:
         if not quiet and main_process:
@@ -230,12 +231,13 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
         metric_specs = [(name, next((a for n, a in metric_specs if n == name), {})) for name in config.metrics]
     suite = metrics_mod.MetricSuite(metric_specs)
 
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())
     staging, resume_from = outputs.staging_dir(target, config.resume, state.is_main_process)
     state.wait_for_everyone()
     if resume_from:
         say(f"resuming from {resume_from}")
     stop = GracefulStop()
+    all_metrics: dict[str, Any] = {}
     try:
         args = training_arguments(config, template, staging / "checkpoints", metric, kind.training_arguments(config))
         collator = kind.collator(template, processor, model)
@@ -325,6 +327,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
             outputs.write_json(staging / outputs.FINISHED_MARKER, info)
             card.write(staging, repo_id=config.push_to_hub)
             outputs.publish(staging, target)
+        state.wait_for_everyone()
     except BaseException:
         stop.uninstall()
         # keep the hidden staging dir only if it holds checkpoints to resume from
@@ -333,7 +336,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
         raise
 
     result = FinetuneResult(target, all_metrics, config, prepared.labels, cached)
-    if config.push_to_hub:
+    if config.push_to_hub and main_process:
         say(f"pushing to the Hub: {config.push_to_hub} ...")
         result.pushed_to = hub.push_run(target, config.push_to_hub, token=token, private=config.hub_private_repo,
                                         create_pr=config.hub_create_pr, revision=config.hub_revision)
