@@ -25,7 +25,8 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", data
     template = templates.load(saved.get("template") or saved["task"])
     kind = kinds.get(template.kind)
     overrides = {"dataset": dataset, "dataset_config": dataset_config, "model": str(run_dir), "revision": None,
-                 "max_test_samples": max_samples, **{k: v for k, v in (columns or {}).items() if v}}
+                 **({"max_test_samples": max_samples} if max_samples else {}),
+                 **{k: v for k, v in (columns or {}).items() if v}}
     config = RunConfig(**{**saved, **overrides})
     if split != "test":
         config.test_split = split

@@ -105,8 +105,8 @@ def predict(model_ref: str, inputs: list[str], *, batch_size: int = 32, token: s
         prefix = info.get("prefix", "")
         for chunk in batches(inputs, batch_size):
             enc = tokenizer([prefix + t for t in chunk], return_tensors="pt", padding=True, truncation=True).to(device)
-            with torch.inference_mode():
-                ids = model.generate(**enc)
+            with torch.inference_mode():   # only what every encoder-decoder's generate() takes
+                ids = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
             for text, summary in zip(chunk, tokenizer.batch_decode(ids, skip_special_tokens=True)):
                 results.append({"input": text, "summary": summary.strip()})
             if progress:

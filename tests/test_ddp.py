@@ -8,24 +8,26 @@ import math
 from conftest import read_json, run_cli
 
 
-def test_two_processes_write_one_run_with_gathered_metrics(tiny_model, reviews_csv, tmp_path, session_env):
+def test_two_processes_write_one_run_with_gathered_metrics(tmp_path, tmp_path_factory, session_env):
+    """On the embedded default (real MiniLM, real tweets), few samples."""
     out = tmp_path / "ddp"
-    proc = run_cli(["sentiment", "--model", str(tiny_model), "--dataset", str(reviews_csv), "--text-column", "review",
-                    "--output-dir", str(out), "--num-train-epochs", "2", "--max-length", "16",
+    proc = run_cli(["sentiment", "--output-dir", str(out), "--num-train-epochs", "2", "--max-length", "32",
+                    "--max-train-samples", "64", "--max-eval-samples", "24", "--max-test-samples", "30",
                     "--per-device-train-batch-size", "8", "--num-processes", "2"], session_env)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert proc.stdout.count("hf-finetune sentiment:") == 1          # logging only on rank 0
     assert proc.stdout.count("finished in") == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "reviews.csv"]   # one output dir, no leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]   # one output dir, no leftovers
     assert len(list(out.glob("README.md"))) == 1
     info, metrics = read_json(out / "run_info.json"), read_json(out / "metrics.json")
     # 8 rows per device and 2 devices: each optimizer step takes 16 rows
     assert metrics["train"]["steps"] == 2 * math.ceil(info["splits"]["train"]["count"] / 16)
     # the test metrics cover the whole split (both ranks' predictions gathered): re-evaluating the saved
     # model on the same split in one process gives the same accuracy
-    again = run_cli(["evaluate", str(out), "--dataset", str(reviews_csv), "--text-column", "review",
-                     "--output", str(tmp_path / "eval.json")], session_env)
+    evaluation = tmp_path_factory.mktemp("ddp-eval") / "eval.json"
+    again = run_cli(["evaluate", str(out), "--dataset", "embedded:crowdflower-tweet-sentiment",
+                     "--output", str(evaluation)], session_env)
     assert again.returncode == 0, again.stderr
-    single = json.loads((tmp_path / "eval.json").read_text())
+    single = json.loads(evaluation.read_text())
     assert single["examples"] == info["splits"]["test"]["count"]
     assert single["accuracy"] == metrics["test"]["accuracy"]

@@ -69,3 +69,10 @@ def test_seq2seq_run_reports_zero_shot_and_after(tiny_seq2seq, summaries_jsonl, 
     assert {"rouge1", "rougeLsum"} <= types
     assert all(r.task_type == "summarization" for r in card.data.eval_results)
     assert "model.generate" in card.text and "pipeline(" not in card.text
+    import re
+    import subprocess
+    import sys
+
+    snippet = re.search(r"```python\n(.*?)```", card.text, re.S).group(1)
+    ran = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr            # the usage snippet runs as written

@@ -115,7 +115,8 @@ class Summarization(TaskKind):
             f"tokenizer = AutoTokenizer.from_pretrained({model_ref!r})\n"
             f"model = AutoModelForSeq2SeqLM.from_pretrained({model_ref!r})\n"
             f"inputs = tokenizer({(prefix + text)!r}, return_tensors=\"pt\", truncation=True)\n"
-            "summary_ids = model.generate(**inputs)  # length and beams come from the saved generation_config\n"
+            "# summary length and beams come from the saved generation_config\n"
+            "summary_ids = model.generate(input_ids=inputs[\"input_ids\"], attention_mask=inputs[\"attention_mask\"])\n"
             "print(tokenizer.decode(summary_ids[0], skip_special_tokens=True))"
         )
 

@@ -1,0 +1,86 @@
+"""`predict` and `evaluate` on runs of all three tasks (tiny models: plumbing only)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from hf_finetune import finetune
+
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_model, tiny_seq2seq, tiny_vit):
+    """One finished run per task."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("three")
+    reviews = root / "reviews.csv"
+    reviews.write_text("text,label\n" + "".join(f"good thing {i},pos\nbad thing {i},neg\n" for i in range(30)))
+    news = root / "news.jsonl"
+    news.write_text("\n".join(json.dumps({"document": f"Long report number {i}. It has details.",
+                                          "summary": f"Report {i}."}) for i in range(40)))
+    photos = root / "photos"
+    for label, value in (("dark", 30), ("light", 220)):
+        (photos / label).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(np.full((16, 16, 3), value + i, dtype="uint8")).save(photos / label / f"{i}.png")
+    common = dict(num_train_epochs=1, per_device_train_batch_size=8)
+    return {
+        "sentiment": (finetune("sentiment", model=str(tiny_model), dataset=str(reviews), max_length=16,
+                               output_dir=str(root / "s"), **common).output_dir, reviews),
+        "summarization": (finetune("summarization", model=str(tiny_seq2seq), dataset=str(news), max_length=32,
+                                   output_dir=str(root / "m"), **common).output_dir, news),
+        "image-classification": (finetune("image-classification", model=str(tiny_vit), dataset=str(photos),
+                                          dataloader_num_workers=0, output_dir=str(root / "i"), **common).output_dir,
+                                 photos),
+    }
+
+
+def test_predict_text_lines_to_jsonl_and_csv(runs, tmp_path, session_env):
+    run, _ = runs["sentiment"]
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("good thing\nbad thing\nanother one\n")
+    proc = run_cli(["predict", str(run), "--input", str(inputs)], session_env)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == 3 and {r["label"] for r in rows} <= {"neg", "pos"}
+    assert all(abs(sum(r["scores"].values()) - 1) < 1e-3 for r in rows)
+    out = tmp_path / "pred.csv"
+    assert run_cli(["predict", str(run), "--input", str(inputs), "--output", str(out)], session_env).returncode == 0
+    assert [r["input"] for r in csv.DictReader(out.open())] == ["good thing", "bad thing", "another one"]
+
+
+def test_predict_summaries_from_jsonl(runs, tmp_path, session_env):
+    run, _ = runs["summarization"]
+    inputs = tmp_path / "docs.jsonl"
+    inputs.write_text(json.dumps({"document": "Long report number 99. It has details."}) + "\n")
+    proc = run_cli(["predict", str(run), "--input", str(inputs), "--column", "document"], session_env)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert set(row) == {"input", "summary"} and isinstance(row["summary"], str)
+
+
+def test_predict_image_paths(runs, tmp_path, session_env):
+    run, photos = runs["image-classification"]
+    listing = tmp_path / "images.txt"
+    listing.write_text(f"{photos / 'dark' / '0.png'}\n{photos / 'light' / '3.png'}\n")
+    proc = run_cli(["predict", str(run), "--input", str(listing)], session_env)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["label"] in ("dark", "light") for r in rows] == [True, True]
+
+
+@pytest.mark.parametrize("task, metric", [("sentiment", "accuracy"), ("summarization", "rougeLsum"),
+                                          ("image-classification", "f1")])
+def test_evaluate_any_split_with_the_training_metrics(task, metric, runs, tmp_path, session_env):
+    run, dataset = runs[task]
+    out = tmp_path / "eval.json"
+    proc = run_cli(["evaluate", str(run), "--dataset", str(dataset), "--output", str(out)], session_env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert metric in result and result["examples"] > 0
