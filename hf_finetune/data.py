@@ -170,7 +170,8 @@ def load_raw(ref: str, config: RunConfig) -> tuple[DatasetDict, DataSource, dict
             return _load_sklearn_digits(), DataSource(asset.name, None, None, asset.source, asset.license), {}
         path = asset.locate()
         kwargs = {"encoding": asset.encoding} if asset.encoding else {}
-        raw = _read_files(asset.format or "csv", str(path), f"embedded data set {asset.name}", **kwargs)
+        raw = (_load_local(path) if path.is_dir() else
+               _read_files(asset.format or "csv", str(path), f"embedded data set {asset.name}", **kwargs))
         return raw, DataSource(asset.name, None, None, asset.source, asset.license), dict(asset.columns)
     path = Path(ref).expanduser()
     if path.exists():

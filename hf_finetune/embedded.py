@@ -287,7 +287,40 @@ def build_efficientnet_lite0(asset: "EmbeddedAsset") -> Path:
     return _build_once(asset.name, write)
 
 
-BUILDERS = {"bert2bert": build_bert2bert, "docstrings": build_docstring_summaries,
+def build_aclsum(asset: "EmbeddedAsset") -> Path:
+    """ACLSum's papers as (abstract -> summary) pairs, with its own train / validation / test split.
+
+    Each paper has three human-written aspect summaries (challenge, approach, outcome); together they
+    are the paper's summary. The package's abstracts are tokenized ("paper , we"); spaces before
+    punctuation are removed so the text reads as written.
+    """
+    import json
+    import re
+
+    source = asset.package_path()
+
+    def detokenize(text: str) -> str:
+        text = re.sub(r"\s+([,.;:!?%)\]])", r"\1", text)
+        return re.sub(r"([(\[])\s+", r"\1", text)
+
+    def write(folder: Path) -> None:
+        for name, target in (("train", "train"), ("val", "validation"), ("test", "test")):
+            with (source / f"{name}.jsonl").open(encoding="utf-8") as rows, \
+                    (folder / f"{target}.jsonl").open("w", encoding="utf-8") as out:
+                for line in rows:
+                    if not line.strip():
+                        continue
+                    paper = json.loads(line)
+                    aspects = paper["summary"]
+                    summary = " ".join(aspects[k].strip() for k in ("challenge", "approach", "outcome") if aspects.get(k))
+                    document = detokenize(" ".join(paper["sentences"]["abstract"]))
+                    out.write(json.dumps({"id": paper["id"], "title": paper.get("title", ""), "document": document,
+                                          "summary": summary}, ensure_ascii=False) + "\n")
+
+    return _build_once(f"{asset.name}-v1", write)
+
+
+BUILDERS = {"aclsum": build_aclsum, "bert2bert": build_bert2bert, "docstrings": build_docstring_summaries,
             "efficientnet-lite0": build_efficientnet_lite0}
 
 
@@ -319,6 +352,20 @@ MODELS["bert2bert-all-MiniLM-L6-v2"] = EmbeddedAsset(
     license="apache-2.0",
     hub_id="sentence-transformers/all-MiniLM-L6-v2",
     build="bert2bert",
+)
+
+DATASETS["aclsum"] = EmbeddedAsset(
+    name="aclsum",
+    pip_package="aclsum",
+    module="aclsum",
+    path="dataset",
+    source="ACLSum (Takeshita et al., NAACL 2024): 250 ACL Anthology papers, each with human-written "
+           "challenge / approach / outcome summaries (joined here into one summary of the abstract), "
+           "train 100 / validation 50 / test 100, shipped by the aclsum package on PyPI (MIT)",
+    license="mit",
+    format="json",
+    columns=(("text", "document"), ("summary", "summary")),
+    build="aclsum",
 )
 
 DATASETS["docstring-summaries"] = EmbeddedAsset(

@@ -34,7 +34,8 @@ def check_target(target: Path, overwrite: bool) -> None:
         raise ConfigError(f"Can't write into {ancestor} (permission denied).", "Choose a writable --output-dir.")
 
 
-def staging_dir(target: Path, resume: bool = True, main_process: bool = True) -> tuple[Path, str | None]:
+def staging_dir(target: Path, resume: bool = True, main_process: bool = True,
+                fingerprint: str = "") -> tuple[Path, str | None]:
     """The hidden work dir beside the target (same file system, so the final rename is atomic).
 
     Its name is fixed per target, so a run that was killed can be resumed: when it holds Trainer
@@ -43,6 +44,9 @@ def staging_dir(target: Path, resume: bool = True, main_process: bool = True) ->
     """
     staging = target.parent / f".{target.name}.partial"
     last = latest_checkpoint(staging / "checkpoints") if resume else None
+    stamp = staging / "run_fingerprint.txt"
+    if last and (not stamp.exists() or stamp.read_text() != fingerprint):
+        last = None   # checkpoints of a run with other settings: resuming would mix two configurations
     if main_process and last is None:
         if staging.exists():
             shutil.rmtree(staging)
@@ -51,6 +55,7 @@ def staging_dir(target: Path, resume: bool = True, main_process: bool = True) ->
         except OSError as err:
             raise FinetuneError(f"Can't create {staging}: {err.strerror}.",
                                 "Check free disk space and permissions, or choose another --output-dir.") from None
+        stamp.write_text(fingerprint)
     return staging, last
 
 

@@ -232,7 +232,10 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
     suite = metrics_mod.MetricSuite(metric_specs)
 
     state = PartialState(cpu=not torch.cuda.is_available())
-    staging, resume_from = outputs.staging_dir(target, config.resume, state.is_main_process)
+    fingerprint = json.dumps({k: v for k, v in config.to_dict().items()
+                              if k not in ("resume", "overwrite_output_dir", "push_to_hub", "hub_private_repo",
+                                           "hub_revision", "hub_create_pr")}, sort_keys=True, default=str)
+    staging, resume_from = outputs.staging_dir(target, config.resume, state.is_main_process, fingerprint)
     state.wait_for_everyone()
     if resume_from:
         say(f"resuming from {resume_from}")

@@ -1,112 +1,183 @@
 """A small Hub-protocol server for tests: the real `huggingface_hub` client pushes to and pulls from it.
 
-No installable server does both push and pull offline (see shared/ASSETS.md), so this one speaks just
-enough of the Hub's HTTP API for `create_repo`, `upload_folder` (regular files, and LFS batch + PUT),
-commits to branches and pull requests, `repo_info`, `list_repo_tree`, `snapshot_download` and
-`hf_hub_download`. State lives in memory; every request is recorded (method and path, never bodies)
-and every uploaded byte is kept, so tests can look for leaked secrets.
+Why it exists: the Hub can't be reached from the machines that test this project, no installable server does
+both push and pull, and HTTP mocking can't intercept the client (httpx2, Rust `hf_xet`). So this speaks just
+enough of the Hub's HTTP API (as `huggingface_hub` 2.4 uses it) for `create_repo`, `create_commit` /
+`upload_folder` (regular files, LFS batch + PUT, pull requests, branches), `repo_info`, `list_repo_tree`,
+`list_repo_refs`, `get_paths_info`, `hf_hub_download` and `snapshot_download`.
 
-Not a fake of our code: hf-finetune talks to it only through huggingface_hub, as it would to the Hub.
+Stdlib only. State lives in memory: repos with refs (`main`, other branches, `refs/pr/N`) pointing at
+commits, each commit holding a full snapshot of its files. Every request is recorded (method and path, never
+headers or bodies, so no token lands in `requests`), and every uploaded byte is kept so tests can grep for
+leaked secrets (`uploaded_contains`).
+
+Xet: with `hf_xet` installed and `HF_HUB_DISABLE_XET` unset, the client sends every "lfs"-mode file to Xet
+storage, which this server doesn't speak. `xet_regular=True` therefore answers "regular" for every file at
+preupload (content travels base64 in the commit); `xet_regular=False` (clients run with HF_HUB_DISABLE_XET=1)
+answers "lfs" for big or binary files, so the LFS batch + PUT path is exercised.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import re
 import threading
-import time
+import traceback
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
-URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
-LFS_THRESHOLD = 10 * 1024 * 1024           # files this big go through LFS, as on the Hub
-LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".png", ".h5", ".msgpack", ".onnx")   # the Hub's .gitattributes
+TYPES = {"models": "model", "datasets": "dataset", "spaces": "space", "kernels": "kernel"}
+URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/", "kernel": "kernels/"}
+LFS_MIN_SIZE = 10 * 1024 * 1024    # the Hub stores files from 10 MB up in LFS
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".png", ".jpg",
+                ".zip", ".gz", ".parquet", ".arrow", ".npy")   # a few lines of the Hub's default .gitattributes
+GITATTRIBUTES = b"".join(b"*%s filter=lfs diff=lfs merge=lfs -text\n" % s.encode() for s in LFS_SUFFIXES)
+INVALID_TOKEN = "Invalid credentials in Authorization header"   # the client keys its 401 handling on this text
+DATE = "2026-01-01T00:00:00.000Z"
 
 
 def git_blob_sha1(data: bytes) -> str:
+    """The git object id of a blob: what the Hub reports as `oid` for regular files."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-@dataclass
-class StoredFile:
+@dataclass(frozen=True)
+class Blob:
+    """File content plus how git stores it: inline (regular) or as an LFS pointer."""
+
     data: bytes
     lfs: bool
-
-    @property
-    def oid(self) -> str:
-        return git_blob_sha1(self.data)
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
+    @property
+    def pointer(self) -> bytes:
+        return b"version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n" % (
+            self.sha256.encode(), len(self.data))
+
+    @property
+    def oid(self) -> str:
+        """git id of what is in the git tree: the content, or for LFS files the pointer."""
+        return git_blob_sha1(self.pointer if self.lfs else self.data)
+
+    @property
+    def etag(self) -> str:
+        """What `/resolve` sends as ETag: git sha1 for regular files, sha256 for LFS files (as the Hub)."""
+        return self.sha256 if self.lfs else self.oid
+
 
 @dataclass
 class Commit:
     sha: str
-    files: dict[str, StoredFile]
-    message: str
     parent: str | None
+    message: str
+    files: dict[str, Blob]
 
 
 @dataclass
 class Repo:
-    repo_id: str
     repo_type: str
+    repo_id: str
     private: bool
-    branches: dict[str, str] = field(default_factory=dict)   # ref name -> commit sha
+    refs: dict[str, str] = field(default_factory=dict)          # "main", "v1", "refs/pr/1" -> commit sha
     commits: dict[str, Commit] = field(default_factory=dict)
-    pull_requests: int = 0
+    discussions: dict[int, dict] = field(default_factory=dict)  # num -> {"title", "is_pr"}
+
+    @property
+    def url_path(self) -> str:
+        return URL_PREFIX[self.repo_type] + self.repo_id
 
     def resolve(self, revision: str) -> Commit | None:
-        sha = self.branches.get(revision) or (revision if revision in self.commits else None)
+        """A branch, `refs/heads/<branch>`, `refs/pr/N`, or a full commit sha."""
+        name = revision[len("refs/heads/"):] if revision.startswith("refs/heads/") else revision
+        sha = self.refs.get(name) or (name if name in self.commits else None)
         return self.commits.get(sha) if sha else None
 
 
 class HubError(Exception):
+    """An error answer; `code` goes to `X-Error-Code`, which the client maps to its exception classes."""
+
     def __init__(self, status: int, message: str, code: str | None = None):
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
 
 
-class HubServer:
-    """Start with ``HubServer(tokens={"hf_x"}).start()`` (returns the base URL), stop with ``.stop()``.
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
-    ``xet_regular=True`` answers every preupload with ``uploadMode: regular``: with `hf_xet` installed
-    and Xet enabled, the client would otherwise send LFS-mode files to Xet storage, which this server
-    doesn't speak. With ``xet_regular=False`` (clients run with ``HF_HUB_DISABLE_XET=1``) files of
-    10 MB and more go through the LFS batch API and a PUT, as on the Hub.
+
+def json_response(payload, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+_REPO = r"(?P<type>models|datasets|spaces|kernels)/(?P<repo>[^/]+/[^/]+)"
+_URL_REPO = r"/(?:(?P<type>datasets|spaces|kernels)/)?(?P<repo>[^/]+/[^/]+)"   # a model has no prefix
+_REV = r"(?P<rev>refs/(?:pr|heads|tags|convert)/[^/]+|[^/]+)"    # quoted (refs%2Fpr%2F1) or not
+# (method, path pattern on the still-quoted path, handler method); HEAD uses the GET routes
+ROUTES: list[tuple[str, re.Pattern, str]] = [(m, re.compile(p), h) for m, p, h in [
+    ("GET", r"/api/whoami-v2", "whoami"),
+    ("GET", r"/api/agent-harnesses", "agent_harnesses"),
+    ("POST", r"/api/validate-yaml", "validate_yaml"),
+    ("POST", r"/api/repos/create", "create_repo"),
+    ("DELETE", r"/api/repos/delete", "delete_repo"),
+    ("GET", rf"/api/{_REPO}(?:/revision/{_REV})?", "repo_info"),
+    ("GET", rf"/api/{_REPO}/tree/{_REV}(?:/(?P<path>.*))?", "tree"),
+    ("POST", rf"/api/{_REPO}/paths-info/{_REV}", "paths_info"),
+    ("GET", rf"/api/{_REPO}/refs", "refs"),
+    ("POST", rf"/api/{_REPO}/preupload/{_REV}", "preupload"),
+    ("POST", rf"/api/{_REPO}/commit/{_REV}", "commit"),
+    ("POST", rf"/api/{_REPO}/branch/{_REV}", "create_branch"),
+    ("POST", rf"/api/{_REPO}/discussions", "open_discussion"),
+    ("GET", rf"/api/{_REPO}/discussions/(?P<num>\d+)", "discussion"),
+    ("POST", rf"{_URL_REPO}\.git/info/lfs/objects/batch", "lfs_batch"),
+    ("POST", rf"{_URL_REPO}\.git/info/lfs/objects/verify", "lfs_verify"),
+    ("PUT", r"/lfs-upload/(?P<oid>[0-9a-f]{64})", "lfs_put"),
+    ("GET", rf"{_URL_REPO}/resolve/{_REV}/(?P<path>.+)", "resolve"),
+]]
+
+
+class HubServer:
+    """`HubServer(tokens={"hf_x"}).start()` returns the base URL; `.stop()` ends it; also a context manager.
+
+    tokens: valid write tokens. None or empty: no auth at all (every caller is `username`). When set, writes
+        and reads of private repos need `Authorization: Bearer <valid token>`; an unknown token gets 401 on
+        any request, as on the Hub.
+    read_tokens: valid tokens without write rights: writes answer 403.
+    xet_regular: answer uploadMode "regular" for every file (see the module docstring).
+    username: the namespace of repos created without an organization, and the whoami name.
     """
 
-    def __init__(self, tokens: set[str] | None = None, xet_regular: bool = True, users: dict[str, str] | None = None):
-        self.tokens = set(tokens or ())
-        self.users = users or {t: "tester" for t in self.tokens}
+    def __init__(self, tokens=None, xet_regular: bool = True, *, read_tokens=(), username: str = "tester"):
+        self.tokens, self.read_tokens = set(tokens or ()), set(read_tokens)
         self.xet_regular = xet_regular
-        self.repos: dict[tuple[str, str], Repo] = {}
-        self.lfs_objects: dict[str, bytes] = {}
-        self.requests: list[tuple[str, str]] = []
-        self.received: list[bytes] = []          # every request body (not headers), for secret scans
-        self.lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self.username = username
+        self.repos: dict[tuple[str, str], Repo] = {}     # (repo_type, repo_id) -> Repo
+        self.lfs_objects: dict[str, bytes] = {}          # sha256 -> bytes, from LFS PUTs
+        self.requests: list[tuple[str, str]] = []        # (method, unquoted path without query)
+        self.received: list[bytes] = []                  # raw request bodies
+        self.uploads: list[bytes] = []                   # decoded file contents (base64 commit lines, LFS PUTs)
+        self.errors: list[str] = []                      # tracebacks of requests the server failed to handle
         self.url = ""
+        self.lock = threading.RLock()
+        self._counter = itertools.count(1)
+        self._httpd: ThreadingHTTPServer | None = None
 
-    # -- lifecycle --------------------------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> str:
-        server = self
-
-        class Handler(_Handler):
-            hub = server
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        handler = type("Handler", (_Handler,), {"hub": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._httpd.serve_forever, name="hub-server", daemon=True).start()
         return self.url
 
     def stop(self) -> None:
@@ -122,319 +193,390 @@ class HubServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    # -- helpers for tests ------------------------------------------------------------------
-    def file_bytes(self, repo_id: str, path: str, revision: str = "main", repo_type: str = "model") -> bytes:
-        repo = self.repos[(repo_type, repo_id)]
-        commit = repo.resolve(revision)
-        if commit is None or path not in commit.files:
-            raise KeyError(f"{repo_id}@{revision}: {path}")
-        return commit.files[path].data
+    # -- helpers for tests -------------------------------------------------------------------------
+    def repo(self, repo_id: str, repo_type: str = "model") -> Repo:
+        return self.repos[(repo_type, repo_id)]
 
     def files(self, repo_id: str, revision: str = "main", repo_type: str = "model") -> dict[str, bytes]:
-        commit = self.repos[(repo_type, repo_id)].resolve(revision)
-        return {p: f.data for p, f in commit.files.items()} if commit else {}
+        """All files of a repo at a revision (branch, refs/pr/N or commit sha), path -> bytes."""
+        commit = self.repo(repo_id, repo_type).resolve(revision)
+        if commit is None:
+            raise KeyError(f"{repo_id}: no revision {revision}")
+        return {path: blob.data for path, blob in commit.files.items()}
 
-    # -- logic --------------------------------------------------------------------------------
-    def user_for(self, token: str | None) -> str | None:
-        if not self.tokens:
-            return "anonymous"
-        return self.users.get(token) if token in self.tokens else None
+    def file_bytes(self, repo_id: str, path: str, revision: str = "main", repo_type: str = "model") -> bytes:
+        return self.files(repo_id, revision, repo_type)[path]
 
-    def new_commit(self, repo: Repo, branch: str, files: dict[str, StoredFile], message: str) -> Commit:
-        parent = repo.branches.get(branch)
-        seed = f"{repo.repo_id}{branch}{parent}{message}{time.time_ns()}{sorted(files)}".encode()
-        commit = Commit(hashlib.sha1(seed).hexdigest(), files, message, parent)
+    def is_lfs(self, repo_id: str, path: str, revision: str = "main", repo_type: str = "model") -> bool:
+        return self.repo(repo_id, repo_type).resolve(revision).files[path].lfs
+
+    def uploaded_contains(self, needle: bytes) -> bool:
+        """Whether any bytes the client sent (raw bodies, or decoded file contents) contain `needle`."""
+        return any(needle in chunk for chunk in (*self.received, *self.uploads))
+
+    # -- state changes (called under the lock) -----------------------------------------------------
+    def _commit(self, repo: Repo, ref: str, files: dict[str, Blob], message: str, parent: str | None) -> Commit:
+        seed = json.dumps([repo.repo_id, parent, message, sorted((p, b.oid) for p, b in files.items()),
+                           next(self._counter)]).encode()
+        commit = Commit(hashlib.sha1(seed).hexdigest(), parent, message, files)
         repo.commits[commit.sha] = commit
-        repo.branches[branch] = commit.sha
+        repo.refs[ref] = commit.sha
         return commit
+
+    def _open_pr(self, repo: Repo, title: str, base: Commit) -> int:
+        num = len(repo.discussions) + 1
+        repo.discussions[num] = {"title": title, "is_pr": True}
+        repo.refs[f"refs/pr/{num}"] = base.sha
+        return num
 
 
 class _Handler(BaseHTTPRequestHandler):
     hub: HubServer
-    protocol_version = "HTTP/1.1"
+    protocol_version = "HTTP/1.1"   # keep-alive, as the client expects; so every answer has a Content-Length
+    timeout = 60                    # idle keep-alive connections don't hold a thread forever
 
-    def log_message(self, *args) -> None:  # quiet test output
+    def log_message(self, *args) -> None:
         pass
 
-    # -- plumbing ---------------------------------------------------------------------------
-    def _body(self) -> bytes:
+    def do_GET(self): self._dispatch("GET")                  # noqa: E704
+    def do_HEAD(self): self._dispatch("HEAD")                # noqa: E704
+    def do_POST(self): self._dispatch("POST")                # noqa: E704
+    def do_PUT(self): self._dispatch("PUT")                  # noqa: E704
+    def do_DELETE(self): self._dispatch("DELETE")            # noqa: E704
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _read_body(self) -> bytes:
+        """The whole request body, Content-Length or chunked (a streamed PUT may come either way)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline().strip():   # trailers, up to the blank line
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
-        data = self.rfile.read(length) if length else b""
-        self.hub.received.append(data)
-        return data
-
-    def _token(self) -> str | None:
-        auth = self.headers.get("Authorization", "")
-        return auth[7:] if auth.startswith("Bearer ") else None
-
-    def _send(self, status: int, payload=None, headers: dict[str, str] | None = None, raw: bytes | None = None,
-              head: bool = False) -> None:
-        body = raw if raw is not None else (json.dumps(payload).encode() if payload is not None else b"")
-        self.send_response(status)
-        if raw is None:
-            self.send_header("Content-Type", "application/json")
-        for key, value in (headers or {}).items():
-            if key != "Content-Length":
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)) if "Content-Length" not in (headers or {}) else headers["Content-Length"])
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
-
-    def _error(self, err: HubError, head: bool = False) -> None:
-        headers = {"X-Error-Message": err.message}
-        if err.code:
-            headers["X-Error-Code"] = err.code
-        self._send(err.status, {"error": err.message}, headers, head=head)
+        return self.rfile.read(length) if length else b""
 
     def _dispatch(self, method: str) -> None:
-        split = urlsplit(self.path)
-        segments = [unquote(s) for s in split.path.strip("/").split("/")]
-        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-        with self.hub.lock:
-            self.hub.requests.append((method, split.path))
-        body = self._body() if method in ("POST", "PUT") else b""
-        try:
-            with self.hub.lock:
-                self._route(method, segments, query, body)
-        except HubError as err:
-            self._error(err, head=method == "HEAD")
-
-    do_GET = lambda self: self._dispatch("GET")      # noqa: E731
-    do_HEAD = lambda self: self._dispatch("HEAD")    # noqa: E731
-    do_POST = lambda self: self._dispatch("POST")    # noqa: E731
-    do_PUT = lambda self: self._dispatch("PUT")      # noqa: E731
-
-    # -- routing ----------------------------------------------------------------------------
-    def _route(self, method: str, seg: list[str], query: dict[str, str], body: bytes) -> None:
         hub = self.hub
-        if seg[:2] == ["api", "whoami-v2"]:
-            user = hub.user_for(self._token())
-            if user is None:
-                raise HubError(401, "Invalid credentials in Authorization header")
-            return self._send(200, {"type": "user", "name": user, "auth": {"accessToken": {"role": "write"}}})
-        if seg[:2] == ["api", "validate-yaml"]:
-            return self._send(200, {"errors": [], "warnings": []})
-        if seg[:3] == ["api", "repos", "create"]:
-            return self._create_repo(json.loads(body or b"{}"))
-        if seg[:3] == ["api", "repos", "delete"]:
-            payload = json.loads(body or b"{}")
-            self._writable(payload.get("type") or "model", self._join(payload.get("organization"), payload["name"]))
-            hub.repos.pop((payload.get("type") or "model", self._join(payload.get("organization"), payload["name"])))
-            return self._send(200, {})
-        if seg and seg[0] == "api" and len(seg) >= 4 and seg[1] in TYPES:
-            return self._api_repo(method, TYPES[seg[1]], f"{seg[2]}/{seg[3]}", seg[4:], query, body)
-        if seg and seg[0] == "lfs-upload" and method == "PUT":
-            oid = seg[1]
-            if hashlib.sha256(body).hexdigest() != oid:
-                raise HubError(400, "LFS object does not match its oid")
-            hub.lfs_objects[oid] = body
-            return self._send(200, {})
-        repo_type = "model"
-        if seg and seg[0] in ("datasets", "spaces"):
-            repo_type, seg = TYPES[seg[0]], seg[1:]
-        if len(seg) >= 5 and seg[1].endswith(".git") and seg[2:5] == ["info", "lfs", "objects"]:
-            return self._lfs_batch(repo_type, f"{seg[0]}/{seg[1][:-4]}", json.loads(body))
-        if len(seg) >= 5 and seg[2] == "resolve":
-            return self._resolve(method, repo_type, f"{seg[0]}/{seg[1]}", seg[3], "/".join(seg[4:]))
-        raise HubError(404, f"no route for {method} /{'/'.join(seg)}")
+        split = urlsplit(self.path)
+        body = self._read_body()   # always read it, even for errors, or the keep-alive stream desyncs
+        with hub.lock:
+            hub.requests.append((method, unquote(split.path)))
+            if body:
+                hub.received.append(body)
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        try:
+            response = self._route("GET" if method == "HEAD" else method, split.path, query, body)
+        except HubError as err:
+            headers = {"X-Error-Message": err.message, **({"X-Error-Code": err.code} if err.code else {})}
+            response = json_response({"error": err.message}, err.status, headers)
+        except (ValueError, KeyError, TypeError) as err:   # a malformed request: say so, remember it
+            hub.errors.append(traceback.format_exc())
+            response = json_response({"error": f"bad request: {err!r}"}, 400)
+        except Exception:
+            hub.errors.append(traceback.format_exc())
+            response = json_response({"error": "internal error"}, 500)
+        self.send_response(response.status)
+        headers = {"Content-Length": str(len(response.body)), **response.headers}
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if method != "HEAD":
+            self.wfile.write(response.body)
+
+    def _route(self, method: str, path: str, query: dict, body: bytes) -> Response:
+        for route_method, pattern, name in ROUTES:
+            match = pattern.fullmatch(path)
+            if match and route_method == method:
+                args = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+                if "type" in args:
+                    args["type"] = TYPES[args["type"]]   # "datasets" -> "dataset"; absent means a model
+                with self.hub.lock:
+                    return getattr(self, name)(query=query, body=body, **args)
+        raise HubError(404, f"Sorry, no route for {method} {path}")
+
+    # -- auth --------------------------------------------------------------------------------------
+    def _token(self) -> str | None:
+        auth = self.headers.get("Authorization", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+        if token and self.hub.tokens and token not in self.hub.tokens | self.hub.read_tokens:
+            raise HubError(401, INVALID_TOKEN)
+        return token
+
+    def _authenticated(self) -> bool:
+        return not self.hub.tokens or self._token() is not None
+
+    def _need_write(self) -> None:
+        if not self.hub.tokens:
+            return
+        token = self._token()
+        if token is None:
+            raise HubError(401, INVALID_TOKEN)
+        if token in self.hub.read_tokens and token not in self.hub.tokens:
+            raise HubError(403, "You don't have the rights to write with this token (read-only)")
+
+    def _repo(self, type: str, repo: str, write: bool = False) -> Repo:
+        """The repo, if the caller may see it (and write to it when `write`)."""
+        found = self.hub.repos.get((type or "model", repo))
+        authenticated = self._authenticated()
+        if found is None or (found.private and not authenticated):
+            # the Hub answers 401 to anonymous callers and 404 otherwise; both carry RepoNotFound
+            raise HubError(404 if authenticated else 401, f"Repository {repo} not found", "RepoNotFound")
+        if write:
+            self._need_write()
+        return found
 
     @staticmethod
-    def _join(organization: str | None, name: str) -> str:
-        return f"{organization}/{name}" if organization else f"tester/{name}"
-
-    def _repo(self, repo_type: str, repo_id: str, write: bool = False) -> Repo:
-        repo = self.hub.repos.get((repo_type, repo_id))
-        user = self.hub.user_for(self._token())
-        if repo is None or (repo.private and user is None):
-            raise HubError(404 if user or not write else 401, f"Repository {repo_id} not found", "RepoNotFound")
-        if write and user is None:
-            raise HubError(401, "Invalid credentials in Authorization header")
-        return repo
-
-    def _writable(self, repo_type: str, repo_id: str) -> Repo:
-        return self._repo(repo_type, repo_id, write=True)
-
-    def _commit_at(self, repo: Repo, revision: str) -> Commit:
+    def _at(repo: Repo, revision: str) -> Commit:
         commit = repo.resolve(revision)
         if commit is None:
-            raise HubError(404, f"Revision {revision} not found", "RevisionNotFound")
+            raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
         return commit
 
-    # -- endpoints --------------------------------------------------------------------------
-    def _create_repo(self, payload: dict) -> None:
-        if self.hub.user_for(self._token()) is None:
-            raise HubError(401, "Invalid credentials in Authorization header")
+    # -- account and repos -------------------------------------------------------------------------
+    def whoami(self, **_) -> Response:
+        token = self._token()
+        if self.hub.tokens and token is None:
+            raise HubError(401, INVALID_TOKEN)
+        role = "read" if token in self.hub.read_tokens and token not in self.hub.tokens else "write"
+        return json_response({"type": "user", "name": self.hub.username, "fullname": self.hub.username,
+                              "orgs": [], "auth": {"type": "access_token",
+                                                   "accessToken": {"displayName": "tests", "role": role}}})
+
+    def agent_harnesses(self, **_) -> Response:
+        return json_response({"standardEnvVars": [], "harnesses": {}})   # the client's agent registry
+
+    def validate_yaml(self, body: bytes, **_) -> Response:
+        json.loads(body)   # {"content": README text, "repoType": ...}; any YAML is accepted
+        return json_response({"errors": [], "warnings": []})
+
+    def create_repo(self, body: bytes, **_) -> Response:
+        self._need_write()
+        payload = json.loads(body)
         repo_type = payload.get("type") or "model"
-        repo_id = self._join(payload.get("organization"), payload["name"])
+        repo_id = f"{payload.get('organization') or self.hub.username}/{payload['name']}"
         url = f"{self.hub.url}/{URL_PREFIX[repo_type]}{repo_id}"
         if (repo_type, repo_id) in self.hub.repos:
-            return self._send(409, {"error": "You already created this repo", "url": url})
+            # the client reads `url` from this body too when exist_ok=True (KeyError otherwise)
+            return json_response({"error": "You already created this repo", "url": url}, 409)
         private = payload.get("visibility") == "private" or bool(payload.get("private"))
-        repo = Repo(repo_id, repo_type, private)
-        self.hub.new_commit(repo, "main", {".gitattributes": StoredFile(b"*.safetensors filter=lfs\n", False)},
-                            "initial commit")
+        repo = Repo(repo_type, repo_id, private)
+        self.hub._commit(repo, "main", {".gitattributes": Blob(GITATTRIBUTES, False)}, "initial commit", None)
         self.hub.repos[(repo_type, repo_id)] = repo
-        self._send(200, {"url": url, "name": repo_id, "id": repo_id})
+        return json_response({"url": url, "name": repo_id, "id": repo_id})
 
-    def _api_repo(self, method: str, repo_type: str, repo_id: str, rest: list[str], query: dict, body: bytes) -> None:
-        action = rest[0] if rest else "revision"
-        if action == "revision":
-            repo = self._repo(repo_type, repo_id)
-            commit = self._commit_at(repo, rest[1] if len(rest) > 1 else "main")
-            return self._send(200, {
-                "id": repo_id, "modelId": repo_id, "sha": commit.sha, "private": repo.private, "disabled": False,
-                "gated": False, "downloads": 0, "likes": 0, "tags": [], "lastModified": "2026-01-01T00:00:00.000Z",
-                "siblings": [{"rfilename": p} for p in sorted(commit.files)]})
-        if action == "tree":
-            repo = self._repo(repo_type, repo_id)
-            commit = self._commit_at(repo, rest[1])
-            prefix = "/".join(rest[2:])
-            return self._send(200, self._tree(commit, prefix, query.get("recursive") in ("1", "true", "True")))
-        if action == "paths-info":
-            repo = self._repo(repo_type, repo_id)
-            commit = self._commit_at(repo, rest[1])
-            wanted = parse_qs(body.decode()).get("paths", []) if body and not body.startswith(b"{") else \
-                json.loads(body or b"{}").get("paths", [])
-            entries = [e for e in self._tree(commit, "", True) if e["path"] in wanted]
-            return self._send(200, entries)
-        if action == "refs":
-            repo = self._repo(repo_type, repo_id)
-            branches = [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": s}
-                        for n, s in repo.branches.items() if not n.startswith("refs/")]
-            prs = [{"name": n, "ref": n, "targetCommit": s} for n, s in repo.branches.items() if n.startswith("refs/pr/")]
-            return self._send(200, {"branches": branches, "tags": [], "converts": [], "pullRequests": prs})
-        if action == "preupload":
-            repo = self._writable(repo_type, repo_id)
-            commit = repo.resolve(rest[1])
-            files = []
-            for item in json.loads(body)["files"]:
-                lfs = not self.hub.xet_regular and (item["size"] >= LFS_THRESHOLD
-                                                    or item["path"].endswith(LFS_SUFFIXES))
-                existing = commit.files.get(item["path"]) if commit else None
-                oid = (existing.sha256 if existing.lfs else existing.oid) if existing else None
-                files.append({"path": item["path"], "uploadMode": "lfs" if lfs else "regular",
-                              "shouldIgnore": False, "oid": oid})
-            return self._send(200, {"files": files, "commitOid": commit.sha if commit else None})
-        if action == "commit":
-            return self._commit(self._writable(repo_type, repo_id), rest[1], query, body)
-        if action == "discussions":
-            return self._discussions(method, repo_type, repo_id, rest[1:], body)
-        if action == "branch" and method == "POST":
-            repo = self._writable(repo_type, repo_id)
-            branch = "/".join(rest[1:])
-            payload = json.loads(body or b"{}")
-            if branch in repo.branches:
-                raise HubError(409, f"Branch {branch} already exists")
-            start = self._commit_at(repo, payload.get("startingPoint") or "main")
-            repo.branches[branch] = start.sha
-            return self._send(200, {})
-        raise HubError(404, f"unknown action {action}")
+    def delete_repo(self, body: bytes, **_) -> Response:
+        payload = json.loads(body)
+        repo = self._repo(payload.get("type") or "model",
+                          f"{payload.get('organization') or self.hub.username}/{payload['name']}", write=True)
+        del self.hub.repos[(repo.repo_type, repo.repo_id)]
+        return json_response({})
 
-    def _discussions(self, method: str, repo_type: str, repo_id: str, rest: list[str], body: bytes) -> None:
-        """Pull requests only: `upload_folder(create_pr=True)` opens one, then commits to refs/pr/N."""
-        if method == "POST" and not rest:
-            repo = self._writable(repo_type, repo_id)
-            payload = json.loads(body or b"{}")
-            repo.pull_requests += 1
-            num = repo.pull_requests
-            repo.branches[f"refs/pr/{num}"] = repo.branches["main"]
-            repo.titles = getattr(repo, "titles", {})
-            repo.titles[num] = payload.get("title", "")
-            return self._send(200, {"num": num})
-        repo = self._repo(repo_type, repo_id)
-        num = int(rest[0]) if rest and rest[0].isdigit() else 0
-        if f"refs/pr/{num}" not in repo.branches:
-            raise HubError(404, f"Discussion {num} not found")
-        return self._send(200, {
-            "num": num, "title": getattr(repo, "titles", {}).get(num, ""), "author": {"name": "tester"},
-            "createdAt": "2026-01-01T00:00:00.000Z", "status": "draft", "isPullRequest": True,
-            "repo": {"name": repo_id, "type": repo_type}, "events": [], "filesWithConflicts": [],
-            "changes": {"base": "refs/heads/main"}, "diff": ""})
+    def repo_info(self, type: str, repo: str, rev: str = "main", **_) -> Response:
+        found = self._repo(type, repo)
+        commit = self._at(found, rev)
+        siblings = [{"rfilename": path, "size": len(blob.data), "blobId": blob.oid,
+                     **({"lfs": {"sha256": blob.sha256, "size": len(blob.data), "pointerSize": len(blob.pointer)}}
+                        if blob.lfs else {})} for path, blob in sorted(commit.files.items())]
+        return json_response({
+            "_id": hashlib.sha1(repo.encode()).hexdigest()[:24], "id": repo, "modelId": repo,
+            "author": repo.split("/")[0], "sha": commit.sha, "private": found.private,
+            "visibility": "private" if found.private else "public", "disabled": False, "gated": False,
+            "downloads": 0, "likes": 0, "tags": [], "createdAt": DATE, "lastModified": DATE, "siblings": siblings})
 
-    def _tree(self, commit: Commit, prefix: str, recursive: bool) -> list[dict]:
-        entries, folders = [], set()
-        for path in sorted(commit.files):
-            if prefix and not path.startswith(prefix.rstrip("/") + "/"):
-                continue
-            rel = path[len(prefix.rstrip("/")) + 1:] if prefix else path
-            if "/" in rel and not recursive:
-                folders.add((prefix.rstrip("/") + "/" if prefix else "") + rel.split("/")[0])
-                continue
-            if recursive:
-                parts = path.split("/")[:-1]
-                for i in range(1, len(parts) + 1):
-                    folders.add("/".join(parts[:i]))
-            stored = commit.files[path]
-            entry = {"type": "file", "oid": stored.oid, "size": len(stored.data), "path": path}
-            if stored.lfs:
-                entry["lfs"] = {"oid": stored.sha256, "size": len(stored.data), "pointerSize": 134}
+    # -- listing -----------------------------------------------------------------------------------
+    @staticmethod
+    def _entries(commit: Commit) -> list[dict]:
+        """Every file and folder of a commit, as tree entries (folders get a made-up but stable oid)."""
+        folders: dict[str, list[str]] = {}
+        entries = []
+        for path, blob in sorted(commit.files.items()):
+            parts = path.split("/")
+            for i in range(1, len(parts)):
+                folders.setdefault("/".join(parts[:i]), []).append(blob.oid)
+            entry = {"type": "file", "oid": blob.oid, "size": len(blob.data), "path": path}
+            if blob.lfs:
+                entry["lfs"] = {"oid": blob.sha256, "size": len(blob.data), "pointerSize": len(blob.pointer)}
             entries.append(entry)
-        return [{"type": "directory", "oid": "0" * 40, "size": 0, "path": f} for f in sorted(folders)] + entries
+        return [{"type": "directory", "oid": hashlib.sha1("".join(oids).encode()).hexdigest(), "size": 0,
+                 "path": folder} for folder, oids in sorted(folders.items())] + entries
 
-    def _lfs_batch(self, repo_type: str, repo_id: str, payload: dict) -> None:
-        self._writable(repo_type, repo_id)
+    def tree(self, type: str, repo: str, rev: str, query: dict, path: str = "", **_) -> Response:
+        entries = self._entries(self._at(self._repo(type, repo), rev))
+        prefix = path.strip("/")
+        if prefix and not any(e["path"] == prefix and e["type"] == "directory" for e in entries):
+            raise HubError(404, f"Tree {prefix} not found at {rev}", "EntryNotFound")
+        recursive = query.get("recursive", "").lower() in ("1", "true")
+        depth = prefix.count("/") + 1 if prefix else 0
+        return json_response([e for e in entries if (not prefix or e["path"].startswith(prefix + "/"))
+                              and (recursive or e["path"].count("/") == depth)])
+
+    def paths_info(self, type: str, repo: str, rev: str, body: bytes, **_) -> Response:
+        entries = self._entries(self._at(self._repo(type, repo), rev))
+        form = json.loads(body) if body.startswith(b"{") else parse_qs(body.decode())
+        wanted = {p.strip("/") for p in ([form["paths"]] if isinstance(form["paths"], str) else form["paths"])}
+        return json_response([e for e in entries if e["path"] in wanted])
+
+    def refs(self, type: str, repo: str, query: dict, **_) -> Response:
+        found = self._repo(type, repo)
+        info = [{"name": name, "ref": name if name.startswith("refs/") else f"refs/heads/{name}",
+                 "targetCommit": sha} for name, sha in sorted(found.refs.items())]
+        payload = {"branches": [r for r in info if not r["name"].startswith("refs/")], "tags": [], "converts": []}
+        if query.get("include_prs"):
+            payload["pullRequests"] = [r for r in info if r["name"].startswith("refs/pr/")]
+        return json_response(payload)
+
+    # -- writing -----------------------------------------------------------------------------------
+    def preupload(self, type: str, repo: str, rev: str, body: bytes, query: dict, **_) -> Response:
+        """Say how each file will travel, and give the oid of what's there now so the client skips unchanged
+        files: its comparison uses sha256 for "lfs" answers and the git sha1 for "regular" ones."""
+        found = self._repo(type, repo, write=True)
+        current = found.resolve(rev)
+        if current is None and not query.get("create_pr"):
+            raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        answers = []
+        for item in json.loads(body)["files"]:
+            sample = base64.b64decode(item.get("sample", ""))
+            lfs = not self.hub.xet_regular and (
+                item["size"] >= LFS_MIN_SIZE or item["path"].endswith(LFS_SUFFIXES) or b"\0" in sample)
+            existing = current.files.get(item["path"]) if current else None
+            oid = None if existing is None else hashlib.sha256(existing.data).hexdigest() if lfs \
+                else git_blob_sha1(existing.data)
+            answers.append({"path": item["path"], "uploadMode": "lfs" if lfs else "regular",
+                            "shouldIgnore": False, "oid": oid})
+        return json_response({"files": answers, "commitOid": current.sha if current else None})
+
+    def lfs_batch(self, repo: str, body: bytes, type: str = "model", **_) -> Response:
+        """Git LFS batch API: an upload action (PUT to /lfs-upload/<oid>, then verify) for each new object."""
+        found = self._repo(type, repo, write=True)
+        payload = json.loads(body)
+        if payload.get("operation") != "upload":
+            raise HubError(400, "only uploads are supported")
         objects = []
-        for obj in payload.get("objects", []):
+        for obj in payload["objects"]:
             entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
-            if obj["oid"] not in self.hub.lfs_objects:
-                entry["actions"] = {"upload": {"href": f"{self.hub.url}/lfs-upload/{obj['oid']}", "header": {}}}
+            if obj["oid"] not in self.hub.lfs_objects:   # already stored: no actions, the client skips it
+                verify = f"{self.hub.url}/{found.url_path}.git/info/lfs/objects/verify"
+                entry["actions"] = {"upload": {"href": f"{self.hub.url}/lfs-upload/{obj['oid']}", "header": {}},
+                                    "verify": {"href": verify, "header": {}}}
             objects.append(entry)
-        self._send(200, {"transfer": "basic", "objects": objects}, {"Content-Type": "application/vnd.git-lfs+json"})
+        return json_response({"transfer": "basic", "objects": objects}, 200,
+                             {"Content-Type": "application/vnd.git-lfs+json"})
 
-    def _commit(self, repo: Repo, revision: str, query: dict, body: bytes) -> None:
-        lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
-        header = next((line["value"] for line in lines if line["key"] == "header"), {})
-        base = self._commit_at(repo, revision)
-        parent = header.get("parentCommit")
-        if parent and parent != base.sha:
-            raise HubError(412, "A commit has happened since. Please refresh and try again.")
+    def lfs_put(self, oid: str, body: bytes, **_) -> Response:
+        """The storage PUT (like a presigned S3 URL: the client sends no token); bytes must match the oid."""
+        if hashlib.sha256(body).hexdigest() != oid:
+            raise HubError(400, "uploaded bytes don't match the sha256 oid")
+        self.hub.lfs_objects[oid] = body
+        self.hub.uploads.append(body)
+        return Response(200, headers={"ETag": f'"{oid}"'})
+
+    def lfs_verify(self, repo: str, body: bytes, type: str = "model", **_) -> Response:
+        self._repo(type, repo, write=True)
+        obj = json.loads(body)
+        if obj["oid"] not in self.hub.lfs_objects or len(self.hub.lfs_objects[obj["oid"]]) != obj["size"]:
+            raise HubError(404, f"LFS object {obj['oid']} missing or of the wrong size")
+        return json_response({})
+
+    def commit(self, type: str, repo: str, rev: str, body: bytes, query: dict, **_) -> Response:
+        """NDJSON commit: a `header` line, then `file` (base64), `lfsFile`, `deletedFile`, `deletedFolder`.
+        With `?create_pr=1` the commit goes to a new `refs/pr/N` opened from the parent (or `rev`)."""
+        found = self._repo(type, repo, write=True)
+        lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+        header = next(line["value"] for line in lines if line["key"] == "header")
+        parent_sha = header.get("parentCommit")
+        if query.get("create_pr"):
+            base = self._at(found, parent_sha or rev)
+            ref = f"refs/pr/{self.hub._open_pr(found, header['summary'], base)}"
+        else:
+            if rev not in found.refs and not rev.startswith("refs/heads/"):
+                raise HubError(404, f"Invalid rev id: {rev} (commits go to a branch or refs/pr/N)",
+                               "RevisionNotFound")
+            ref = rev.removeprefix("refs/heads/")
+            base = self._at(found, ref)
+            if parent_sha and parent_sha != base.sha:
+                raise HubError(412, "A commit has happened since. Please refresh and try again.")
         files = dict(base.files)
         for line in lines:
             key, value = line["key"], line["value"]
             if key == "file":
-                files[value["path"]] = StoredFile(base64.b64decode(value["content"]), False)
+                data = base64.b64decode(value["content"]) if value.get("encoding", "base64") == "base64" \
+                    else value["content"].encode()
+                self.hub.uploads.append(data)
+                files[value["path"]] = Blob(data, False)
             elif key == "lfsFile":
-                data = self.hub.lfs_objects.get(value["oid"])
-                if data is None:
-                    raise HubError(422, f"LFS object {value['oid']} was never uploaded")
-                files[value["path"]] = StoredFile(data, True)
+                if value["oid"] not in self.hub.lfs_objects:
+                    raise HubError(422, f"LFS object {value['oid']} for {value['path']} was never uploaded")
+                files[value["path"]] = Blob(self.hub.lfs_objects[value["oid"]], True)
             elif key == "deletedFile":
-                files.pop(value["path"], None)
+                if files.pop(value["path"], None) is None:
+                    raise HubError(404, f"A file with this name doesn't exist: {value['path']}", "EntryNotFound")
             elif key == "deletedFolder":
                 folder = value["path"].rstrip("/") + "/"
-                files = {p: f for p, f in files.items() if not p.startswith(folder)}
-        branch = revision
+                files = {p: b for p, b in files.items() if not p.startswith(folder)}
+            elif key != "header":
+                raise HubError(400, f"unsupported commit operation {key}")
+        commit = self.hub._commit(found, ref, files, header.get("summary", ""), base.sha)
         pr_url = None
-        if query.get("create_pr") in ("1", "true"):
-            repo.pull_requests += 1
-            branch = f"refs/pr/{repo.pull_requests}"
-            repo.branches[branch] = base.sha
-            pr_url = f"{self.hub.url}/{URL_PREFIX[repo.repo_type]}{repo.repo_id}/discussions/{repo.pull_requests}"
-        elif revision not in repo.branches:
-            raise HubError(404, f"Branch {revision} not found", "RevisionNotFound")
-        commit = self.hub.new_commit(repo, branch, files, header.get("summary", ""))
-        url = f"{self.hub.url}/{URL_PREFIX[repo.repo_type]}{repo.repo_id}/commit/{commit.sha}"
-        self._send(200, {"commitOid": commit.sha, "commitUrl": url, "pullRequestUrl": pr_url})
+        if query.get("create_pr"):
+            pr_url = f"{self.hub.url}/{found.url_path}/discussions/{ref.rsplit('/', 1)[1]}"
+        return json_response({"success": True, "commitOid": commit.sha, "pullRequestUrl": pr_url,
+                              "commitUrl": f"{self.hub.url}/{found.url_path}/commit/{commit.sha}"})
 
-    def _resolve(self, method: str, repo_type: str, repo_id: str, revision: str, path: str) -> None:
-        head = method == "HEAD"
-        repo = self._repo(repo_type, repo_id)
-        commit = self._commit_at(repo, revision)
-        stored = commit.files.get(path)
-        if stored is None:
-            raise HubError(404, f"Entry {path} not found", "EntryNotFound")
-        data = stored.data
-        etag = stored.sha256 if stored.lfs else stored.oid
-        headers = {"X-Repo-Commit": commit.sha, "ETag": f'"{etag}"', "Accept-Ranges": "bytes"}
-        if stored.lfs:
-            headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(data))})
-        match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
-        if match and not head:
-            start = int(match.group(1) or 0)
-            end = int(match.group(2)) if match.group(2) else len(data) - 1
-            part = data[start:end + 1]
-            headers["Content-Range"] = f"bytes {start}-{start + len(part) - 1}/{len(data)}"
-            return self._send(206, raw=part, headers=headers)
-        headers["Content-Length"] = str(len(data))
-        self._send(200, raw=b"" if head else data, headers=headers, head=head)
+    def create_branch(self, type: str, repo: str, rev: str, body: bytes, **_) -> Response:
+        found = self._repo(type, repo, write=True)
+        if rev in found.refs:
+            raise HubError(409, f"Reference refs/heads/{rev} already exists")
+        start = json.loads(body or b"{}").get("startingPoint") or "main"
+        found.refs[rev] = self._at(found, start).sha
+        return json_response({})
+
+    def open_discussion(self, type: str, repo: str, body: bytes, **_) -> Response:
+        """`upload_folder(create_pr=True)` with Xet on opens the PR here first, then commits to refs/pr/N."""
+        found = self._repo(type, repo, write=True)
+        payload = json.loads(body)
+        if payload.get("pullRequest"):
+            num = self.hub._open_pr(found, payload.get("title", ""), self._at(found, "main"))
+        else:
+            num = len(found.discussions) + 1
+            found.discussions[num] = {"title": payload.get("title", ""), "is_pr": False}
+        return json_response({"num": num, "url": f"{self.hub.url}/{found.url_path}/discussions/{num}"})
+
+    def discussion(self, type: str, repo: str, num: str, **_) -> Response:
+        found = self._repo(type, repo)
+        info = found.discussions.get(int(num))
+        if info is None:
+            raise HubError(404, f"Discussion {num} not found")
+        return json_response({
+            "num": int(num), "title": info["title"], "author": {"name": self.hub.username}, "createdAt": DATE,
+            "status": "draft" if info["is_pr"] else "open", "isPullRequest": info["is_pr"],
+            "repo": {"name": found.repo_id, "type": found.repo_type}, "events": [], "filesWithConflicts": [],
+            "changes": {"base": "refs/heads/main"}, "diff": ""})
+
+    # -- downloads ---------------------------------------------------------------------------------
+    def resolve(self, repo: str, rev: str, path: str, type: str = "model", **_) -> Response:
+        """File bytes with the headers `hf_hub_download` reads: X-Repo-Commit, ETag (plus X-Linked-Etag and
+        X-Linked-Size for LFS files), Content-Length; `Range` gives a 206 (resumed downloads)."""
+        commit = self._at(self._repo(type, repo), rev)
+        blob = commit.files.get(path)
+        if blob is None:
+            raise HubError(404, f"Entry {path} not found at {rev}", "EntryNotFound")
+        headers = {"X-Repo-Commit": commit.sha, "ETag": f'"{blob.etag}"', "Accept-Ranges": "bytes",
+                   "Content-Type": "application/octet-stream"}
+        if blob.lfs:
+            headers.update({"X-Linked-Etag": f'"{blob.etag}"', "X-Linked-Size": str(len(blob.data))})
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
+        if match and self.command != "HEAD":
+            size = len(blob.data)
+            start, end = match.groups()
+            first = int(start) if start else max(size - int(end or 0), 0)
+            last = min(int(end), size - 1) if start and end else size - 1
+            if first >= size:
+                raise HubError(416, f"Range {first}- is past the end ({size} bytes)")
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+            return Response(206, blob.data[first:last + 1], headers)
+        return Response(200, blob.data, headers)

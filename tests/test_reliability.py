@@ -77,3 +77,17 @@ def test_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path, session_env):
     resumed = run_cli(["sentiment", "--output-dir", str(out), *ARGS], session_env)
     assert resumed.returncode == 0 and "resuming from" in resumed.stdout
     assert (out / "run_info.json").exists()
+
+
+def test_checkpoints_of_other_settings_are_not_resumed(tmp_path, session_env):
+    out = tmp_path / "changed"
+    proc = _start(out, session_env)
+    _wait_for_checkpoint(out, proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=300)
+    assert proc.returncode == 143
+    changed = [a if a != "36" else "24" for a in ARGS]            # another --max-steps: a different run
+    again = run_cli(["sentiment", "--output-dir", str(out), *changed], session_env)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" not in again.stdout
+    assert read_json(out / "metrics.json")["train"]["steps"] == 24
