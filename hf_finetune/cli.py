@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, api, card, config as config_mod, templates
+from . import __version__, api, card, config as config_mod, metrics as metrics_mod, templates
 from .config import RunConfig
 from .errors import ConfigError, FinetuneError, did_you_mean
 
@@ -115,7 +115,7 @@ def _given(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, Any]:
 def _print_summary(console: Console, result: Any, seconds: float) -> None:
     table = Table(title=f"hf-finetune: {result.config.task} finished in {seconds:.0f} s")
     names = sorted({k for split in ("validation", "test") for k in result.metrics.get(split, {})
-                    if not k.endswith(("runtime", "per_second", "preparation_time"))})
+                    if not metrics_mod.is_timing(k)})
     table.add_column("split")
     for name in names:
         table.add_column(name, justify="right")
@@ -259,7 +259,7 @@ def cmd_hf_extension(argv: list[str], console: Console) -> int:
 
     parser = _Parser(prog="hf-finetune hf-extension", description=COMMANDS["hf-extension"])
     parser.add_argument("action", choices=["install"])
-    args = parser.parse_args(argv)
+    parser.parse_args(argv)   # only validates: "install" is the one action
     folder = ci.install_hf_extension()
     console.print(f"registered {folder}; `hf finetune ...` now runs hf-finetune", highlight=False)
     return 0

@@ -404,8 +404,7 @@ def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = 
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("HF_FINETUNE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hf_finetune"
-    return Path(root) / "tokenized"
+    return embedded.cache_root() / "tokenized"
 
 
 def tokenizer_identity(tokenizer: Any) -> str:
@@ -431,7 +430,7 @@ def map_cached(ds: Dataset, fn: Callable[[dict], dict], key_parts: list[Any], sp
             path.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.arrow")
-    mapped = ds.map(fn, batched=True, remove_columns=ds.column_names, cache_file_name=str(tmp),
+    ds.map(fn, batched=True, remove_columns=ds.column_names, cache_file_name=str(tmp),
                     load_from_cache_file=False, desc=desc)
     os.replace(tmp, path)
     return Dataset.from_file(str(path)), False

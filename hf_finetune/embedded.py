@@ -93,13 +93,14 @@ DATASETS = {
 # Assets derived from packaged files, built once into the cache (atomically) on first use.
 
 
-def _cache_root() -> Path:
+def cache_root() -> Path:
+    """hf-finetune's cache: HF_FINETUNE_CACHE, else $XDG_CACHE_HOME/hf_finetune (~/.cache/hf_finetune)."""
     root = os.environ.get("HF_FINETUNE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hf_finetune"
-    return Path(root) / "embedded"
+    return Path(root)
 
 
 def _build_once(name: str, write) -> Path:
-    target = _cache_root() / name
+    target = cache_root() / "embedded" / name
     if target.exists():
         return target
     staging = target.parent / f".{target.name}.partial-{os.getpid()}"

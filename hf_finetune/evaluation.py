@@ -8,14 +8,14 @@ from typing import Any
 
 import yaml
 
-from . import data as data_mod, kinds, metrics as metrics_mod, templates
+from . import data as data_mod, kinds, metrics as metrics_mod, modeling, templates
 from .config import RunConfig
 from .errors import ConfigError
 
 
 def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", dataset_config: str | None = None,
                  max_samples: int | None = None, columns: dict[str, str | None] | None = None) -> dict[str, Any]:
-    from transformers import Trainer, TrainingArguments
+    from transformers import TrainingArguments
 
     run_dir = Path(run_dir)
     if not (run_dir / "run_config.yaml").exists() or not (run_dir / "run_info.json").exists():
@@ -31,8 +31,6 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", data
     if split != "test":
         config.test_split = split
     prepared = data_mod.prepare(template, config, kind.roles, labels=info.get("labels") or None)
-    from . import modeling
-
     model_source = modeling.ModelSource(str(run_dir), run_dir.name, None)
     processor = modeling.load_processor(template, model_source)
     model = modeling.load_model(template, model_source)
@@ -51,13 +49,12 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", data
     with tempfile.TemporaryDirectory() as tmp:
         args = args_class(output_dir=tmp, per_device_eval_batch_size=config.per_device_eval_batch_size,
                           report_to="none", disable_tqdm=True, log_level="error", **extra)
-        trainer_class = template.trainer.resolve() if template.kind == "summarization" else Trainer
-        trainer = trainer_class(model=model, args=args, processing_class=processor,
+        trainer = template.trainer.resolve()(model=model, args=args, processing_class=processor,
                                 data_collator=kind.collator(template, processor, model),
                                 compute_metrics=kind.compute_metrics(suite, processor, config))
         output = trainer.predict(tokenized["test"], metric_key_prefix="eval")
     result = {k[len("eval_"):]: float(v) for k, v in output.metrics.items()
-              if k.startswith("eval_") and not k.endswith(("runtime", "per_second", "preparation_time"))}
+              if k.startswith("eval_") and not metrics_mod.is_timing(k)}
     result["examples"] = len(tokenized["test"])
     result["split"] = prepared.split_origin.get("test", split)
     return result

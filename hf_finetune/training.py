@@ -134,9 +134,6 @@ def _data_stats(train: Any, prepared: Any, config: RunConfig, kind: Any) -> dict
     return stats
 
 
-NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second", "model_preparation_time"}
-
-
 def _split_metrics(raw: dict[str, float], prefix: str) -> dict[str, float]:
     return {k[len(prefix):]: float(v) for k, v in raw.items()
             if k.startswith(prefix) and not k.endswith("model_preparation_time")}
@@ -313,7 +310,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
                 "label_counts": ({k: prepared.label_counts(k) for k in prepared.splits}
                                  if kind.classification else {}),
                 "columns": prepared.columns,
-                "metric_names": [k for k in test_metrics if k not in NOT_METRICS],
+                "metric_names": [k for k in test_metrics if k != "loss" and not metrics_mod.is_timing(k)],
                 "metric_args": {n: a for n, a in metric_specs},
                 "metric_for_best_model": metric,
                 "license": template.card.get("license") or model_source.license,

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..metrics import is_timing
 
 WORKFLOW_PATH = Path(".github/workflows/hf-finetune-train.yml")
 
@@ -44,11 +45,10 @@ def summary_markdown(run_dir: str | Path) -> str:
         raise ConfigError(f"{run_dir} is not a finished hf-finetune run (no metrics.json).")
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     info = json.loads((run_dir / "run_info.json").read_text(encoding="utf-8")) if (run_dir / "run_info.json").exists() else {}
-    skip = ("runtime", "per_second", "preparation_time")
     rows = [(label, metrics[key]) for key, label in (("zero_shot_test", "test (before fine-tuning)"),
                                                       ("validation", "validation (best checkpoint)"),
                                                       ("test", "test")) if key in metrics]
-    names = sorted({k for _, values in rows for k in values if not k.endswith(skip)})
+    names = sorted({k for _, values in rows for k in values if not is_timing(k)})
     lines = [f"### hf-finetune: {info.get('task', 'run')} on {info.get('dataset', {}).get('name', '?')}", ""]
     base = info.get("base_model", {})
     if base:

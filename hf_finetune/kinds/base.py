@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
 from datasets import DatasetDict
 
 from ..config import RunConfig
@@ -28,7 +29,13 @@ class TaskKind:
         return template.collator.resolve()(processor, **template.collator.args)
 
     def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
-        raise NotImplementedError
+        """Default for classification kinds: the metrics of the argmax over the logits."""
+
+        def compute(eval_pred) -> dict[str, float]:
+            logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+            return suite.compute(np.argmax(logits, axis=-1), eval_pred.label_ids)
+
+        return compute
 
     def training_arguments(self, config: RunConfig) -> dict[str, Any]:
         """Extra TrainingArguments this kind needs."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import random
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -136,13 +136,6 @@ class ImageClassification(TaskKind):
     def training_arguments(self, config: RunConfig) -> dict[str, Any]:
         # no token lengths to group by; images are all resized to one shape anyway
         return {"remove_unused_columns": False, "train_sampling_strategy": "random"}
-
-    def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
-        def compute(eval_pred) -> dict[str, float]:
-            logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
-            return suite.compute(np.argmax(logits, axis=-1), eval_pred.label_ids)
-
-        return compute
 
     def example(self, split: Any) -> str | None:
         return "example.png" if len(split) else None

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
 from datasets import DatasetDict
 
 from .. import data as data_mod
@@ -36,13 +35,6 @@ class TextClassification(TaskKind):
             out[split], cached = data_mod.map_cached(ds, tokenize, key, split, f"Tokenizing {split}")
             all_cached &= cached
         return out, all_cached
-
-    def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
-        def compute(eval_pred) -> dict[str, float]:
-            logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
-            return suite.compute(np.argmax(logits, axis=-1), eval_pred.label_ids)
-
-        return compute
 
     def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
         text = " ".join((example or "I love this!").split())

@@ -20,6 +20,13 @@ from .. import hub
 log = logging.getLogger("hf_finetune")
 
 
+TIMING_SUFFIXES = ("runtime", "per_second", "preparation_time")   # Trainer bookkeeping, not model quality
+
+
+def is_timing(key: str) -> bool:
+    return key.endswith(TIMING_SUFFIXES)
+
+
 def bundled_dir() -> Path:
     return Path(str(resources.files("hf_finetune.metrics")))
 
