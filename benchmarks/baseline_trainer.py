@@ -1,18 +1,20 @@
 """The stock recipe hf-finetune is measured against, written the way the Hugging Face tutorials do it.
 
 Tokenize with padding to the maximum length, plain `TrainingArguments` (fp32, random batches),
-`Trainer`, then `evaluate`. Nothing here is tuned.
+`Trainer`, then `evaluate`. Nothing here is tuned; ``bf16=True`` gives the best of the stock
+recipes measured on an H200 (bf16 with padding to the maximum length).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
 
 def train_baseline(model_path, train, validation, labels, *, steps, batch_size, learning_rate, seed, max_length,
-                   output_dir, model_config=None):
+                   output_dir, model_config=None, bf16=False):
     tokenizer = AutoTokenizer.from_pretrained(model_path)
 
     def tokenize(batch):
@@ -33,7 +35,8 @@ def train_baseline(model_path, train, validation, labels, *, steps, batch_size, 
 
     args = TrainingArguments(output_dir=output_dir, per_device_train_batch_size=batch_size,
                              per_device_eval_batch_size=batch_size, learning_rate=learning_rate, max_steps=steps,
-                             seed=seed, report_to="none", save_strategy="no", disable_tqdm=True)
+                             seed=seed, report_to="none", save_strategy="no", disable_tqdm=True,
+                             bf16=bf16, **({"use_cpu": True} if bf16 and not torch.cuda.is_available() else {}))
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       compute_metrics=compute_metrics)
     output = trainer.train()

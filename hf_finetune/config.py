@@ -99,13 +99,19 @@ class RunConfig:
         None, "Stop after N evaluations without improvement (default: the template's).", "training"
     )
     metric_for_best_model: str | None = _opt(None, "Metric that picks the best checkpoint (default: the template's).", "training")
-    bf16: bool | None = _opt(None, "bfloat16 mixed precision (default: on where the GPU supports it).", "training")
+    bf16: bool | None = _opt(None, "bfloat16 mixed precision (default: on where the hardware has bf16 instructions: "
+                                "recent GPUs, CPUs with AVX512-BF16 or AMX).", "training")
     fp16: bool = _opt(False, "float16 mixed precision (GPUs without bf16).", "training")
     train_sampling_strategy: str = _opt(
-        "group_by_length", "Batch sampler: 'group_by_length' (less padding) or 'random'.", "training",
-        choices=["group_by_length", "random", "sequential"],
+        "length_buckets",
+        "Batch sampler: 'length_buckets' (batches padded to a few fixed lengths), 'group_by_length' "
+        "(similar lengths together, padded to the longest), 'random' or 'sequential'.", "training",
+        choices=["length_buckets", "group_by_length", "random", "sequential"],
     )
-    dataloader_num_workers: int = _opt(0, "Data-loading worker processes.", "training")
+    length_buckets: int = _opt(8, "How many padded lengths 'length_buckets' may use.", "training")
+    torch_compile: bool = _opt(False, "Compile the model with torch.compile (pays off on long GPU runs).", "training")
+    dataloader_num_workers: int | None = _opt(None, "Data-loading worker processes (default: 2 on a GPU, 0 on CPU).",
+                                              "training")
     num_processes: int = _opt(1, "Train with this many processes (DDP through `accelerate launch`).", "training")
 
     # -- metrics ------------------------------------------------------------------------------
@@ -240,7 +246,9 @@ def validate(config: RunConfig) -> RunConfig:
         value = getattr(config, name)
         if not 0 < value < 1:
             raise ConfigError(f"'{name}' must be a fraction between 0 and 1, got {value}.")
-    if config.warmup_steps < 0 or config.weight_decay < 0 or config.dataloader_num_workers < 0:
+    if config.length_buckets <= 0:
+        raise ConfigError(f"'length_buckets' must be greater than 0, got {config.length_buckets}.")
+    if config.warmup_steps < 0 or config.weight_decay < 0 or (config.dataloader_num_workers or 0) < 0:
         raise ConfigError("'warmup_steps', 'weight_decay' and 'dataloader_num_workers' can't be negative.")
     if config.eval_strategy == "steps" and not config.eval_steps:
         raise ConfigError("eval_strategy 'steps' needs 'eval_steps'.")

@@ -11,6 +11,7 @@ import yaml
 from . import data as data_mod, kinds, metrics as metrics_mod, modeling, templates
 from .config import RunConfig
 from .errors import ConfigError
+from .training import precision
 
 
 def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", dataset_config: str | None = None,
@@ -48,7 +49,7 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", data
 
     with tempfile.TemporaryDirectory() as tmp:
         args = args_class(output_dir=tmp, per_device_eval_batch_size=config.per_device_eval_batch_size,
-                          report_to="none", disable_tqdm=True, log_level="error", **extra)
+                          report_to="none", disable_tqdm=True, log_level="error", **precision(config, kind), **extra)
         trainer = template.trainer.resolve()(model=model, args=args, processing_class=processor,
                                 data_collator=kind.collator(template, processor, model),
                                 compute_metrics=kind.compute_metrics(suite, processor, config))

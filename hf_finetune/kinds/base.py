@@ -19,6 +19,8 @@ class TaskKind:
     prefix: str = ""                     # input prefix for this model family (set by the engine)
     tokenizes: bool = True               # inputs are tokenized once and cached (not images)
     model_config: Any = None             # the loaded model's config (set by the engine)
+    length_buckets: bool = False         # batches may be padded to fixed widths (batching.py)
+    bf16_on_cpu: bool = True             # bf16 autocast keeps this kind's results on CPUs with bf16 instructions
 
     def preprocess(self, data: Any, processor: Any, config: RunConfig,
                    template: TaskTemplate) -> tuple[DatasetDict, bool]:

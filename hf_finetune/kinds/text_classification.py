@@ -16,6 +16,7 @@ class TextClassification(TaskKind):
     name = "text-classification"
     roles = ("text", "label")
     classification = True
+    length_buckets = True
 
     def preprocess(self, data: Any, processor: Any, config: RunConfig,
                    template: TaskTemplate) -> tuple[DatasetDict, bool]:
