@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--sampling", action="append", default=None,
                         choices=["length_buckets", "group_by_length", "random"],
                         help="hf-finetune's train_sampling_strategy; repeat for one row each (default: length_buckets).")
+    parser.add_argument("--fp32-rows", action="store_true",
+                        help="Also run each hf-finetune row in fp32 (shows what bf16 adds where it is on).")
     parser.add_argument("--compile", action="store_true", help="Add an hf-finetune row with torch.compile.")
     parser.add_argument("--bf16-baseline", action=argparse.BooleanOptionalAction, default=None,
                         help="Add the best stock recipe (bf16, padding to max length) as a second baseline "
@@ -174,6 +176,8 @@ def main() -> None:
         results.clear()
         for sampling in samplings:
             ours(f"hf-finetune {sampling}", train_sampling_strategy=sampling)
+            if args.fp32_rows:
+                ours(f"hf-finetune {sampling} fp32", train_sampling_strategy=sampling, bf16=False)
         if args.compile:
             ours(f"hf-finetune {samplings[0]} +compile", train_sampling_strategy=samplings[0], torch_compile=True)
         if not args.no_stock:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from . import data as data_mod, kinds, metrics as metrics_mod, modeling, templates
+from . import batching, data as data_mod, kinds, metrics as metrics_mod, modeling, templates
 from .config import RunConfig
 from .errors import ConfigError
 from .training import precision
@@ -50,10 +50,14 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", data
     with tempfile.TemporaryDirectory() as tmp:
         args = args_class(output_dir=tmp, per_device_eval_batch_size=config.per_device_eval_batch_size,
                           report_to="none", disable_tqdm=True, log_level="error", **precision(config, kind), **extra)
+        collator, test = kind.collator(template, processor, model), tokenized["test"]
+        widths = info.get("stats", {}).get("length_buckets", {}).get("buckets")
+        if widths and batching.pads_to_width(collator):   # pad as the run's own evaluation did
+            collator, test = batching.PadToBucket(collator, widths), batching.shortest_first(test)
         trainer = template.trainer.resolve()(model=model, args=args, processing_class=processor,
-                                data_collator=kind.collator(template, processor, model),
-                                compute_metrics=kind.compute_metrics(suite, processor, config))
-        output = trainer.predict(tokenized["test"], metric_key_prefix="eval")
+                                             data_collator=collator,
+                                             compute_metrics=kind.compute_metrics(suite, processor, config))
+        output = trainer.predict(test, metric_key_prefix="eval")
     result = {k[len("eval_"):]: float(v) for k, v in output.metrics.items()
               if k.startswith("eval_") and not metrics_mod.is_timing(k)}
     result["examples"] = len(tokenized["test"])

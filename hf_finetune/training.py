@@ -290,6 +290,8 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
             buckets = batching.padding_stats(lengths, widths)
             collator = batching.PadToBucket(collator, widths)
             trainer_class = batching.with_length_buckets(trainer_class, lengths, widths, config.seed)
+            for split in ("validation", "test"):
+                tokenized[split] = batching.shortest_first(tokenized[split])
             say(f"length buckets: {', '.join(map(str, widths))} tokens "
                 f"({buckets['real_token_fraction']:.0%} of the padded training tokens are real)")
         if config.torch_compile:

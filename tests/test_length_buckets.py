@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import json
 
 import numpy as np
@@ -104,3 +105,26 @@ def test_length_buckets_must_be_positive(bad, tmp_path):
 
     with pytest.raises(ConfigError, match="length_buckets"):
         finetune("sentiment", output_dir=str(tmp_path / "x"), length_buckets=bad)
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="inductor needs a C++ compiler on CPU")
+def test_torch_compile_on_bucketed_shapes(tiny_model, tmp_path):
+    """--torch-compile really compiles, and the bucketed shapes stay within the recompile budget."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    result = finetune("sentiment", model=str(tiny_model), output_dir=str(tmp_path / "run"), max_steps=6,
+                      max_train_samples=192, max_eval_samples=32, max_test_samples=32, per_device_train_batch_size=16,
+                      length_buckets=3, eval_strategy="no", torch_compile=True)
+    widths = json.loads((result.output_dir / "run_info.json").read_text())["stats"]["length_buckets"]["buckets"]
+    graphs = counters["stats"]["unique_graphs"]
+    assert 1 <= graphs <= 4 * len(widths) + 8
+    assert torch._dynamo.config.recompile_limit >= 4 * len(widths) + 8
+    assert result.metrics["train"]["steps"] == 6 and "accuracy" in result.metrics["test"]
+    # the saved weights load without the compile wrapper's prefixes
+    from transformers import AutoModelForSequenceClassification
+
+    _, loading = AutoModelForSequenceClassification.from_pretrained(result.output_dir, output_loading_info=True)
+    assert not loading["missing_keys"] and not loading["unexpected_keys"]
