@@ -126,15 +126,6 @@ class PadToBucket:
         return dataclasses.replace(self.collator, padding="max_length", max_length=width)(features)
 
 
-def shortest_first(split: Any, input_name: str = "input_ids") -> Any:
-    """An evaluation split reordered by length, so that its batches hold similar lengths and pad little.
-    The metrics are aggregates over the split, so the order does not change them."""
-    if input_name not in split.column_names or len(split) < 2:
-        return split
-    lengths = np.array([len(ids) for ids in split[input_name]])
-    return split.select(np.argsort(lengths, kind="stable"))
-
-
 def pads_to_width(collator: Any) -> bool:
     """Whether ``PadToBucket`` can wrap this collator."""
     return dataclasses.is_dataclass(collator) and {"padding", "max_length"} <= {

@@ -11,7 +11,7 @@ import yaml
 from . import batching, data as data_mod, kinds, metrics as metrics_mod, modeling, templates
 from .config import RunConfig
 from .errors import ConfigError
-from .training import precision
+from .training import precision, stock_sampling_strategy
 
 
 def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", dataset_config: str | None = None,
@@ -49,15 +49,18 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", data
 
     with tempfile.TemporaryDirectory() as tmp:
         args = args_class(output_dir=tmp, per_device_eval_batch_size=config.per_device_eval_batch_size,
-                          report_to="none", disable_tqdm=True, log_level="error", **precision(config, kind), **extra)
-        collator, test = kind.collator(template, processor, model), tokenized["test"]
+                          report_to="none", disable_tqdm=True, log_level="error", **precision(config, kind),
+                          # the same (length-grouped, seeded) evaluation batches as the run itself
+                          seed=config.seed, data_seed=config.seed,
+                          **{"train_sampling_strategy": stock_sampling_strategy(config), **extra})
+        collator = kind.collator(template, processor, model)
         widths = info.get("stats", {}).get("length_buckets", {}).get("buckets")
         if widths and batching.pads_to_width(collator):   # pad as the run's own evaluation did
-            collator, test = batching.PadToBucket(collator, widths), batching.shortest_first(test)
+            collator = batching.PadToBucket(collator, widths)
         trainer = template.trainer.resolve()(model=model, args=args, processing_class=processor,
                                              data_collator=collator,
                                              compute_metrics=kind.compute_metrics(suite, processor, config))
-        output = trainer.predict(test, metric_key_prefix="eval")
+        output = trainer.predict(tokenized["test"], metric_key_prefix="eval")
     result = {k[len("eval_"):]: float(v) for k, v in output.metrics.items()
               if k.startswith("eval_") and not metrics_mod.is_timing(k)}
     result["examples"] = len(tokenized["test"])

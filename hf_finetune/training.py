@@ -89,6 +89,13 @@ def _dataloader(config: RunConfig) -> dict[str, Any]:
             "dataloader_pin_memory": cuda, "accelerator_config": {"non_blocking": cuda}}
 
 
+def stock_sampling_strategy(config: RunConfig) -> str:
+    """The Trainer's own strategy. Length buckets bring their own training sampler
+    (batching.with_length_buckets); with 'group_by_length' the Trainer also evaluates in length-grouped
+    batches (seeded), which is what we want for evaluation."""
+    return "group_by_length" if config.train_sampling_strategy == "length_buckets" else config.train_sampling_strategy
+
+
 def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir: Path, metric: str,
                        kind: Any):
     from transformers import TrainingArguments
@@ -119,9 +126,7 @@ def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir
         load_best_model_at_end=evaluating,
         metric_for_best_model=metric,
         greater_is_better=template.greater_is_better,
-        # length buckets bring their own sampler (batching.with_length_buckets); elsewhere the nearest stock one
-        train_sampling_strategy=("group_by_length" if config.train_sampling_strategy == "length_buckets"
-                                 else config.train_sampling_strategy),
+        train_sampling_strategy=stock_sampling_strategy(config),
         **_dataloader(config),
         torch_compile=config.torch_compile,
         report_to="none",
@@ -290,8 +295,6 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
             buckets = batching.padding_stats(lengths, widths)
             collator = batching.PadToBucket(collator, widths)
             trainer_class = batching.with_length_buckets(trainer_class, lengths, widths, config.seed)
-            for split in ("validation", "test"):
-                tokenized[split] = batching.shortest_first(tokenized[split])
             say(f"length buckets: {', '.join(map(str, widths))} tokens "
                 f"({buckets['real_token_fraction']:.0%} of the padded training tokens are real)")
         if config.torch_compile:
