@@ -7,7 +7,7 @@ OUT=${OUT:-.}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.log"
-python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/gpu.log"
+python3 -c "import torch, transformers, datasets, pyarrow, accelerate; print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__, 'accelerate', accelerate.__version__)" | tee -a "$OUT/gpu.log"
 # 1) the table: hf-finetune (length buckets; and the stock-style group_by_length for contrast) against the
 #    stock recipe in fp32 and bf16, 300 steps of 32
 python3 benchmarks/run.py --mode gpu --sampling length_buckets --sampling group_by_length \

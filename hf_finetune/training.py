@@ -299,6 +299,10 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
                 f"({buckets['real_token_fraction']:.0%} of the padded training tokens are real)")
         if config.torch_compile:
             _allow_recompiles(len(widths) if buckets else None)
+            if kind.tokenizes and not buckets:
+                log.warning("torch.compile with train_sampling_strategy=%s: the inputs take a new shape for "
+                            "almost every batch, so the model is recompiled again and again; "
+                            "'length_buckets' bounds the shapes.", config.train_sampling_strategy)
         progress = ProgressCallback(console, metric, args.train_batch_size * args.gradient_accumulation_steps
                                     * args.world_size, quiet=quiet)
         trainer = trainer_class(

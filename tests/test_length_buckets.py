@@ -60,7 +60,8 @@ def test_sampler_batches_stay_in_one_bucket_and_cover_every_example():
     assert list(sampler) != order
 
 
-def test_training_sees_only_bucket_widths(tiny_model, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])   # 2: the GPU default, collating in worker processes
+def test_training_sees_only_bucket_widths(tiny_model, tmp_path, workers):
     """The model's own inputs during a real run: every training batch is padded to a bucket width."""
     shapes: list[tuple[bool, tuple[int, ...]]] = []
 
@@ -73,7 +74,8 @@ def test_training_sees_only_bucket_widths(tiny_model, tmp_path):
     try:
         result = finetune("sentiment", model=str(tiny_model), output_dir=str(tmp_path / "run"), max_steps=12,
                           max_train_samples=400, max_eval_samples=64, max_test_samples=64,
-                          per_device_train_batch_size=16, length_buckets=4, eval_strategy="no")
+                          per_device_train_batch_size=16, length_buckets=4, eval_strategy="no",
+                          dataloader_num_workers=workers)
     finally:
         handle.remove()
     info = json.loads((result.output_dir / "run_info.json").read_text())
