@@ -31,3 +31,6 @@ def test_two_processes_write_one_run_with_gathered_metrics(tmp_path, tmp_path_fa
     single = json.loads(evaluation.read_text())
     assert single["examples"] == info["splits"]["test"]["count"]
     assert single["accuracy"] == metrics["test"]["accuracy"]
+    # and the same loss: the per-example loss is not scaled by the number of processes
+    assert math.isclose(single["loss"], metrics["test"]["loss"], rel_tol=0.02)
+    assert metrics["train"]["train_loss"] < 2 * math.log(len(info["labels"]))

@@ -47,6 +47,12 @@ class TaskKind:
 
     def prepare_model(self, model: Any, config: RunConfig) -> None:
         """Adjust the loaded model (e.g. its generation config) before training."""
+        if self.classification:
+            # One label per example: the model's loss is a batch mean that ignores `num_items_in_batch`
+            # although its forward takes **kwargs. Without this the Trainer multiplies that mean by the
+            # number of processes (eval and train losses reported 2x under 2-process DDP, gradients 2x
+            # before clipping) and skips the division by gradient_accumulation_steps.
+            model.accepts_loss_kwargs = False
 
     def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
         raise NotImplementedError
