@@ -14,7 +14,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trai
 
 
 def train_baseline(model_path, train, validation, labels, *, steps, batch_size, learning_rate, seed, max_length,
-                   output_dir, model_config=None, bf16=False):
+                   output_dir, bf16=False):
     tokenizer = AutoTokenizer.from_pretrained(model_path)
 
     def tokenize(batch):
@@ -22,12 +22,9 @@ def train_baseline(model_path, train, validation, labels, *, steps, batch_size, 
 
     train_ds = Dataset.from_dict(train).map(tokenize, batched=True)
     eval_ds = Dataset.from_dict(validation).map(tokenize, batched=True)
-    if model_config is not None:   # GPU mode: a BERT-base built from its config, no download
-        model = AutoModelForSequenceClassification.from_config(model_config)
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={name: i for i, name in enumerate(labels)})
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)})
 
     def compute_metrics(eval_pred):
         predictions = np.argmax(eval_pred.predictions, axis=-1)

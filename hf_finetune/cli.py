@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -148,8 +150,6 @@ def cmd_card(argv: list[str], console: Console) -> int:
     parser.add_argument("run_dir")
     parser.add_argument("--repo-id", default=None, help="Hub repo id used in the card's usage snippet.")
     args = parser.parse_args(argv)
-    from pathlib import Path
-
     run_dir = Path(args.run_dir)
     if not (run_dir / "run_info.json").exists():
         raise ConfigError(f"{run_dir} is not a finished hf-finetune run (no run_info.json).")
@@ -174,8 +174,6 @@ def cmd_pull(argv: list[str], console: Console) -> int:
 
 
 def cmd_push(argv: list[str], console: Console) -> int:
-    from pathlib import Path
-
     from . import hub
 
     parser = _Parser(prog="hf-finetune push", description=COMMANDS["push"])
@@ -293,9 +291,7 @@ def cmd_evaluate(argv: list[str], console: Console) -> int:
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
     if args.output:
-        from pathlib import Path
-
-        Path(args.output).write_text(__import__("json").dumps(result, indent=2) + "\n", encoding="utf-8")
+        Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
@@ -382,18 +378,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if argv[0] == "tasks":
             return cmd_tasks(console)
-        if argv[0] == "card":
-            return cmd_card(argv[1:], console)
-        handlers = {"summary": cmd_summary, "init-ci": cmd_init_ci, "hf-extension": cmd_hf_extension,
-                    "evaluate": cmd_evaluate}
+        handlers = {"card": cmd_card, "summary": cmd_summary, "init-ci": cmd_init_ci,
+                    "hf-extension": cmd_hf_extension, "evaluate": cmd_evaluate, "predict": cmd_predict,
+                    "pull": cmd_pull, "push": cmd_push}
         if argv[0] in handlers:
             return handlers[argv[0]](argv[1:], console)
-        if argv[0] == "predict":
-            return cmd_predict(argv[1:], console)
-        if argv[0] == "pull":
-            return cmd_pull(argv[1:], console)
-        if argv[0] == "push":
-            return cmd_push(argv[1:], console)
         return cmd_train(argv, console)
     except SystemExit as exit_:  # argparse --help
         return int(exit_.code or 0)

@@ -431,6 +431,6 @@ def map_cached(ds: Dataset, fn: Callable[[dict], dict], key_parts: list[Any], sp
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.arrow")
     ds.map(fn, batched=True, remove_columns=ds.column_names, cache_file_name=str(tmp),
-                    load_from_cache_file=False, desc=desc)
+           load_from_cache_file=False, desc=desc)
     os.replace(tmp, path)
     return Dataset.from_file(str(path)), False

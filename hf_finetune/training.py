@@ -140,17 +140,16 @@ def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir
     return args_class(**values)
 
 
-def _allow_recompiles(n_widths: int | None) -> None:
+def _allow_recompiles(n_widths: int) -> None:
     """torch.compile makes one graph per input shape; with length buckets there are a known few
     (train widths, the pooled remainders, eval batches, the last short batch), so let dynamo keep
     them all instead of falling back to eager after its default limit of 8."""
     import torch._dynamo
 
-    if n_widths:
-        limit = 4 * n_widths + 8
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
-        torch._dynamo.config.accumulated_recompile_limit = max(
-            torch._dynamo.config.accumulated_recompile_limit, 4 * limit)
+    limit = 4 * n_widths + 8
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
+    torch._dynamo.config.accumulated_recompile_limit = max(torch._dynamo.config.accumulated_recompile_limit,
+                                                           4 * limit)
 
 
 def _callbacks(template: TaskTemplate, config: RunConfig) -> list[Any]:
@@ -241,10 +240,10 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
     target = Path(config.output_dir) if config.output_dir else outputs.default_dir(template.name, model_source.name)
     outputs.check_target(target, config.overwrite_output_dir)
 
-    main_process = PartialState(cpu=not torch.cuda.is_available()).is_main_process
+    state = PartialState(cpu=not torch.cuda.is_available())
 
     def say(message: str) -> None:
-        if not quiet and main_process:
+        if not quiet and state.is_main_process:
             console.print(message, highlight=False)
 
     say(f"[bold]hf-finetune {template.name}[/]: model [cyan]{config.model or model_source.ref}[/]"
@@ -274,7 +273,6 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
         metric_specs = [(name, next((a for n, a in metric_specs if n == name), {})) for name in config.metrics]
     suite = metrics_mod.MetricSuite(metric_specs)
 
-    state = PartialState(cpu=not torch.cuda.is_available())
     fingerprint = json.dumps({k: v for k, v in config.to_dict().items()
                               if k not in ("resume", "overwrite_output_dir", "push_to_hub", "hub_private_repo",
                                            "hub_revision", "hub_create_pr")}, sort_keys=True, default=str)
@@ -297,12 +295,12 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
             trainer_class = batching.with_length_buckets(trainer_class, lengths, widths, config.seed)
             say(f"length buckets: {', '.join(map(str, widths))} tokens "
                 f"({buckets['real_token_fraction']:.0%} of the padded training tokens are real)")
-        if config.torch_compile:
-            _allow_recompiles(len(widths) if buckets else None)
-            if kind.tokenizes and not buckets:
-                log.warning("torch.compile with train_sampling_strategy=%s: the inputs take a new shape for "
-                            "almost every batch, so the model is recompiled again and again; "
-                            "'length_buckets' bounds the shapes.", config.train_sampling_strategy)
+        if config.torch_compile and buckets:
+            _allow_recompiles(len(buckets["buckets"]))
+        elif config.torch_compile and kind.tokenizes:
+            log.warning("torch.compile with train_sampling_strategy=%s: the inputs take a new shape for almost "
+                        "every batch, so the model is recompiled again and again; 'length_buckets' bounds the "
+                        "shapes.", config.train_sampling_strategy)
         progress = ProgressCallback(console, metric, args.train_batch_size * args.gradient_accumulation_steps
                                     * args.world_size, quiet=quiet)
         trainer = trainer_class(
@@ -400,7 +398,7 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
         raise
 
     result = FinetuneResult(target, all_metrics, config, prepared.labels, cached)
-    if config.push_to_hub and main_process:
+    if config.push_to_hub and state.is_main_process:
         say(f"pushing to the Hub: {config.push_to_hub} ...")
         result.pushed_to = hub.push_run(target, config.push_to_hub, token=token, private=config.hub_private_repo,
                                         create_pr=config.hub_create_pr, revision=config.hub_revision)

@@ -8,7 +8,6 @@ left on (the server asks for regular uploads).
 from __future__ import annotations
 
 import filecmp
-import json
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import read_json, run_cli
+from conftest import run_cli
 from hub_server import HubServer
 
 TOKEN = "hf_hubTestToken_7f3a9c0e1d2b4a6f"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from hf_finetune import finetune
 from hf_finetune.cli import main
