@@ -1,21 +1,20 @@
 """The model card: metadata through ``ModelCardData``, text from ``card_template.md``.
 
-Everything the card says is read back from the run's own files (``run_config.yaml``,
-``metrics.json``, ``log_history.json``, ``run_info.json``), so ``hf-finetune card RUN_DIR``
-regenerates exactly the card the run wrote.
+Everything the card says is read back from the run's own files through ``RunDir``
+(``run_config.yaml``, ``metrics.json``, ``log_history.json``, ``run_info.json``), so
+``hf-finetune card RUN_DIR`` regenerates exactly the card the run wrote.
 """
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import kinds
+from .rundir import CARD, CURVES, RunDir
 
 HYPERPARAMETERS = ["learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
                    "per_device_eval_batch_size", "gradient_accumulation_steps", "weight_decay", "warmup_steps",
@@ -53,13 +52,20 @@ def _epoch_rows(log_history: list[dict], metric_names: list[str], best_step: int
     return rows
 
 
-def _base_line(base: dict[str, Any]) -> str:
+def _base_line(base: dict[str, Any], local: bool) -> str:
     if base.get("hub_id"):
         line = f"[`{base['hub_id']}`](https://huggingface.co/{base['hub_id']})"
         if base.get("revision"):
             line += f" at commit `{base['revision']}`"
         return line
-    return f"`{base.get('ref')}`"
+    return f"a local model folder `{base.get('ref')}`" if local else f"`{base.get('ref')}`"
+
+
+def _local_inputs(info: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The original run's inputs that were local files (named by file name), for "How to reproduce"."""
+    local = info.get("local_inputs") or {}
+    return [f"{key} `{Path(str(config[key])).name}`" for key in ("model", "dataset", "template")
+            if local.get(key) and config.get(key)]
 
 
 def _data_stats(info: dict[str, Any]) -> str:
@@ -79,13 +85,10 @@ def _data_stats(info: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def build(run_dir: str | Path, repo_id: str | None = None) -> ModelCard:
-    """Build the card of a finished run directory."""
-    run_dir = Path(run_dir)
-    config = yaml.safe_load((run_dir / "run_config.yaml").read_text(encoding="utf-8"))
-    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    history = json.loads((run_dir / "log_history.json").read_text(encoding="utf-8"))
-    info = json.loads((run_dir / "run_info.json").read_text(encoding="utf-8"))
+def build(run: RunDir, repo_id: str | None = None, location: Path | None = None) -> ModelCard:
+    """Build the card of a finished run directory. Without a repo id, the usage snippet loads the model
+    from ``location`` (default: the run dir), as an absolute path, so it works from any folder."""
+    config, metrics, history, info = run.config, run.metrics, run.log_history, run.info
 
     metric_names = info["metric_names"]
     eval_results = []
@@ -107,7 +110,7 @@ def build(run_dir: str | Path, repo_id: str | None = None) -> ModelCard:
         if eval_results:
             break  # the Hub shows one result table; prefer held-out test over validation
 
-    model_name = repo_id.split("/")[-1] if repo_id else info.get("model_name", run_dir.name)
+    model_name = repo_id.split("/")[-1] if repo_id else info.get("model_name", run.path.name)
     card_data = ModelCardData(
         model_name=model_name,
         base_model=info["base_model"]["hub_id"],
@@ -135,7 +138,7 @@ def build(run_dir: str | Path, repo_id: str | None = None) -> ModelCard:
     summary = (f"This model is a fine-tuned version of `{base_desc}` for {info['pipeline_tag'].replace('-', ' ')} "
                f"on the {info['dataset']['name']} data set"
                + (f" ({len(labels)} labels)." if labels else "."))
-    usage = kinds.get(info["kind"]).usage(repo_id or info.get("output_dir", str(run_dir)), info.get("example_input"),
+    usage = kinds.get(info["kind"]).usage(repo_id or str((location or run.path).resolve()), info.get("example_input"),
                                           info.get("prefix", ""))
     template_path = Path(str(resources.files("hf_finetune") / "card_template.md"))
     return ModelCard.from_template(
@@ -150,22 +153,23 @@ def build(run_dir: str | Path, repo_id: str | None = None) -> ModelCard:
         split_rows=[{"name": s, "count": info["splits"][s]["count"], "origin": info["splits"][s]["origin"]}
                     for s in ("train", "validation", "test") if s in info["splits"]],
         task=info["task"],
-        base_line=_base_line(info["base_model"]),
+        base_line=_base_line(info["base_model"], bool((info.get("local_inputs") or {}).get("model"))),
         data_stats=_data_stats(info),
         best_metric=info["metric_for_best_model"],
         hyperparameters={**{k: _plain(config.get(k)) for k in HYPERPARAMETERS if config.get(k) is not None},
                          **({"precision": info["precision"]} if info.get("precision") else {})},
-        install="hf-finetune[embedded]" if "embedded:" in f"{config.get('model')} {config.get('dataset')}" else "hf-finetune",
+        install=info.get("install"),
+        hf_finetune_version=info.get("versions", {}).get("hf-finetune", ""),
+        local_inputs=_local_inputs(info, config),
         metric_headers=metric_names,
         epoch_rows=_epoch_rows(history, metric_names, best),
-        has_curves=(run_dir / "training_curves.png").exists(),
+        has_curves=run.has(CURVES),
         final_rows=[{"split": FINAL_ROW_NAMES[s], "cells": [_fmt(metrics[s].get(m)) for m in metric_names]}
                     for s in FINAL_ROW_NAMES if s in metrics],
         versions=info.get("versions", {}),
     )
 
 
-def write(run_dir: str | Path, repo_id: str | None = None) -> Path:
-    path = Path(run_dir) / "README.md"
-    build(run_dir, repo_id).save(path)
-    return path
+def write(run: RunDir, repo_id: str | None = None, location: Path | None = None) -> Path:
+    """(Re)write README.md: a new file renamed over the old one, never written through a link."""
+    return run.write_text(CARD, build(run, repo_id, location).content)

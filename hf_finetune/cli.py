@@ -21,9 +21,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, api, card, config as config_mod, metrics as metrics_mod, templates
+from . import __version__, api, card, config as config_mod, hub, metrics as metrics_mod, templates, tokens
 from .config import RunConfig
 from .errors import ConfigError, FinetuneError, did_you_mean
+from .rundir import RunDir
 
 COMMANDS = {"tasks": "List the task templates.",
             "pull": "Download a base checkpoint (config, tokenizer, safetensors) at a pinned revision.",
@@ -44,10 +45,27 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         if message.startswith("unrecognized arguments:"):
             bad = message.split(":", 1)[1].split()[0]
+            if not bad.startswith("-"):   # never echoed: it may be a value typed in the wrong place (a token)
+                raise ConfigError("Unexpected extra argument (not shown).", f"See `{self.prog} --help`.")
             options = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
-            raise ConfigError(f"Unknown option {bad}. {did_you_mean(bad.split('=')[0], options)}",
-                              f"See `{self.prog} --help`.")
+            name = bad.split("=")[0]
+            raise ConfigError(f"Unknown option {name}. {did_you_mean(name, options)}", f"See `{self.prog} --help`.")
         raise ConfigError(f"{message}.", f"See `{self.prog} --help`.")
+
+
+def _add_common(parser: argparse.ArgumentParser, *, token: bool = True, trust: bool = False) -> None:
+    """The options several commands share, declared once."""
+    group = parser.add_argument_group("general")
+    if token:
+        group.add_argument("--token", default=None,
+                           help="Hub token (default: HF_TOKEN or the `hf auth login` token). Never printed or "
+                                "written anywhere.")
+    if trust:
+        group.add_argument("--trust-remote-code", action="store_true", default=False,
+                           help="Allow code from outside transformers and hf-finetune: template classes named as "
+                                "module:attr, metrics that are not built in, models with custom code. Only for "
+                                "templates, configs and models whose authors you trust.")
+    group.add_argument("--debug", action="store_true", help="Show tracebacks and library logs.")
 
 
 def _flag(name: str) -> str:
@@ -65,7 +83,7 @@ def _shown_default(name: str, template: templates.TaskTemplate | None) -> Any:
         if name == "metric_for_best_model":
             return template.metric_for_best_model
         if name == "metrics":
-            return ",".join(m.name for m in template.metrics)
+            return ",".join(name for name, _ in template.metrics)
     return RunConfig.__dataclass_fields__[name].default
 
 
@@ -77,13 +95,11 @@ def training_parser(template: templates.TaskTemplate | None) -> argparse.Argumen
                         + ", ".join(f"{k}={v}" for k, v in template.default_run.items()) + ".")
     parser = _Parser(prog=prog, description=description, allow_abbrev=False,
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    general = parser.add_argument_group("general")
-    general.add_argument("--config", help="Run-config YAML file; flags override its values.", default=None)
-    general.add_argument("--token", help="Hub token (default: HF_TOKEN or the `hf auth login` token). Never written anywhere.",
-                         default=None)
-    general.add_argument("--quiet", action="store_true", help="Print only errors and the final summary.")
-    general.add_argument("--debug", action="store_true", help="Show tracebacks and library logs.")
-    groups: dict[str, Any] = {}
+    _add_common(parser, trust=True)
+    run_group = parser.add_argument_group("run")
+    run_group.add_argument("--config", help="Run-config YAML file; flags override its values.", default=None)
+    run_group.add_argument("--quiet", action="store_true", help="Print only errors and the final summary.")
+    groups: dict[str, Any] = {"task": run_group}
     for f in RunConfig.fields():
         if f.metadata.get("cli") is False:
             continue
@@ -149,24 +165,21 @@ def cmd_card(argv: list[str], console: Console) -> int:
     parser = _Parser(prog="hf-finetune card", description=COMMANDS["card"])
     parser.add_argument("run_dir")
     parser.add_argument("--repo-id", default=None, help="Hub repo id used in the card's usage snippet.")
+    _add_common(parser, token=False)
     args = parser.parse_args(argv)
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "run_info.json").exists():
-        raise ConfigError(f"{run_dir} is not a finished hf-finetune run (no run_info.json).")
-    path = card.write(run_dir, args.repo_id)
-    console.print(f"wrote {path}")
+    if args.repo_id:
+        hub.check_repo_id(args.repo_id)
+    path = card.write(RunDir.open(args.run_dir), args.repo_id)
+    console.print(f"wrote {path}", highlight=False)
     return 0
 
 
 def cmd_pull(argv: list[str], console: Console) -> int:
-    from . import hub
-
     parser = _Parser(prog="hf-finetune pull", description=COMMANDS["pull"])
     parser.add_argument("repo_id", help="Hub model id, e.g. bert-base-uncased")
     parser.add_argument("--revision", default=None, help="Branch, tag or commit (default: main).")
-    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the stored login).")
     parser.add_argument("--cache-dir", default=None, help="Cache folder (default: the Hugging Face cache).")
-    parser.add_argument("--debug", action="store_true")
+    _add_common(parser)
     args = parser.parse_args(argv)
     path, sha = hub.pull(args.repo_id, args.revision, token=args.token, cache_dir=args.cache_dir)
     console.print(f"{args.repo_id} at commit {sha}\n{path}", highlight=False)
@@ -174,24 +187,24 @@ def cmd_pull(argv: list[str], console: Console) -> int:
 
 
 def cmd_push(argv: list[str], console: Console) -> int:
-    from . import hub
-
     parser = _Parser(prog="hf-finetune push", description=COMMANDS["push"])
     parser.add_argument("run_dir")
     parser.add_argument("repo_id")
     parser.add_argument("--private", action="store_true", help="Create the repo as private.")
     parser.add_argument("--create-pr", action="store_true", help="Open a pull request instead of committing.")
     parser.add_argument("--revision", default=None, help="Target branch (created if needed).")
-    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the stored login).")
     parser.add_argument("--commit-message", default=None)
-    parser.add_argument("--debug", action="store_true")
+    _add_common(parser)
     args = parser.parse_args(argv)
-    run_dir = Path(args.run_dir)
-    if (run_dir / "run_info.json").exists():
-        card.write(run_dir, args.repo_id)   # the usage snippet names the repo
-    url = hub.push_run(run_dir, args.repo_id, token=args.token, private=args.private, create_pr=args.create_pr,
+    hub.check_repo_id(args.repo_id)
+    run = RunDir.open(args.run_dir)
+    plan = run.push_plan()            # refuses links and special files before anything is written
+    card.write(run, args.repo_id)     # the usage snippet names the repo
+    url = hub.push_run(run.path, args.repo_id, token=args.token, private=args.private, create_pr=args.create_pr,
                        revision=args.revision, commit_message=args.commit_message)
-    console.print(f"pushed {run_dir} to {args.repo_id}: {url}", highlight=False)
+    console.print(f"pushed {run.path} to {args.repo_id}: {url}", highlight=False)
+    if plan.left_out:
+        console.print(f"left out (not files a run writes): {', '.join(plan.left_out)}", highlight=False)
     return 0
 
 
@@ -207,8 +220,7 @@ def cmd_predict(argv: list[str], console: Console) -> int:
     parser.add_argument("--column", default=None, help="Field / column holding the inputs (default: text / image).")
     parser.add_argument("--output", default=None, help="Write .jsonl or .csv here (default: JSON Lines on stdout).")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--token", default=None)
-    parser.add_argument("--debug", action="store_true")
+    _add_common(parser, trust=True)
     args = parser.parse_args(argv)
     if args.batch_size <= 0:
         raise ConfigError("--batch-size must be greater than 0.")
@@ -221,6 +233,7 @@ def cmd_predict(argv: list[str], console: Console) -> int:
     with Progress(console=err_console, disable=not err_console.is_terminal) as progress:
         task = progress.add_task("predicting", total=len(inputs))
         results = predict_mod.predict(args.model, inputs, batch_size=args.batch_size, token=args.token,
+                                      trust_remote_code=args.trust_remote_code,
                                       progress=lambda n: progress.advance(task, n))
     predict_mod.write(results, args.output)
     if args.output:
@@ -245,10 +258,16 @@ def cmd_init_ci(argv: list[str], console: Console) -> int:
     parser.add_argument("--task", default="sentiment", help="Default task of the workflow.")
     parser.add_argument("--dir", default=".", help="The repository to write into.")
     parser.add_argument("--force", action="store_true", help="Replace an existing workflow file.")
+    parser.add_argument("--install-spec", default=None,
+                        help="How the runner installs hf-finetune (a pip requirement; default: exactly the running "
+                             "install, a pinned release or a VCS commit; required for a local install).")
+    parser.add_argument("--oidc", action="store_true",
+                        help="Keyless auth through GitHub OIDC (adds `id-token: write`) instead of an HF_TOKEN secret.")
     args = parser.parse_args(argv)
-    path = ci.write_workflow(args.dir, args.task, args.force)
-    console.print(f"wrote {path}\nAdd a repository secret HF_TOKEN (or set up GitHub OIDC, see the file's header), "
-                  "then start it from the Actions tab.", highlight=False)
+    path = ci.write_workflow(args.dir, args.task, args.force, install_spec=args.install_spec, oidc=args.oidc)
+    auth = ("Set up Trusted Publishing for this repository on the Hub and the repository variable HF_OIDC_RESOURCE"
+            if args.oidc else "Add a repository secret HF_TOKEN")
+    console.print(f"wrote {path}\n{auth}, then start it from the Actions tab.", highlight=False)
     return 0
 
 
@@ -277,11 +296,11 @@ def cmd_evaluate(argv: list[str], console: Console) -> int:
     parser.add_argument("--summary-column", default=None)
     parser.add_argument("--image-column", default=None)
     parser.add_argument("--output", default=None, help="Also write the metrics to this JSON file.")
-    parser.add_argument("--debug", action="store_true")
+    _add_common(parser, token=False, trust=True)
     args = parser.parse_args(argv)
     api.quiet_libraries(args.debug)
     result = evaluation.evaluate_run(args.run_dir, args.dataset, split=args.split, dataset_config=args.dataset_config,
-                                     max_samples=args.max_samples, columns={
+                                     max_samples=args.max_samples, trust_remote_code=args.trust_remote_code, columns={
                                          "text_column": args.text_column, "label_column": args.label_column,
                                          "summary_column": args.summary_column, "image_column": args.image_column})
     table = Table(title=f"{args.run_dir} on {args.dataset} ({args.split})")
@@ -303,51 +322,59 @@ def cmd_train(argv: list[str], console: Console) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     pre.add_argument("--template")
+    pre.add_argument("--trust-remote-code", action="store_true")
     known, _ = pre.parse_known_args(argv)
     ref = known.template or template_ref
     if ref is None and known.config:
         file_values = config_mod.load_config_file(known.config)
         ref = file_values.get("template") or file_values.get("task")
     if ref is not None:
-        template = templates.load(ref)
+        template = templates.load(ref, trust_remote_code=known.trust_remote_code)
     parser = training_parser(template)
     if template is None and not {"-h", "--help"} & set(argv):
         raise ConfigError("No task given.", "Name one (e.g. `hf-finetune sentiment`); `hf-finetune tasks` lists them.")
     values = _given(parser, argv)
-    if (values.get("num_processes") or 1) > 1 and "WORLD_SIZE" not in os.environ:
-        return _relaunch(argv if template_ref is None else [template_ref, *argv], values["num_processes"])
     quiet, debug = values.pop("quiet", False), values.pop("debug", False)
     config_file, token = values.pop("config", None), values.pop("token", None)
-    token = token or os.environ.get("HF_TOKEN") or None
+    trust_remote_code = values.pop("trust_remote_code", False)
+    token = tokens.check(token, "--token") if token else tokens.from_environment()
+    if (values.get("num_processes") or 1) > 1 and "WORLD_SIZE" not in os.environ:
+        return _relaunch(argv if template_ref is None else [template_ref, *argv], values["num_processes"], token)
     started = time.perf_counter()
     if os.environ.get("RANK", "0") != "0":
         quiet = True
     result = api.finetune(template_ref if template_ref and not known.template else None, config=config_file,
-                          token=token, quiet=quiet, console=console, debug=debug, **values)
+                          token=token, quiet=quiet, console=console, debug=debug,
+                          trust_remote_code=trust_remote_code, **values)
     if os.environ.get("RANK", "0") == "0":   # one summary, from the main process
         _print_summary(console, result, time.perf_counter() - started)
     return 0
 
 
-def _relaunch(argv: list[str], processes: int) -> int:
-    """`--num-processes N`: run the same command under `accelerate launch` (DDP; gloo on CPU)."""
-    import subprocess
-
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """argv without ``option VALUE`` / ``option=VALUE``."""
     rest, skip = [], False
-    for token in argv:
+    for arg in argv:
         if skip:
             skip = False
-            continue
-        if token == "--num-processes":
+        elif arg == option:
             skip = True
-            continue
-        if token.startswith("--num-processes="):
-            continue
-        rest.append(token)
+        elif not arg.startswith(option + "="):
+            rest.append(arg)
+    return rest
+
+
+def _relaunch(argv: list[str], processes: int, token: str | None) -> int:
+    """`--num-processes N`: run the same command under `accelerate launch` (DDP; gloo on CPU). The token
+    goes to the processes through the environment, never their argv (which `ps` shows to every user)."""
+    import subprocess
+
+    rest = _without_option(_without_option(argv, "--num-processes"), "--token")
+    env = dict(os.environ, **({"HF_TOKEN": token} if token else {}))
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "-m", "hf_finetune", *rest]
-    return subprocess.call(command)
+    return subprocess.call(command, env=env)
 
 
 def top_help() -> str:
@@ -361,14 +388,32 @@ def top_help() -> str:
     return "\n".join(lines)
 
 
+def _register_tokens(argv: list[str]) -> None:
+    """Every token this process may see, masked in all its output from the start (--token in either form,
+    HF_TOKEN, the stored login)."""
+    for i, arg in enumerate(argv):
+        if arg == "--token" and i + 1 < len(argv):
+            tokens.register(argv[i + 1])
+        elif arg.startswith("--token="):
+            tokens.register(arg.split("=", 1)[1])
+    tokens.register(os.environ.get("HF_TOKEN"))
+    tokens.register_stored_token()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    streams = sys.stdout, sys.stderr
+    tokens.mask_standard_streams()
+    try:
+        _register_tokens(argv)
+        return _dispatch(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _dispatch(argv: list[str]) -> int:
     console = Console()
     debug = "--debug" in argv
-    token = None
-    if "--token" in argv and argv.index("--token") + 1 < len(argv):
-        token = argv[argv.index("--token") + 1]
-    token = token or os.environ.get("HF_TOKEN")
     try:
         if not argv or argv[0] in ("-h", "--help"):
             print(top_help())
@@ -387,26 +432,26 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse --help
         return int(exit_.code or 0)
     except FinetuneError as err:
-        _report(err.message + (f" {err.hint}" if err.hint else ""), token, debug)
+        _report(err.message + (f" {err.hint}" if err.hint else ""), debug)
         return err.exit_code
     except KeyboardInterrupt:
-        _report("Interrupted; nothing was written to the output dir.", token, debug)
+        _report("Interrupted; nothing was written to the output dir.", debug)
         return 130
     except MemoryError:
-        _report("Ran out of memory. Lower --per-device-train-batch-size or --max-length.", token, debug)
+        _report("Ran out of memory. Lower --per-device-train-batch-size or --max-length.", debug)
         return 1
     except OSError as err:
         _report(f"A file operation failed: {err.strerror or err} ({err.filename or ''}). "
-                "Check free disk space and permissions.", token, debug)
+                "Check free disk space and permissions.", debug)
         return 1
     except Exception as err:  # noqa: BLE001 - last resort: one paragraph, not a traceback
         io_problem = _io_failure(err)
         if io_problem:
             _report(f"Writing failed: {io_problem}. Check free disk space and permissions of the output dir; "
-                    "nothing was published.", token, debug)
+                    "nothing was published.", debug)
             return 1
         _report(f"Unexpected error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
-                "This may be a bug in hf-finetune; run again with --debug for the traceback.", token, debug)
+                "This may be a bug in hf-finetune; run again with --debug for the traceback.", debug)
         return 1
 
 
@@ -425,9 +470,9 @@ def _io_failure(err: BaseException) -> str | None:
     return None
 
 
-def _report(message: str, token: str | None, debug: bool) -> None:
+def _report(message: str, debug: bool) -> None:
+    """One paragraph on stderr (after the traceback with --debug); tokens are masked by the stream itself."""
     if debug:
         traceback.print_exc()
-    if token:
-        message = message.replace(token, "***")
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(tokens.redact(message))}", highlight=False,
+                               soft_wrap=True)

@@ -138,12 +138,9 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(
-            "# hf-finetune run configuration: repeat this run with `hf-finetune --config run_config.yaml`\n"
-            + yaml.safe_dump(self.to_dict(), sort_keys=False),
-            encoding="utf-8",
-        )
+    def to_yaml(self) -> str:
+        return ("# hf-finetune run configuration: repeat this run with `hf-finetune --config run_config.yaml`\n"
+                + dump_yaml(self.to_dict()))
 
 
 _HINTS = typing.get_type_hints(RunConfig)
@@ -206,27 +203,72 @@ def check_keys(values: dict[str, Any], source: str) -> None:
             raise ConfigError(f"{source}: unknown option '{key}'. {did_you_mean(key, names)}")
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a run-config YAML file into checked, typed values."""
+MAX_YAML_BYTES = 1 << 20   # a config or template is a few dozen lines; anything near this is not one
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (``*name``): a few hundred bytes of nested aliases expand to
+    gigabytes (the "billion laughs"), and no config or template needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not accepted", mark)
+        return super().compose_node(parent, index)
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """Parse a small YAML file (a config, a template): a regular file of at most 1 MiB, no aliases."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        stat = path.stat()
     except FileNotFoundError:
-        raise ConfigError(f"Config file {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"Config file {path} can't be read: {err}.") from None
+        raise ConfigError(f"{what} {path} does not exist.") from None
+    except OSError as err:
+        raise ConfigError(f"{what} {path} can't be read: {err.strerror or err}.") from None
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} is not a regular file.")
+    if stat.st_size > MAX_YAML_BYTES:
+        raise ConfigError(f"{what} {path} is {stat.st_size:,} bytes; hf-finetune reads YAML files of at most "
+                          f"{MAX_YAML_BYTES:,} bytes.")
     try:
-        values = yaml.safe_load(text)
+        with path.open("rb") as f:
+            text = f.read(MAX_YAML_BYTES + 1).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{what} {path} can't be read: {err}.") from None
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
-        raise ConfigError(f"Config file {path} is not valid YAML: {err}".replace("\n", " "),
+        raise ConfigError(f"{what} {path} is not valid YAML: {err}".replace("\n", " "),
                           "Fix the syntax (indentation, a ':' after each key) and run again.") from None
+
+
+def dump_yaml(values: Any) -> str:
+    return yaml.dump(values, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True)
+
+
+def config_values(values: Any, source: str) -> dict[str, Any]:
+    """Checked, typed run-config values from a parsed mapping (a config file, a run's run_config.yaml)."""
     if values is None:
         return {}
     if not isinstance(values, dict):
-        raise ConfigError(f"Config file {path} must be a mapping of option: value, got {type(values).__name__}.")
+        raise ConfigError(f"{source} must be a mapping of option: value, got {type(values).__name__}.")
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
-    check_keys(values, f"Config file {path}")
-    return {k: coerce(k, v, f"Config file {path}") for k, v in values.items()}
+    if "trust_remote_code" in values:
+        raise ConfigError(f"{source} sets trust_remote_code, which a config file can't do: a config may come "
+                          "from someone else.", "Pass --trust-remote-code on the command line yourself.")
+    check_keys(values, source)
+    return {k: coerce(k, v, source) for k, v in values.items()}
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a run-config YAML file into checked, typed values."""
+    return config_values(read_yaml(path, "Config file"), f"Config file {path}")
 
 
 def validate(config: RunConfig) -> RunConfig:
@@ -258,6 +300,13 @@ def validate(config: RunConfig) -> RunConfig:
             raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, got {getattr(config, name)!r}.")
     if config.bf16 and config.fp16:
         raise ConfigError("Choose one of bf16 and fp16, not both.")
+    if config.push_to_hub:
+        from .hub import check_repo_id
+
+        check_repo_id(config.push_to_hub)   # a bad target fails now, not after training
+    if config.hub_create_pr and config.hub_revision:
+        raise ConfigError("--hub-create-pr opens a pull request against the main branch; it can't be combined with "
+                          "--hub-revision.")
     return config
 
 

@@ -44,6 +44,7 @@ class DataSource:
     config: str | None = None
     description: str = ""
     license: str | None = None
+    local: bool = False          # a file or folder on this machine (its path is never written into shared files)
 
 
 @dataclass
@@ -177,7 +178,7 @@ def load_raw(ref: str, config: RunConfig) -> tuple[DatasetDict, DataSource, dict
     if path.exists():
         if not os.access(path, os.R_OK):
             raise DataError(f"{path} can't be read (permission denied).")
-        return _load_local(path), DataSource(path.name or str(path)), {}
+        return _load_local(path), DataSource(path.resolve().name, local=True), {}
     if ref.startswith((".", "/", "~")) or Path(ref).suffix.lower() in FILE_BUILDERS:
         raise DataError(f"Data file or folder {ref} does not exist.")
     return _load_hub(ref, config), DataSource(ref, ref, config.dataset_config), {}

@@ -2,38 +2,40 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from . import batching, data as data_mod, kinds, metrics as metrics_mod, modeling, templates
-from .config import RunConfig
-from .errors import ConfigError
+from . import batching, config as config_mod, data as data_mod, kinds, metrics as metrics_mod, modeling, templates
+from .rundir import RunDir
 from .training import precision, stock_sampling_strategy
 
 
 def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", dataset_config: str | None = None,
-                 max_samples: int | None = None, columns: dict[str, str | None] | None = None) -> dict[str, Any]:
+                 max_samples: int | None = None, columns: dict[str, str | None] | None = None,
+                 trust_remote_code: bool = False) -> dict[str, Any]:
+    """The run's metrics on ``split`` of ``dataset``, computed as the run computed its own.
+
+    The run's saved config and template are read as data: a template naming code from outside
+    transformers, or a metric that is not built in, is refused unless ``trust_remote_code``.
+    """
     from transformers import TrainingArguments
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "run_config.yaml").exists() or not (run_dir / "run_info.json").exists():
-        raise ConfigError(f"{run_dir} is not a finished hf-finetune run (no run_config.yaml / run_info.json).")
-    saved = yaml.safe_load((run_dir / "run_config.yaml").read_text(encoding="utf-8"))
-    info = json.loads((run_dir / "run_info.json").read_text(encoding="utf-8"))
-    template = templates.load(saved.get("template") or saved["task"])
+    run = RunDir.open(run_dir)
+    saved, info = run.config, run.info
+    template = templates.load(saved.get("template") or saved["task"], trust_remote_code=trust_remote_code)
     kind = kinds.get(template.kind)
-    overrides = {"dataset": dataset, "dataset_config": dataset_config, "model": str(run_dir), "revision": None,
+    overrides = {"dataset": dataset, "dataset_config": dataset_config, "model": str(run.path), "revision": None,
                  **({"max_test_samples": max_samples} if max_samples else {}),
                  **{k: v for k, v in (columns or {}).items() if v}}
-    config = RunConfig(**{**saved, **overrides})
+    config = config_mod.resolve(saved, overrides)
     if split != "test":
         config.test_split = split
+    metric_specs = [(name, info.get("metric_args", {}).get(name) or {}) for name in
+                    ([name for name, _ in template.metrics] if not config.metrics else config.metrics)]
+    metrics_mod.check_trusted([name for name, _ in metric_specs], trust_remote_code)
     prepared = data_mod.prepare(template, config, kind.roles, labels=info.get("labels") or None)
-    model_source = modeling.ModelSource(str(run_dir), run_dir.name, None)
+    model_source = modeling.ModelSource(str(run.path), run.path.name, None, local=True)
     processor = modeling.load_processor(template, model_source)
     model = modeling.load_model(template, model_source)
     kind.prefix = info.get("prefix", "")
@@ -41,9 +43,7 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", data
     if template.kind == "summarization":
         config.max_target_length = config.max_target_length or max(8, (model.generation_config.max_length or 65) - 1)
     tokenized, _ = kind.preprocess(prepared, processor, config, template)
-    metric_specs = [(name, info.get("metric_args", {}).get(name) or {}) for name in
-                    ([m.name for m in template.metrics] if not config.metrics else config.metrics)]
-    suite = metrics_mod.MetricSuite(metric_specs)
+    suite = metrics_mod.MetricSuite(metric_specs, trust_remote_code)
     extra = kind.training_arguments(config)
     args_class = extra.pop("args_class", TrainingArguments)
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,6 +9,8 @@ from urllib.parse import urlparse
 
 from huggingface_hub import constants
 
+from . import tokens
+
 
 def endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
@@ -64,12 +66,32 @@ PULL_FALLBACK_WEIGHTS = ["pytorch_model*.bin"]   # only when there are no safete
 
 
 def resolve_token(token: str | None = None) -> str | None:
-    """--token, else HF_TOKEN, else the token stored by `hf auth login`."""
+    """--token, else HF_TOKEN, else the token stored by `hf auth login`; checked and masked in all output."""
     if token:
-        return token
+        return tokens.check(token, "--token")
+    if os.environ.get("HF_TOKEN"):
+        return tokens.from_environment()
     from huggingface_hub import get_token
 
-    return get_token()
+    stored = get_token()
+    tokens.register(stored)
+    return stored
+
+
+def check_repo_id(repo_id: str) -> str:
+    """Refuse an id the Hub would refuse, before any training or request."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    from .errors import ConfigError
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ConfigError(f"{repo_id!r} is not a valid Hub repo id: {str(err).splitlines()[0]}",
+                          "Use 'name' or 'namespace/name' with letters, digits, '-', '_' and '.' only, "
+                          "e.g. me/bert-imdb.") from None
+    return repo_id
 
 
 def pull(repo_id: str, revision: str | None = None, *, token: str | None = None, cache_dir: str | None = None,
@@ -134,42 +156,39 @@ def _http_error(err, doing: str):
     return HubError(f"{doing} failed: {first}")
 
 
-# Files of a finished run that belong on the Hub; checkpoints and optimizer states never do.
-PUSH_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md", "training_curves.png",
-                 "example.png", "run_config.yaml", "*.jinja"]
-PUSH_IGNORE = ["checkpoint-*", "checkpoints/*", "*.pt", "*.pth", "*.bin", "optimizer*", "scheduler*",
-               "rng_state*", "training_args.bin", ".*"]
-
-
 def push_run(run_dir, repo_id: str, *, token: str | None = None, private: bool = False,
              create_pr: bool = False, revision: str | None = None, commit_message: str | None = None) -> str:
     """Create (or reuse) the repo and upload a finished run in one commit; return the commit (or PR) URL.
 
-    Only a finished run (one with run_info.json, written last) is pushed, and only the model,
-    processor, card, metrics, curves and config: never checkpoints, optimizer states or pickles.
+    Exactly the files of ``RunDir.push_plan`` are uploaded (the model, processor, card, metrics, curves
+    and a path-free config; never checkpoints, pickles, links or files a run does not write), and files
+    of an earlier push that this run no longer has are deleted in the same commit.
     """
-    from pathlib import Path
-
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     from .errors import HubError, OfflineError
+    from .rundir import RunDir, is_pushed_name
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "run_info.json").is_file():
-        raise HubError(f"{run_dir} is not a finished hf-finetune run (no run_info.json); nothing was pushed.")
+    check_repo_id(repo_id)
+    run = RunDir.open(run_dir)
+    plan = run.push_plan()
     if not reachable():
         raise OfflineError(f"Can't push to {repo_id!r}: the Hub ({endpoint()}) can't be reached.",
                            "The run is saved; push it later with `hf-finetune push RUN_DIR REPO_ID`.")
     api = HfApi(endpoint=endpoint(), token=resolve_token(token))
+    additions = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes)
+                                    else str(content)) for name, content in plan.files]
+    pushed = {name for name, _ in plan.files}
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        commit = api.upload_folder(
-            repo_id=repo_id, folder_path=str(run_dir), allow_patterns=PUSH_PATTERNS, ignore_patterns=PUSH_IGNORE,
-            revision=revision, create_pr=create_pr,
-            commit_message=commit_message or f"hf-finetune: upload run {run_dir.name}")
+        stale = [CommitOperationDelete(path_in_repo=path) for path in api.list_repo_files(repo_id, revision=revision)
+                 if is_pushed_name(path) and path not in pushed]
+        commit = api.create_commit(
+            repo_id, operations=[*additions, *stale], revision=revision, create_pr=create_pr,
+            commit_message=commit_message or f"hf-finetune: upload run {run.path.name}")
     except HfHubHTTPError as err:
         raise _http_error(err, f"Pushing to {repo_id!r}") from None
     except OSError as err:

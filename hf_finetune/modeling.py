@@ -25,9 +25,15 @@ class ModelSource:
     revision: str | None = None
     description: str = ""
     license: str | None = None
+    local: bool = False         # a folder on this machine (its path is never written into shared files)
+
+    @property
+    def shareable_ref(self) -> str:
+        """How files others read name this model: the Hub id, else the local folder's name."""
+        return self.hub_id or self.name
 
 
-def resolve(template: TaskTemplate, config: RunConfig) -> ModelSource:
+def resolve(template: TaskTemplate, config: RunConfig, token: str | None = None) -> ModelSource:
     ref = config.model or template.default_model
     if not ref:
         raise ModelError(f"Task {template.name!r} has no default model; pass --model.")
@@ -39,20 +45,26 @@ def resolve(template: TaskTemplate, config: RunConfig) -> ModelSource:
         if not path.is_dir() or not (path / "config.json").exists():
             raise ModelError(f"{path} is not a model folder (no config.json).",
                              "Give a folder written by save_pretrained, or a Hub model id.")
-        return ModelSource(str(path), path.resolve().name, None)
+        return ModelSource(str(path), path.resolve().name, None, local=True)
     if ref.startswith((".", "/", "~")):
         raise ModelError(f"Model folder {ref} does not exist.")
     # A Hub id: fetch only what a checkpoint needs, pinned to the commit the revision points at.
-    path, sha = hub.pull(ref, config.revision)
+    path, sha = hub.pull(ref, config.revision, token=token)
     return ModelSource(path, ref.rstrip("/").split("/")[-1], ref, sha)
 
 
-def _load(what: str, loader: Any, source: ModelSource, **kwargs: Any) -> Any:
+def _load(what: str, loader: Any, source: ModelSource, trust_remote_code: bool = False, **kwargs: Any) -> Any:
     is_hub = source.hub_id is not None and not Path(source.ref).exists()
     offline = hub.go_offline_if_unreachable() if is_hub else False
+    if trust_remote_code:
+        kwargs["trust_remote_code"] = True
     try:
         return loader.from_pretrained(source.ref, **kwargs)
     except (OSError, ValueError) as err:
+        if "trust_remote_code" in str(err) and not trust_remote_code:
+            raise ModelError(f"The {what} in {source.ref!r} needs its own Python code (a custom architecture), which "
+                             "is not run by default.",
+                             "If you trust its author, pass --trust-remote-code.") from None
         if is_hub and offline:
             raise OfflineError(
                 f"The {what} {source.ref!r} is not a local folder, so it must come from the Hugging Face Hub "
@@ -65,7 +77,8 @@ def _load(what: str, loader: Any, source: ModelSource, **kwargs: Any) -> Any:
 
 
 def load_processor(template: TaskTemplate, source: ModelSource) -> Any:
-    return _load("processor", template.processor.resolve(), source, **template.processor.args)
+    return _load("processor", template.processor.resolve(), source, template.trust_remote_code,
+                 **template.processor.args)
 
 
 def load_model(template: TaskTemplate, source: ModelSource, labels: list[str] | None = None) -> Any:
@@ -74,4 +87,4 @@ def load_model(template: TaskTemplate, source: ModelSource, labels: list[str] | 
     if labels is not None:
         kwargs.update(num_labels=len(labels), id2label=dict(enumerate(labels)),
                       label2id={name: i for i, name in enumerate(labels)}, ignore_mismatched_sizes=True)
-    return _load("model", template.auto_class.resolve(), source, **kwargs)
+    return _load("model", template.auto_class.resolve(), source, template.trust_remote_code, **kwargs)

@@ -3,17 +3,13 @@ so a failed or killed run never leaves a folder that looks like a finished model
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from .errors import ConfigError, FinetuneError
-
-FINISHED_MARKER = "run_info.json"   # written last, just before the rename
-
+from .rundir import FINGERPRINT
 
 def default_dir(task: str, model_name: str) -> Path:
     return Path("outputs") / f"{task}-{model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -44,7 +40,7 @@ def staging_dir(target: Path, resume: bool = True, main_process: bool = True,
     """
     staging = target.parent / f".{target.name}.partial"
     last = latest_checkpoint(staging / "checkpoints") if resume else None
-    stamp = staging / "run_fingerprint.txt"
+    stamp = staging / FINGERPRINT
     if last and (not stamp.exists() or stamp.read_text() != fingerprint):
         last = None   # checkpoints of a run with other settings: resuming would mix two configurations
     if main_process and last is None:
@@ -77,10 +73,6 @@ def publish(staging: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(staging, target)
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def plot_training_curves(log_history: list[dict], metric: str, path: Path) -> bool:

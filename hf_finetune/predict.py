@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import torch
 
 from .errors import DataError, ModelError
+from .rundir import RunDir
 
 KIND_BY_ARCHITECTURE = (("ForSequenceClassification", "text-classification"),
                         ("ForConditionalGeneration", "summarization"), ("ForSeq2SeqLM", "summarization"),
@@ -22,20 +23,19 @@ KIND_BY_ARCHITECTURE = (("ForSequenceClassification", "text-classification"),
 
 
 def load_run(model_ref: str, token: str | None = None) -> tuple[str, dict[str, Any]]:
-    """(local folder, run info) for a run dir or a Hub repo id."""
+    """(local folder, run info) for a run dir, a model folder or a Hub repo id."""
     path = Path(model_ref)
     if not path.exists():
         from . import hub
 
         folder, _ = hub.pull(model_ref, token=token)
         path = Path(folder)
-    if not (path / "config.json").exists():
+    run = RunDir(path)
+    if not run.has("config.json"):
         raise ModelError(f"{model_ref} holds no model (no config.json).")
-    info: dict[str, Any] = {}
-    if (path / "run_info.json").exists():
-        info = json.loads((path / "run_info.json").read_text(encoding="utf-8"))
+    info = dict(run.info)
     if "kind" not in info:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        config = run.read_json("config.json")
         arch = " ".join(config.get("architectures") or [])
         info["kind"] = next((kind for key, kind in KIND_BY_ARCHITECTURE if key in arch), None)
         if info["kind"] is None:
@@ -91,16 +91,19 @@ def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def predict(model_ref: str, inputs: list[str], *, batch_size: int = 32, token: str | None = None,
-            progress: Any = None) -> list[dict[str, Any]]:
-    """Predictions for ``inputs`` (texts, or image paths), one dict per input."""
+            trust_remote_code: bool = False, progress: Any = None) -> list[dict[str, Any]]:
+    """Predictions for ``inputs`` (texts, or image paths), one dict per input. A model with its own
+    Python code (a custom architecture) is loaded only with ``trust_remote_code``."""
     folder, info = load_run(model_ref, token)
+    remote = {"trust_remote_code": True} if trust_remote_code else {}
     kind = info["kind"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     results: list[dict[str, Any]] = []
     if kind == "summarization":
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-        tokenizer, model = AutoTokenizer.from_pretrained(folder), AutoModelForSeq2SeqLM.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder, **remote)
+        model = AutoModelForSeq2SeqLM.from_pretrained(folder, **remote)
         model.to(device).eval()
         prefix = info.get("prefix", "")
         for chunk in batches(inputs, batch_size):
@@ -116,8 +119,8 @@ def predict(model_ref: str, inputs: list[str], *, batch_size: int = 32, token: s
         from PIL import Image
         from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-        processor = AutoImageProcessor.from_pretrained(folder)
-        model = AutoModelForImageClassification.from_pretrained(folder).to(device).eval()
+        processor = AutoImageProcessor.from_pretrained(folder, **remote)
+        model = AutoModelForImageClassification.from_pretrained(folder, **remote).to(device).eval()
 
         def encode(chunk: list[str]) -> Any:
             images = []
@@ -131,8 +134,8 @@ def predict(model_ref: str, inputs: list[str], *, batch_size: int = 32, token: s
     else:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForSequenceClassification.from_pretrained(folder).to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder, **remote)
+        model = AutoModelForSequenceClassification.from_pretrained(folder, **remote).to(device).eval()
 
         def encode(chunk: list[str]) -> Any:
             return tokenizer(chunk, return_tensors="pt", padding=True, truncation=True)

@@ -2,7 +2,8 @@
 
 A template is data. The engine only interprets it: ``kind`` picks the data/pre-processing path
 (``text-classification``, ``summarization``, ``image-classification``), everything else names
-classes (resolved from ``transformers`` or a ``module:attr`` path) and values. A new task of an
+classes (resolved from ``transformers`` and hf-finetune's registry; a ``module:attr`` path only with
+``trust_remote_code``) and values. A new task of an
 existing kind is one new YAML file; ``--template my.yaml`` runs a user's own.
 
 Keys:
@@ -21,14 +22,13 @@ Keys:
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .config import RunConfig, check_keys, coerce
+from .config import RunConfig, check_keys, coerce, read_yaml
 from .errors import ConfigError, did_you_mean
 
 KINDS = ("text-classification", "summarization", "image-classification")
@@ -43,21 +43,88 @@ _SECTION_KEYS = {
 }
 
 
+# Trust, as transformers' trust_remote_code: a template is data. Without trust_remote_code the classes it
+# names resolve only from transformers (a class of the kind each slot needs) and hf-finetune's REGISTRY,
+# and their arguments can't switch on remote code, push anywhere or carry credentials. A `module:attr`
+# name is code someone else wrote: it is imported only with trust_remote_code.
+REGISTRY: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Make a class of hf-finetune's (or of a notebook's own code) nameable in templates without trust."""
+    REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def _has_from_pretrained(cls: type) -> bool:
+    return callable(getattr(cls, "from_pretrained", None))
+
+
+def _is_trainer(cls: type) -> bool:
+    from transformers import Trainer
+
+    return issubclass(cls, Trainer)
+
+
+def _is_callback(cls: type) -> bool:
+    from transformers import TrainerCallback
+
+    return issubclass(cls, TrainerCallback)
+
+
+SLOTS: dict[str, tuple[str, Any]] = {   # slot -> (what it must be, check)
+    "model.auto_class": ("a model class with from_pretrained", _has_from_pretrained),
+    "model.processor": ("a processor class with from_pretrained", _has_from_pretrained),
+    "collator": ("a transformers data collator", lambda cls: "DataCollator" in cls.__name__),
+    "trainer": ("a transformers Trainer class", _is_trainer),
+    "trainer.callbacks": ("a TrainerCallback class", _is_callback),
+}
+UNTRUSTED_ARGS = re.compile(r"trust_remote_code|push_to_hub.*|hub_.*|report_to|output_dir|logging_dir|deepspeed|"
+                            r"fsdp_config|.*token.*|.*_url|endpoint")
+
+
+def _untrusted(what: str, source: str) -> ConfigError:
+    return ConfigError(f"Template {source} {what}; that runs code, or sends data or credentials, that the template's "
+                       "author chose, so it is refused by default.",
+                       "If you trust this template, pass --trust-remote-code (trust_remote_code=True in the API).")
+
+
+def check_args(args: dict[str, Any], where: str, source: str, trusted: bool) -> dict[str, Any]:
+    if not trusted:
+        for key in args:
+            if UNTRUSTED_ARGS.fullmatch(str(key)):
+                raise _untrusted(f"sets {where} argument {key!r}", source)
+    return args
+
+
 @dataclass
 class ClassSpec:
     """A class named in a template, with keyword arguments for its constructor."""
 
     name: str
     args: dict[str, Any] = field(default_factory=dict)
+    slot: str = "trainer"
+    trusted: bool = False
+    source: str = ""
 
-    def resolve(self, default_module: str = "transformers") -> Any:
-        """Import the class: ``Name`` from transformers, or ``package.module:Name``."""
+    def resolve(self) -> Any:
+        """Import the class: ``Name`` from hf-finetune's registry or transformers; ``package.module:Name``
+        only when trusted."""
         module_name, _, attr = self.name.rpartition(":")
-        module_name = module_name or default_module
+        if module_name and not self.trusted:
+            raise _untrusted(f"names the class {self.name!r} ({self.slot}), from outside transformers and hf-finetune",
+                             self.source)
+        if not module_name and attr in REGISTRY:
+            return REGISTRY[attr]
         try:
-            return getattr(importlib.import_module(module_name), attr)
+            obj = getattr(importlib.import_module(module_name or "transformers"), attr)
         except (ImportError, AttributeError) as err:
-            raise ConfigError(f"Template names class {self.name!r}, which can't be imported: {err}.") from None
+            raise ConfigError(f"Template {self.source} names class {self.name!r}, which can't be imported: {err}.") \
+                from None
+        what, fits = SLOTS[self.slot]
+        if not self.trusted and not (isinstance(obj, type) and fits(obj)):
+            raise ConfigError(f"Template {self.source}: {self.name!r} ({self.slot}) is not {what}.")
+        return obj
 
 
 @dataclass
@@ -74,7 +141,7 @@ class TaskTemplate:
     collator: ClassSpec
     trainer: ClassSpec
     callbacks: list[ClassSpec]
-    metrics: list[ClassSpec]
+    metrics: list[tuple[str, dict[str, Any]]]
     metric_for_best_model: str
     greater_is_better: bool
     defaults: dict[str, Any]
@@ -83,6 +150,12 @@ class TaskTemplate:
     prefix: str | dict[str, str] = ""
     model_load_args: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    bundled: bool = False
+    trust_remote_code: bool = False
+
+    @property
+    def class_specs(self) -> list[ClassSpec]:
+        return [self.auto_class, self.processor, self.collator, self.trainer, *self.callbacks]
 
 
 def input_prefix(template: "TaskTemplate", model_type: str | None) -> str:
@@ -100,20 +173,39 @@ def bundled_names() -> list[str]:
     return sorted(p.stem for p in bundled_dir().glob("*.yaml"))
 
 
-def _class_spec(value: Any, where: str) -> ClassSpec:
+def _args(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: 'args' must be a mapping, got {value!r}.")
+    return dict(value)
+
+
+def _class_spec(value: Any, slot: str, source: str, trusted: bool) -> ClassSpec:
+    where = f"Template {source} {slot}"
     if isinstance(value, str):
-        return ClassSpec(value)
-    if isinstance(value, dict) and "class" in value:
+        spec = ClassSpec(value, {}, slot, trusted, source)
+    elif isinstance(value, dict) and "class" in value:
         unknown = set(value) - {"class", "args"}
         if unknown:
             raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; a class entry has 'class' and 'args'.")
-        return ClassSpec(str(value["class"]), dict(value.get("args") or {}))
-    if isinstance(value, dict) and "name" in value:  # metrics use `name`
-        return ClassSpec(str(value["name"]), dict(value.get("args") or {}))
-    raise ConfigError(f"{where}: expected a class name or {{class: ..., args: ...}}, got {value!r}.")
+        spec = ClassSpec(str(value["class"]), _args(value.get("args"), where), slot, trusted, source)
+    else:
+        raise ConfigError(f"{where}: expected a class name or {{class: ..., args: ...}}, got {value!r}.")
+    check_args(spec.args, slot, source, trusted)
+    spec.resolve()   # refused or missing classes fail now, before any work
+    return spec
 
 
-def parse(raw: Any, source: str) -> TaskTemplate:
+def _metric_spec(value: Any, source: str) -> tuple[str, dict[str, Any]]:
+    if isinstance(value, str):
+        return value, {}
+    if isinstance(value, dict) and "name" in value:
+        return str(value["name"]), _args(value.get("args"), f"Template {source} metrics")
+    raise ConfigError(f"Template {source} metrics: expected a metric name or {{name: ..., args: ...}}, got {value!r}.")
+
+
+def parse(raw: Any, source: str, *, trust_remote_code: bool = False, bundled: bool = False) -> TaskTemplate:
     """Validate a template mapping; every mistake is reported with the file and key."""
     if not isinstance(raw, dict):
         raise ConfigError(f"Template {source} must be a YAML mapping.")
@@ -145,34 +237,46 @@ def parse(raw: Any, source: str) -> TaskTemplate:
     check_keys(default_run, f"Template {source} 'data.default_run'")
     default_run = {k: coerce(k, v, f"Template {source} 'data.default_run'") for k, v in default_run.items()}
     trainer = raw.get("trainer") or {}
+    trusted = trust_remote_code or bundled
+    trainer_spec = _class_spec({"class": trainer.get("class", "Trainer"), "args": trainer.get("args")}, "trainer",
+                               source, trusted)
+    load_args = check_args(_args(model.get("load_args"), f"Template {source} model.load_args"), "model.load_args",
+                           source, trusted)
     return TaskTemplate(
         name=str(raw["name"]),
         kind=raw["kind"],
         description=str(raw.get("description", "")),
         pipeline_tag=str(raw.get("pipeline_tag", raw["kind"])),
-        auto_class=_class_spec(model["auto_class"], f"{source} model.auto_class"),
-        processor=_class_spec(model["processor"], f"{source} model.processor"),
+        auto_class=_class_spec(model["auto_class"], "model.auto_class", source, trusted),
+        processor=_class_spec(model["processor"], "model.processor", source, trusted),
         default_model=str(model.get("default") or ""),
         default_dataset=str(data.get("default") or ""),
         columns={k: [str(c) for c in v] for k, v in (data.get("columns") or {}).items()},
         prefix=(dict(data["prefix"]) if isinstance(data.get("prefix"), dict) else str(data.get("prefix") or "")),
-        collator=_class_spec(raw.get("collator") or "DataCollatorWithPadding", f"{source} collator"),
-        trainer=ClassSpec(str(trainer.get("class", "Trainer")), dict(trainer.get("args") or {})),
-        callbacks=[_class_spec(c, f"{source} trainer.callbacks") for c in trainer.get("callbacks") or []],
-        metrics=[_class_spec(m, f"{source} metrics") for m in raw["metrics"]],
+        collator=_class_spec(raw.get("collator") or "DataCollatorWithPadding", "collator", source, trusted),
+        trainer=trainer_spec,
+        callbacks=[_class_spec(c, "trainer.callbacks", source, trusted) for c in trainer.get("callbacks") or []],
+        metrics=[_metric_spec(m, source) for m in raw["metrics"]],
         metric_for_best_model=str(raw["metric_for_best_model"]),
         greater_is_better=bool(raw.get("greater_is_better", True)),
         defaults=defaults,
         card=dict(raw.get("card") or {}),
         default_run=default_run,
-        model_load_args=dict(model.get("load_args") or {}),
+        model_load_args=load_args,
         source=source,
+        bundled=bundled,
+        trust_remote_code=trust_remote_code,
     )
 
 
-def load(name_or_path: str) -> TaskTemplate:
-    """Load a bundled template by name, or a user's template from a YAML path."""
+def load(name_or_path: str, *, trust_remote_code: bool = False) -> TaskTemplate:
+    """Load a bundled template by name, or a user's template from a YAML path.
+
+    Bundled templates are hf-finetune's own code and always trusted; any other template is data, and
+    names no code from outside transformers unless ``trust_remote_code``.
+    """
     path = Path(name_or_path)
+    bundled = False
     if name_or_path.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
             raise ConfigError(f"Template file {path} does not exist.")
@@ -181,14 +285,9 @@ def load(name_or_path: str) -> TaskTemplate:
         if name_or_path not in names:
             raise ConfigError(f"Unknown task {name_or_path!r}. {did_you_mean(name_or_path, names)}",
                               "Run `hf-finetune tasks` to list them, or pass --template my_task.yaml.")
-        path = bundled_dir() / f"{name_or_path}.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"Template {path} is not valid YAML: {err}".replace("\n", " ")) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"Template {path} can't be read: {err}.") from None
-    return parse(raw, str(path))
+        path, bundled = bundled_dir() / f"{name_or_path}.yaml", True
+    raw = read_yaml(path, "Template")
+    return parse(raw, str(path), trust_remote_code=trust_remote_code, bundled=bundled)
 
 
 def list_templates() -> list[TaskTemplate]:

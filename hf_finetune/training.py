@@ -1,7 +1,8 @@
 """One fine-tuning run: template + resolved config -> a finished output directory.
 
-The steps are plain functions over the other modules (data, modeling, metrics, card, outputs);
-this module only wires them to a ``transformers.Trainer``.
+``run`` reads as its phases (start, load inputs, stage, build the trainer, train and measure, write
+the run dir, publish, push); each is a plain function over the other modules (data, modeling,
+metrics, card, outputs), wired to a ``transformers.Trainer``.
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from accelerate import PartialState
 from rich.console import Console
 from transformers import TrainerCallback
 
-from . import batching, card, data as data_mod, hub, kinds, metrics as metrics_mod, modeling, outputs
+from . import (batching, card, data as data_mod, embedded, hub, install, kinds, metrics as metrics_mod, modeling,
+               outputs, templates)
 from .config import RunConfig
 from .errors import FinetuneError
 from .progress import ProgressCallback
-from . import templates
+from .rundir import CHECKPOINTS, CONFIG, CURVES, EXAMPLE, FINGERPRINT, HISTORY, INFO, METRICS, RunDir
 from .templates import TaskTemplate
 
 log = logging.getLogger("hf_finetune")
@@ -155,10 +157,7 @@ def _allow_recompiles(n_widths: int) -> None:
 def _callbacks(template: TaskTemplate, config: RunConfig) -> list[Any]:
     from transformers import EarlyStoppingCallback
 
-    callbacks = []
-    for spec in template.callbacks:
-        cls = spec.resolve()
-        callbacks.append(cls(**spec.args))
+    callbacks = [spec.resolve()(**spec.args) for spec in template.callbacks]
     if config.early_stopping_patience and config.eval_strategy != "no" and not any(
             isinstance(c, EarlyStoppingCallback) for c in callbacks):
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
@@ -231,15 +230,67 @@ def _best_eval(history: list[dict], best_step: int | None) -> dict[str, float] |
     return _split_metrics({k: v for k, v in chosen.items() if isinstance(v, (int, float))}, "eval_")
 
 
+# ---------------------------------------------------------------------------------------------
+# one run, as named phases
+
+
+@dataclass
+class _Run:
+    """What the phases of one run share."""
+
+    template: TaskTemplate
+    config: RunConfig
+    kind: Any
+    model_source: modeling.ModelSource
+    target: Path
+    state: Any                     # accelerate's PartialState: which process this is
+    say: Callable[[str], None]
+    quiet: bool
+    console: Console
+    token: str | None
+    prepared: Any = None
+    processor: Any = None
+    model: Any = None
+    tokenized: Any = None
+    metric: str = ""
+    metric_specs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    buckets: dict[str, Any] | None = None
+
+
 def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = None, quiet: bool = False,
         token: str | None = None) -> FinetuneResult:
-    from transformers import PrinterCallback, set_seed
+    """Template + resolved config -> a finished output dir (and a push, when asked)."""
+    job = _start(template, config, console or Console(stderr=False), quiet, token)
+    cached = _load_inputs(job)
+    staging, resume_from = _stage(job)
+    stop = GracefulStop()
+    all_metrics: dict[str, Any] = {}
+    try:
+        trainer, progress = _build_trainer(job, staging, stop)
+        outcome = _train_and_measure(job, trainer, progress, stop, staging, resume_from)
+        if trainer.is_world_process_zero():
+            all_metrics = _write_run_dir(job, trainer, outcome, RunDir(staging))
+            outputs.publish(staging, job.target)
+        job.state.wait_for_everyone()
+    except BaseException:
+        stop.uninstall()
+        # keep the hidden staging dir only if it holds checkpoints to resume from
+        if job.state.is_main_process and not outputs.latest_checkpoint(staging / CHECKPOINTS):
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result = FinetuneResult(job.target, all_metrics, config, job.prepared.labels, cached)
+    if config.push_to_hub and job.state.is_main_process:
+        job.say(f"pushing to the Hub: {config.push_to_hub} ...")
+        result.pushed_to = hub.push_run(job.target, config.push_to_hub, token=token, private=config.hub_private_repo,
+                                        create_pr=config.hub_create_pr, revision=config.hub_revision)
+    return result
 
-    console = console or Console(stderr=False)
-    model_source = modeling.resolve(template, config)
+
+def _start(template: TaskTemplate, config: RunConfig, console: Console, quiet: bool, token: str | None) -> _Run:
+    """Check the target and the base model before any heavy work; know which process this is."""
+    model_source = modeling.resolve(template, config, token)
     target = Path(config.output_dir) if config.output_dir else outputs.default_dir(template.name, model_source.name)
     outputs.check_target(target, config.overwrite_output_dir)
-
     state = PartialState(cpu=not torch.cuda.is_available())
 
     def say(message: str) -> None:
@@ -248,158 +299,187 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
 
     say(f"[bold]hf-finetune {template.name}[/]: model [cyan]{config.model or model_source.ref}[/]"
         + (f" ({model_source.hub_id})" if model_source.hub_id and model_source.hub_id != config.model else ""))
-    kind = kinds.get(template.kind)
-    prepared = data_mod.prepare(template, config, kind.roles)
+    return _Run(template, config, kinds.get(template.kind), model_source, target, state, say, quiet, console, token)
+
+
+def _load_inputs(job: _Run) -> bool:
+    """Data, processor, model and the tokenized splits; returns whether tokenization came from the cache."""
+    from transformers import set_seed
+
+    template, config, kind = job.template, job.config, job.kind
+    job.prepared = prepared = data_mod.prepare(template, config, kind.roles)
     labels_note = ""
     if prepared.labels:
         labels_note = (f", {len(prepared.labels)} labels ({', '.join(prepared.labels[:8])}"
                        + (", ..." if len(prepared.labels) > 8 else "") + ")")
-    say(f"data [cyan]{prepared.source.name}[/]: "
-        + ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items()) + " examples" + labels_note)
-
-    processor = modeling.load_processor(template, model_source)
+    job.say(f"data [cyan]{prepared.source.name}[/]: "
+            + ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items()) + " examples" + labels_note)
+    job.processor = modeling.load_processor(template, job.model_source)
     set_seed(config.seed)  # the new head's initialisation
-    model = modeling.load_model(template, model_source, prepared.labels if kind.classification else None)
-    kind.prefix = templates.input_prefix(template, getattr(model.config, "model_type", None))
-    kind.model_config = model.config
-    tokenized, cached = kind.preprocess(prepared, processor, config, template)
-    kind.prepare_model(model, config)
+    job.model = modeling.load_model(template, job.model_source, prepared.labels if kind.classification else None)
+    kind.prefix = templates.input_prefix(template, getattr(job.model.config, "model_type", None))
+    kind.model_config = job.model.config
+    job.tokenized, cached = kind.preprocess(prepared, job.processor, config, template)
+    kind.prepare_model(job.model, config)
     if kind.tokenizes:
-        say("tokenization: " + ("reused from cache" if cached else "done, cached for the next run"))
-
-    metric = config.metric_for_best_model or template.metric_for_best_model
-    metric_specs = [(m.name, m.args) for m in template.metrics]
+        job.say("tokenization: " + ("reused from cache" if cached else "done, cached for the next run"))
+    job.metric = config.metric_for_best_model or template.metric_for_best_model
+    job.metric_specs = list(template.metrics)
     if config.metrics:
-        metric_specs = [(name, next((a for n, a in metric_specs if n == name), {})) for name in config.metrics]
-    suite = metrics_mod.MetricSuite(metric_specs)
+        job.metric_specs = [(name, next((a for n, a in job.metric_specs if n == name), {})) for name in config.metrics]
+    return cached
 
-    fingerprint = json.dumps({k: v for k, v in config.to_dict().items()
+
+def _stage(job: _Run) -> tuple[Path, str | None]:
+    """The hidden staging dir, and the checkpoint to resume from (one written under the same settings)."""
+    fingerprint = json.dumps({k: v for k, v in job.config.to_dict().items()
                               if k not in ("resume", "overwrite_output_dir", "push_to_hub", "hub_private_repo",
                                            "hub_revision", "hub_create_pr")}, sort_keys=True, default=str)
-    staging, resume_from = outputs.staging_dir(target, config.resume, state.is_main_process, fingerprint)
-    state.wait_for_everyone()
+    staging, resume_from = outputs.staging_dir(job.target, job.config.resume, job.state.is_main_process, fingerprint)
+    job.state.wait_for_everyone()
     if resume_from:
-        say(f"resuming from {resume_from}")
-    stop = GracefulStop()
-    all_metrics: dict[str, Any] = {}
-    try:
-        args = training_arguments(config, template, staging / "checkpoints", metric, kind)
-        collator = kind.collator(template, processor, model)
-        trainer_class, buckets = template.trainer.resolve(), None
-        if (config.train_sampling_strategy == "length_buckets" and kind.length_buckets
-                and batching.pads_to_width(collator)):
-            lengths = [len(ids) for ids in tokenized["train"]["input_ids"]]
-            widths = batching.boundaries(lengths, config.length_buckets)
-            buckets = batching.padding_stats(lengths, widths)
-            collator = batching.PadToBucket(collator, widths)
-            trainer_class = batching.with_length_buckets(trainer_class, lengths, widths, config.seed)
-            say(f"length buckets: {', '.join(map(str, widths))} tokens "
-                f"({buckets['real_token_fraction']:.0%} of the padded training tokens are real)")
-        if config.torch_compile and buckets:
-            _allow_recompiles(len(buckets["buckets"]))
-        elif config.torch_compile and kind.tokenizes:
-            log.warning("torch.compile with train_sampling_strategy=%s: the inputs take a new shape for almost "
-                        "every batch, so the model is recompiled again and again; 'length_buckets' bounds the "
-                        "shapes.", config.train_sampling_strategy)
-        progress = ProgressCallback(console, metric, args.train_batch_size * args.gradient_accumulation_steps
-                                    * args.world_size, quiet=quiet)
-        trainer = trainer_class(
-            model=model, args=args, train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
-            processing_class=processor, data_collator=collator, compute_metrics=kind.compute_metrics(suite, processor, config),
-            callbacks=[*_callbacks(template, config), progress, stop],
-        )
-        trainer.remove_callback(PrinterCallback)
-        zero_shot = None
-        if kind.evaluate_before_training:
-            say("evaluating the base model on the test split (zero-shot) ...")
-            progress.phase = "final evaluation"
-            zero_shot = _split_metrics(trainer.predict(tokenized["test"], metric_key_prefix="test").metrics, "test_")
-            progress.phase = "training"
-        started = time.perf_counter()
-        stop.install()
-        train_output = trainer.train(resume_from_checkpoint=resume_from)
-        stop.uninstall()
-        if stop.requested:
-            raise stop.error(staging)
-        train_seconds = time.perf_counter() - started
-        training_history = list(trainer.state.log_history)
+        job.say(f"resuming from {resume_from}")
+    return staging, resume_from
+
+
+def _build_trainer(job: _Run, staging: Path, stop: "GracefulStop") -> tuple[Any, ProgressCallback]:
+    """The template's Trainer with our arguments, collator, length buckets, metrics and callbacks."""
+    from transformers import PrinterCallback
+
+    config, kind, template = job.config, job.kind, job.template
+    args = training_arguments(config, template, staging / CHECKPOINTS, job.metric, kind)
+    collator = kind.collator(template, job.processor, job.model)
+    trainer_class = template.trainer.resolve()
+    if config.train_sampling_strategy == "length_buckets" and kind.length_buckets and batching.pads_to_width(collator):
+        lengths = [len(ids) for ids in job.tokenized["train"]["input_ids"]]
+        widths = batching.boundaries(lengths, config.length_buckets)
+        job.buckets = batching.padding_stats(lengths, widths)
+        collator = batching.PadToBucket(collator, widths)
+        trainer_class = batching.with_length_buckets(trainer_class, lengths, widths, config.seed)
+        job.say(f"length buckets: {', '.join(map(str, widths))} tokens "
+                f"({job.buckets['real_token_fraction']:.0%} of the padded training tokens are real)")
+    if config.torch_compile and job.buckets:
+        _allow_recompiles(len(job.buckets["buckets"]))
+    elif config.torch_compile and kind.tokenizes:
+        log.warning("torch.compile with train_sampling_strategy=%s: the inputs take a new shape for almost every "
+                    "batch, so the model is recompiled again and again; 'length_buckets' bounds the shapes.",
+                    config.train_sampling_strategy)
+    progress = ProgressCallback(job.console, job.metric, args.train_batch_size * args.gradient_accumulation_steps
+                                * args.world_size, quiet=job.quiet)
+    suite = metrics_mod.MetricSuite(job.metric_specs, template.trust_remote_code)
+    trainer = trainer_class(
+        model=job.model, args=args, train_dataset=job.tokenized["train"], eval_dataset=job.tokenized["validation"],
+        processing_class=job.processor, data_collator=collator,
+        compute_metrics=kind.compute_metrics(suite, job.processor, config),
+        callbacks=[*_callbacks(template, config), progress, stop],
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer, progress
+
+
+@dataclass
+class _Outcome:
+    train_output: Any
+    train_seconds: float
+    history: list[dict[str, Any]]
+    validation: dict[str, float]
+    test: dict[str, float]
+    zero_shot: dict[str, float] | None
+
+
+def _train_and_measure(job: _Run, trainer: Any, progress: ProgressCallback, stop: "GracefulStop", staging: Path,
+                       resume_from: str | None) -> _Outcome:
+    """(Zero-shot test,) train, then the kept checkpoint's validation and test metrics."""
+    zero_shot = None
+    if job.kind.evaluate_before_training:
+        job.say("evaluating the base model on the test split (zero-shot) ...")
         progress.phase = "final evaluation"
-        eval_metrics = _best_eval(training_history, trainer.state.best_global_step)
-        if eval_metrics is None:  # no evaluation during training
-            eval_metrics = _split_metrics(trainer.evaluate(tokenized["validation"], metric_key_prefix="eval"), "eval_")
-        test_metrics = _split_metrics(trainer.predict(tokenized["test"], metric_key_prefix="test").metrics, "test_")
+        zero_shot = _split_metrics(trainer.predict(job.tokenized["test"], metric_key_prefix="test").metrics, "test_")
+        progress.phase = "training"
+    started = time.perf_counter()
+    stop.install()
+    train_output = trainer.train(resume_from_checkpoint=resume_from)
+    stop.uninstall()
+    if stop.requested:
+        raise stop.error(staging)
+    train_seconds = time.perf_counter() - started
+    history = list(trainer.state.log_history)
+    progress.phase = "final evaluation"
+    validation = _best_eval(history, trainer.state.best_global_step)
+    if validation is None:  # no evaluation during training
+        validation = _split_metrics(trainer.evaluate(job.tokenized["validation"], metric_key_prefix="eval"), "eval_")
+    test = _split_metrics(trainer.predict(job.tokenized["test"], metric_key_prefix="test").metrics, "test_")
+    return _Outcome(train_output, train_seconds, history, validation, test, zero_shot)
 
-        if trainer.is_world_process_zero():
-            trainer.save_model(str(staging))
-            shutil.rmtree(staging / "checkpoints", ignore_errors=True)
-            best = trainer.state.best_model_checkpoint
-            n_train = len(tokenized["train"])
-            real_tokens = kind.real_tokens(tokenized["train"])
-            train_metrics = {k: v for k, v in train_output.metrics.items() if isinstance(v, (int, float))}
-            train_metrics.update(wall_seconds=round(train_seconds, 2), examples=n_train,
-                                 epochs_completed=trainer.state.epoch, steps=trainer.state.global_step)
-            if real_tokens:
-                train_metrics["real_tokens"] = real_tokens
-            all_metrics = {
-                "train": train_metrics,
-                "validation": eval_metrics,
-                "test": test_metrics,
-                **({"zero_shot_test": zero_shot} if zero_shot is not None else {}),
-                "best_checkpoint_step": int(best.rsplit("-", 1)[-1]) if best else None,
-                "metric_for_best_model": metric,
-            }
-            outputs.write_json(staging / "metrics.json", all_metrics)
-            (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; run_config.yaml replaces it
-            outputs.write_json(staging / "log_history.json", training_history)
-            outputs.plot_training_curves(training_history, metric, staging / "training_curves.png")
-            # the resolved commit of a Hub base model pins the repeat run to the same weights
-            saved = RunConfig(**{**config.to_dict(), "output_dir": None, "overwrite_output_dir": False,
-                                 "revision": model_source.revision or config.revision})
-            saved.save(staging / "run_config.yaml")
-            info = {
-                "model_name": target.name, "output_dir": str(target),
-                "task": template.name, "kind": template.kind, "pipeline_tag": template.pipeline_tag,
-                "template_source": template.source,
-                "base_model": {"ref": config.model or template.default_model, "hub_id": model_source.hub_id,
-                               "revision": model_source.revision, "description": model_source.description},
-                "dataset": {"name": prepared.source.name, "hub_id": prepared.source.hub_id,
-                            "config": prepared.source.config, "description": prepared.source.description},
-                "splits": {k: {"count": len(v), "origin": prepared.split_origin.get(k, k)}
-                           for k, v in prepared.splits.items()},
-                "labels": prepared.labels,
-                "label_counts": ({k: prepared.label_counts(k) for k in prepared.splits}
-                                 if kind.classification else {}),
-                "columns": prepared.columns,
-                "metric_names": [k for k in test_metrics if k != "loss" and not metrics_mod.is_timing(k)],
-                "metric_args": {n: a for n, a in metric_specs},
-                "metric_for_best_model": metric,
-                "license": template.card.get("license") or model_source.license,
-                "language": template.card.get("language"),
-                "tags": template.card.get("tags", []),
-                "example_input": kind.example(prepared.splits["test"]),
-                "prefix": kind.prefix,
-                "precision": precision_name(args),
-                "stats": {**_data_stats(tokenized["train"], prepared, config, kind),
-                          **({"length_buckets": buckets} if buckets else {})},
-                "versions": _versions(),
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }
-            if hasattr(kind, "save_example"):
-                kind.save_example(prepared.splits["test"], staging / "example.png")
-            outputs.write_json(staging / outputs.FINISHED_MARKER, info)
-            card.write(staging, repo_id=config.push_to_hub)
-            outputs.publish(staging, target)
-        state.wait_for_everyone()
-    except BaseException:
-        stop.uninstall()
-        # keep the hidden staging dir only if it holds checkpoints to resume from
-        if state.is_main_process and not outputs.latest_checkpoint(staging / "checkpoints"):
-            shutil.rmtree(staging, ignore_errors=True)
-        raise
 
-    result = FinetuneResult(target, all_metrics, config, prepared.labels, cached)
-    if config.push_to_hub and state.is_main_process:
-        say(f"pushing to the Hub: {config.push_to_hub} ...")
-        result.pushed_to = hub.push_run(target, config.push_to_hub, token=token, private=config.hub_private_repo,
-                                        create_pr=config.hub_create_pr, revision=config.hub_revision)
-    return result
+def _write_run_dir(job: _Run, trainer: Any, outcome: _Outcome, run: RunDir) -> dict[str, Any]:
+    """Model, metrics, curves, config, info and card into the staging dir (main process only)."""
+    config, kind = job.config, job.kind
+    trainer.save_model(str(run.path))
+    run.normalise_permissions()   # safetensors writes 0600; the rest of the run is readable as usual
+    shutil.rmtree(run.path / CHECKPOINTS, ignore_errors=True)
+    (run.path / FINGERPRINT).unlink(missing_ok=True)       # staging bookkeeping
+    (run.path / "training_args.bin").unlink(missing_ok=True)  # a pickle; run_config.yaml replaces it
+    best = trainer.state.best_model_checkpoint
+    train_metrics = {k: v for k, v in outcome.train_output.metrics.items() if isinstance(v, (int, float))}
+    train_metrics.update(wall_seconds=round(outcome.train_seconds, 2), examples=len(job.tokenized["train"]),
+                         epochs_completed=trainer.state.epoch, steps=trainer.state.global_step)
+    real_tokens = kind.real_tokens(job.tokenized["train"])
+    if real_tokens:
+        train_metrics["real_tokens"] = real_tokens
+    all_metrics = {
+        "train": train_metrics,
+        "validation": outcome.validation,
+        "test": outcome.test,
+        **({"zero_shot_test": outcome.zero_shot} if outcome.zero_shot is not None else {}),
+        "best_checkpoint_step": int(best.rsplit("-", 1)[-1]) if best else None,
+        "metric_for_best_model": job.metric,
+    }
+    run.write_json(METRICS, all_metrics)
+    run.write_json(HISTORY, outcome.history)
+    outputs.plot_training_curves(outcome.history, job.metric, run.path / CURVES)
+    # the resolved commit of a Hub base model pins the repeat run to the same weights
+    saved = RunConfig(**{**config.to_dict(), "output_dir": None, "overwrite_output_dir": False,
+                         "revision": job.model_source.revision or config.revision})
+    run.write_text(CONFIG, saved.to_yaml())
+    kind.save_example(job.prepared.splits["test"], run.path / EXAMPLE)
+    run.write_json(INFO, _run_info(job, trainer, outcome.test))
+    card.write(run, repo_id=config.push_to_hub, location=job.target)
+    return all_metrics
+
+
+def _run_info(job: _Run, trainer: Any, test_metrics: dict[str, float]) -> dict[str, Any]:
+    """What the card and later commands need to know about the run. It is pushed with the model, so it
+    holds no local path: local inputs are named by their file or folder name."""
+    config, kind, template, prepared, source = job.config, job.kind, job.template, job.prepared, job.model_source
+    uses_embedded = embedded.is_embedded(config.model or template.default_model) or embedded.is_embedded(
+        config.dataset or template.default_dataset)
+    return {
+        "model_name": job.target.name,
+        "task": template.name, "kind": template.kind, "pipeline_tag": template.pipeline_tag,
+        "template": {"name": template.name, "bundled": template.bundled, "file": Path(template.source).name},
+        "base_model": {"ref": source.shareable_ref if source.local else (config.model or template.default_model),
+                       "hub_id": source.hub_id, "revision": source.revision, "description": source.description},
+        "dataset": {"name": prepared.source.name, "hub_id": prepared.source.hub_id,
+                    "config": prepared.source.config, "description": prepared.source.description},
+        "local_inputs": {"model": source.local, "dataset": prepared.source.local, "template": not template.bundled},
+        "splits": {k: {"count": len(v), "origin": prepared.split_origin.get(k, k)}
+                   for k, v in prepared.splits.items()},
+        "labels": prepared.labels,
+        "label_counts": ({k: prepared.label_counts(k) for k in prepared.splits} if kind.classification else {}),
+        "columns": prepared.columns,
+        "metric_names": [k for k in test_metrics if k != "loss" and not metrics_mod.is_timing(k)],
+        "metric_args": {n: a for n, a in job.metric_specs},
+        "metric_for_best_model": job.metric,
+        "license": template.card.get("license") or source.license,
+        "language": template.card.get("language"),
+        "tags": template.card.get("tags", []),
+        "example_input": kind.example(prepared.splits["test"]),
+        "prefix": kind.prefix,
+        "precision": precision_name(trainer.args),
+        "stats": {**_data_stats(job.tokenized["train"], prepared, config, kind),
+                  **({"length_buckets": job.buckets} if job.buckets else {})},
+        "versions": _versions(),
+        "install": install.install_spec("embedded" if uses_embedded else ""),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

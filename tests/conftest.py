@@ -67,9 +67,8 @@ def tiny_model(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def reviews_csv(tmp_path) -> Path:
-    """A small real-looking review table with non-standard column names and star labels."""
+def write_reviews_csv(path: Path) -> Path:
+    """A small real-looking review table with non-standard column names (review, stars) and star labels."""
     rows = []
     good = ["great product, works well", "really happy with it", "excellent value and fast", "love it, five stars",
             "does exactly what it says", "superb quality"]
@@ -78,12 +77,16 @@ def reviews_csv(tmp_path) -> Path:
     for i in range(60):
         rows.append((good[i % len(good)] + f" #{i}", 5))
         rows.append((bad[i % len(bad)] + f" #{i}", 1))
-    path = tmp_path / "reviews.csv"
     with path.open("w", encoding="utf-8") as f:
         f.write("review,stars\n")
         for text, stars in rows:
             f.write(f"\"{text}\",{stars}\n")
     return path
+
+
+@pytest.fixture
+def reviews_csv(tmp_path) -> Path:
+    return write_reviews_csv(tmp_path / "reviews.csv")
 
 
 def read_json(path: Path):

@@ -17,20 +17,26 @@ from hub_server import HubServer
 TOKEN = "hf_ciTestToken_0a1b2c3d4e5f"
 
 
+SPEC = "hf-finetune[embedded] @ git+https://github.com/org/hf-finetune@0123abc"
+
+
 def test_workflows_pass_actionlint(tmp_path, session_env):
     actionlint = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
-    generated = run_cli(["init-ci", "--dir", str(tmp_path), "--task", "summarization"], session_env)
-    assert generated.returncode == 0, generated.stderr
-    files = [*sorted((REPO / ".github" / "workflows").glob("*.yml")),
-             tmp_path / ".github" / "workflows" / "hf-finetune-train.yml"]
+    files = [*sorted((REPO / ".github" / "workflows").glob("*.yml"))]
+    for oidc in (False, True):
+        folder = tmp_path / str(oidc)
+        generated = run_cli(["init-ci", "--dir", str(folder), "--task", "summarization", "--install-spec", SPEC,
+                             *(["--oidc"] if oidc else [])], session_env)
+        assert generated.returncode == 0, generated.stderr
+        files.append(folder / ".github" / "workflows" / "hf-finetune-train.yml")
     proc = subprocess.run([actionlint, *map(str, files)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_repo_workflow_is_the_packaged_template():
+def test_repo_workflow_is_the_packaged_template_installing_this_checkout():
     from hf_finetune import ci
 
-    assert (REPO / ".github" / "workflows" / "train.yml").read_text() == ci.workflow_text("sentiment")
+    assert (REPO / ".github" / "workflows" / "train.yml").read_text() == ci.workflow_text("sentiment", ".[embedded]")
 
 
 def test_ci_workflow_runs_the_readme_test_command():
@@ -40,15 +46,17 @@ def test_ci_workflow_runs_the_readme_test_command():
 
 
 def test_init_ci_refuses_to_overwrite_without_force(tmp_path, session_env):
-    first = run_cli(["init-ci", "--dir", str(tmp_path)], session_env)
+    spec = ["--install-spec", SPEC]
+    first = run_cli(["init-ci", "--dir", str(tmp_path), *spec], session_env)
     assert first.returncode == 0
-    again = run_cli(["init-ci", "--dir", str(tmp_path)], session_env)
+    again = run_cli(["init-ci", "--dir", str(tmp_path), *spec], session_env)
     assert again.returncode == 2 and "--force" in again.stderr
-    forced = run_cli(["init-ci", "--dir", str(tmp_path), "--force", "--task", "image-classification"], session_env)
+    forced = run_cli(["init-ci", "--dir", str(tmp_path), "--force", "--task", "image-classification", *spec],
+                     session_env)
     assert forced.returncode == 0
     text = (tmp_path / ".github/workflows/hf-finetune-train.yml").read_text()
     assert "default: image-classification" in text
-    bad = run_cli(["init-ci", "--dir", str(tmp_path / "x"), "--task", "sentimnt"], session_env)
+    bad = run_cli(["init-ci", "--dir", str(tmp_path / "x"), "--task", "sentimnt", *spec], session_env)
     assert bad.returncode == 2 and not (tmp_path / "x").exists()
 
 
@@ -68,10 +76,42 @@ def _run_steps(workflow: Path, env: dict, cwd: Path) -> list[subprocess.Complete
     return results
 
 
+@pytest.fixture(scope="module")
+def runner_python(tmp_path_factory) -> tuple[Path, Path]:
+    """A fresh venv standing in for a runner's Python, and a wheel of this checkout to install into it.
+
+    The venv sees this environment's packages (torch, transformers, ...) except hf-finetune itself, so
+    the workflow's own install line really installs hf-finetune, offline and in seconds.
+    """
+    root = tmp_path_factory.mktemp("runner")
+    wheels = root / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "-w", str(wheels), str(REPO)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)   # with its own pip, as on a runner
+    outer = next(Path(p) for p in sys.path if p.endswith("site-packages") and (Path(p) / "torch").is_dir())
+    visible = root / "site-packages-without-hf-finetune"
+    visible.mkdir()
+    for entry in outer.iterdir():
+        if not entry.name.startswith(("hf_finetune", "__editable__", "pip")):
+            (visible / entry.name).symlink_to(entry)
+    inner = next(venv.glob("lib/python*/site-packages"))
+    for old in [*inner.glob("setuptools*"), *inner.glob("_distutils_hack"), *inner.glob("distutils-precedence.pth")]:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()   # ensurepip's old setuptools would shadow ours
+    (inner / "outer-packages.pth").write_text(f"{visible}\n")
+    return venv / "bin", next(wheels.glob("*.whl"))
+
+
 @pytest.mark.parametrize("fail", [False, True], ids=["success", "failure-fails-the-job"])
-def test_workflow_run_steps_train_push_and_summarize(fail, tmp_path, session_env, tiny_model, reviews_csv):
-    workflow = REPO / ".github" / "workflows" / "train.yml"
+def test_workflow_run_steps_train_push_and_summarize(fail, tmp_path, session_env, tiny_model, reviews_csv,
+                                                     runner_python):
+    bin_dir, wheel = runner_python
+    spec = f"hf-finetune[embedded] @ {wheel.as_uri()}"
+    assert run_cli(["init-ci", "--dir", str(tmp_path), "--install-spec", spec], session_env).returncode == 0
+    workflow = tmp_path / ".github" / "workflows" / "hf-finetune-train.yml"
     job_env = next(iter(yaml.safe_load(workflow.read_text())["jobs"].values()))["env"]
+    assert job_env["HF_FINETUNE_PACKAGE"] == spec
     with HubServer(tokens={TOKEN}) as server:
         summary = tmp_path / "step_summary.md"
         env = dict(session_env)
@@ -81,14 +121,14 @@ def test_workflow_run_steps_train_push_and_summarize(fail, tmp_path, session_env
             CI="true", GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary), HF_ENDPOINT=server.url,
             HF_TOKEN=TOKEN, HF_OIDC_RESOURCE="", TASK="sentiment", MODEL=str(tiny_model),
             DATASET=str(reviews_csv) if not fail else str(tmp_path / "missing.csv"), HUB_REPO="tester/from-ci",
-            EPOCHS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            # the install step installs this checkout instead of the PyPI release
-            HF_FINETUNE_PACKAGE=f"--no-deps --no-build-isolation --quiet -e {REPO}",
-            PIP_DISABLE_PIP_VERSION_CHECK="1",
+            EPOCHS="1", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            # the runner's package index, offline: the wheel of this checkout and what the venv already sees
+            PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
         )
         steps = _run_steps(workflow, env, tmp_path)
-        install, train, summarize = steps
-        assert install.returncode == 0, install.stderr
+        assert steps[0].returncode == 0, steps[0].stdout + steps[0].stderr     # the workflow's own install line
+        _, train, summarize = steps
+        assert next((bin_dir.parent).glob("lib/python*/site-packages/hf_finetune/__init__.py")).is_file()
         assert summarize.returncode == 0, summarize.stderr
         text = summary.read_text()
         if fail:

@@ -95,13 +95,13 @@ def test_repush_pr_branch_and_private(trained_run, tmp_path, session_env):
         assert server.repos[("model", "tester/again")].private
         changed = tmp_path / "changed-run"
         shutil.copytree(trained_run, changed)
-        with (changed / "run_config.yaml").open("a") as f:
-            f.write("# re-trained\n")   # a PR needs a change: identical files are skipped by the client
+        config = yaml.safe_load((changed / "run_config.yaml").read_text())
+        (changed / "run_config.yaml").write_text(yaml.safe_dump({**config, "seed": 4321}))   # a PR needs a change
         pr = run_cli(["push", str(changed), "tester/again", "--create-pr"], env)
         assert pr.returncode == 0, pr.stderr
         assert "discussions/1" in pr.stdout
-        assert server.files("tester/again", revision="refs/pr/1")["run_config.yaml"].endswith(b"# re-trained\n")
-        assert not server.files("tester/again")["run_config.yaml"].endswith(b"# re-trained\n")
+        assert yaml.safe_load(server.files("tester/again", revision="refs/pr/1")["run_config.yaml"])["seed"] == 4321
+        assert yaml.safe_load(server.files("tester/again")["run_config.yaml"])["seed"] != 4321
         branch = run_cli(["push", str(trained_run), "tester/again", "--revision", "v1"], env)
         assert branch.returncode == 0, branch.stderr
         assert "model.safetensors" in server.files("tester/again", revision="v1")

@@ -12,39 +12,62 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..metrics import is_timing
+from ..rundir import RunDir
 
 WORKFLOW_PATH = Path(".github/workflows/hf-finetune-train.yml")
 
 
-def workflow_text(task: str = "sentiment") -> str:
+MODE_MARKERS = {True: "  # oidc-only", False: "  # token-only"}
+
+
+def workflow_text(task: str, install_spec: str, oidc: bool = False) -> str:
+    """The packaged workflow for one task and install spec; with ``oidc`` the keyless variant (the only
+    one that asks for `id-token: write`), else the HF_TOKEN-secret one."""
     template = resources.files("hf_finetune.ci").joinpath("train.yml").read_text(encoding="utf-8")
-    return template.replace("__TASK__", task)
+    lines = []
+    for line in template.splitlines():
+        if line.endswith(MODE_MARKERS[not oidc]):
+            continue
+        lines.append(line.removesuffix(MODE_MARKERS[oidc]))
+    text = "\n".join(lines) + "\n"
+    return (text.replace("__TASK__", task).replace("__INSTALL_SPEC_YAML__", json.dumps(install_spec))
+            .replace("__INSTALL_SPEC__", install_spec))
 
 
-def write_workflow(repo_dir: str | Path = ".", task: str = "sentiment", force: bool = False) -> Path:
-    """Write the training workflow into a repository; refuse to overwrite without ``force``."""
+def write_workflow(repo_dir: str | Path = ".", task: str = "sentiment", force: bool = False,
+                   install_spec: str | None = None, oidc: bool = False) -> Path:
+    """Write the training workflow into a repository; refuse to overwrite without ``force``.
+
+    ``install_spec`` defaults to the spec of the running hf-finetune (``install.install_spec``); a local
+    install has none, and then one must be given.
+    """
     from .. import templates
+    from ..install import install_spec as running_spec
 
     if not task.endswith((".yaml", ".yml")):
         templates.load(task)  # a clear error for an unknown task, before anything is written
+    spec = install_spec or running_spec("embedded")
+    if not spec:
+        raise ConfigError("This hf-finetune was installed from a local source tree, so there is no install command "
+                          "that would give a GitHub runner this same build; a bare `hf-finetune` from the public "
+                          "index is not written in its place.",
+                          "Pass --install-spec (e.g. 'hf-finetune[embedded] @ git+https://github.com/ORG/REPO@COMMIT').")
+    if any(ch in spec for ch in "\n\r") or not spec.strip():
+        raise ConfigError("--install-spec must be one line.")
     target = Path(repo_dir) / WORKFLOW_PATH
     if target.exists() and not force:
         raise ConfigError(f"{target} already exists.", "Pass --force to replace it.")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".yml.partial")
-    tmp.write_text(workflow_text(task), encoding="utf-8")
+    tmp.write_text(workflow_text(task, spec.strip(), oidc), encoding="utf-8")
     os.replace(tmp, target)
     return target
 
 
 def summary_markdown(run_dir: str | Path) -> str:
     """A Markdown metrics table for $GITHUB_STEP_SUMMARY (or any Markdown report)."""
-    run_dir = Path(run_dir)
-    metrics_file = run_dir / "metrics.json"
-    if not metrics_file.exists():
-        raise ConfigError(f"{run_dir} is not a finished hf-finetune run (no metrics.json).")
-    metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-    info = json.loads((run_dir / "run_info.json").read_text(encoding="utf-8")) if (run_dir / "run_info.json").exists() else {}
+    run = RunDir.open(run_dir)
+    metrics, info = run.metrics, run.info
     rows = [(label, metrics[key]) for key, label in (("zero_shot_test", "test (before fine-tuning)"),
                                                       ("validation", "validation (best checkpoint)"),
                                                       ("test", "test")) if key in metrics]

@@ -57,6 +57,9 @@ class TaskKind:
     def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
         raise NotImplementedError
 
+    def save_example(self, split: Any, path: Any) -> None:
+        """Save an example input beside the model when the card's snippet needs a file (images)."""
+
     def example(self, split: Any) -> str | None:
         return str(split[0][self.input_role])[:200] if len(split) else None
 

@@ -1,7 +1,8 @@
 """Metrics through `evaluate`, offline by default.
 
 The default metrics are `evaluate` modules shipped in this package (one folder each, loaded by
-path). Any other name goes to `evaluate.load` as usual: a Hub metric id (online) or a local path.
+path). Any other name goes to `evaluate.load` as usual, a Hub metric id (online) or a local module
+path, but only with ``trust_remote_code``: either way `evaluate` imports and runs that module's code.
 """
 
 from __future__ import annotations
@@ -35,12 +36,25 @@ def bundled_names() -> list[str]:
     return sorted(p.name for p in bundled_dir().iterdir() if (p / f"{p.name}.py").exists())
 
 
-def load(name: str):
-    """Load a metric module: a bundled name, a local module path, or a Hub metric id."""
+def check_trusted(names: list[str], trust_remote_code: bool) -> None:
+    """Refuse, before any work, a metric whose loading would run code hf-finetune did not ship."""
+    if trust_remote_code:
+        return
+    for name in names:
+        if name not in bundled_names():
+            raise ConfigError(
+                f"Metric {name!r} is not one of hf-finetune's built-in metrics ({', '.join(bundled_names())}); "
+                "loading it (a Hub metric or a local module) runs its Python code, so it is refused by default.",
+                "If you trust it, pass --trust-remote-code (trust_remote_code=True in the API).")
+
+
+def load(name: str, trust_remote_code: bool = False):
+    """Load a metric module: a bundled name; a local module path or a Hub metric id when trusted."""
     import evaluate
 
+    check_trusted([name], trust_remote_code)
     path = bundled_dir() / name
-    target = str(path) if (path / f"{name}.py").exists() else name
+    target = str(path) if name in bundled_names() else name
     try:
         return evaluate.load(target)
     except FileNotFoundError as err:
@@ -58,12 +72,13 @@ class MetricSuite:
     """The metrics of a run, computed together from (logits, labels)."""
 
     specs: list[tuple[str, dict[str, Any]]]
+    trust_remote_code: bool = False
     modules: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, _ in self.specs:
             if name not in self.modules:
-                self.modules[name] = load(name)
+                self.modules[name] = load(name, self.trust_remote_code)
 
     @property
     def names(self) -> list[str]:

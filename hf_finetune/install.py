@@ -1,0 +1,53 @@
+"""How to install exactly the hf-finetune that is running, for workflows and cards that others will run.
+
+A bare ``pip install hf-finetune`` would install whatever the public index serves under that name
+(today nobody's, tomorrow anybody's) next to the user's Hub token. So what we write down is the
+install that produced this process, read from its PEP 610 record (``direct_url.json``):
+
+- from an index (no record): ``hf-finetune==X.Y.Z``;
+- from a VCS: ``hf-finetune @ git+URL@<commit>``;
+- from an archive URL: ``hf-finetune @ URL`` (with its hash when recorded);
+- from a local tree or file (editable or not): none; there is nothing others could install, so the
+  caller must be told a spec (``--install-spec``) or say it has none.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+
+DIST = "hf-finetune"
+
+
+def _installed() -> metadata.Distribution | None:
+    # An `*.egg-info` in a source checkout on sys.path is not an install: prefer what an installer wrote.
+    for dist in metadata.distributions(name=DIST):
+        if dist.read_text("INSTALLER"):
+            return dist
+    return None
+
+
+def install_spec(extras: str = "") -> str | None:
+    """The pip requirement that installs this very hf-finetune, or None for a local install."""
+    dist = _installed()
+    if dist is None:
+        return None
+    name = f"{DIST}[{extras}]" if extras else DIST
+    record = dist.read_text("direct_url.json")
+    if not record:
+        return f"{name}=={dist.version}"
+    try:
+        direct = json.loads(record)
+    except json.JSONDecodeError:
+        return None
+    url = str(direct.get("url", ""))
+    if "vcs_info" in direct:
+        vcs = direct["vcs_info"]
+        if url.startswith("file:") or not vcs.get("commit_id"):
+            return None
+        return f"{name} @ {vcs.get('vcs', 'git')}+{url}@{vcs['commit_id']}"
+    if "archive_info" in direct and not url.startswith("file:"):
+        hashes = direct["archive_info"].get("hashes") or {}
+        fragment = f"#sha256={hashes['sha256']}" if "sha256" in hashes else ""
+        return f"{name} @ {url}{fragment}"
+    return None   # a local directory or file: nothing anyone else can install
