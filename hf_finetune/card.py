@@ -85,10 +85,11 @@ def _data_stats(info: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def build(run: RunDir, repo_id: str | None = None, location: Path | None = None) -> ModelCard:
+def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
+          info: dict[str, Any] | None = None) -> ModelCard:
     """Build the card of a finished run directory. Without a repo id, the usage snippet loads the model
     from ``location`` (default: the run dir), as an absolute path, so it works from any folder."""
-    config, metrics, history, info = run.config, run.metrics, run.log_history, run.info
+    config, metrics, history, info = run.config, run.metrics, run.log_history, info or run.info
 
     metric_names = info["metric_names"]
     eval_results = []
@@ -170,6 +171,8 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None)
     )
 
 
-def write(run: RunDir, repo_id: str | None = None, location: Path | None = None) -> Path:
-    """(Re)write README.md: a new file renamed over the old one, never written through a link."""
-    return run.write_text(CARD, build(run, repo_id, location).content)
+def write(run: RunDir, repo_id: str | None = None, location: Path | None = None,
+          info: dict[str, Any] | None = None) -> Path:
+    """(Re)write README.md: a new file renamed over the old one, never written through a link. ``info``
+    is the run's info before run_info.json is written (a run writes that file last)."""
+    return run.write_text(CARD, build(run, repo_id, location, info).content)

@@ -440,6 +440,9 @@ def _dispatch(argv: list[str]) -> int:
     except MemoryError:
         _report("Ran out of memory. Lower --per-device-train-batch-size or --max-length.", debug)
         return 1
+    except (ConnectionError, TimeoutError) as err:
+        _report(f"A network connection failed: {err.strerror or err}.", debug)
+        return 1
     except OSError as err:
         _report(f"A file operation failed: {err.strerror or err} ({err.filename or ''}). "
                 "Check free disk space and permissions.", debug)
@@ -460,9 +463,12 @@ IO_SIGNS = ("No space left on device", "File too large", "Read-only file system"
 
 
 def _io_failure(err: BaseException) -> str | None:
-    """A write failure hidden in another exception type (safetensors, pyarrow, torch.save)."""
+    """A write failure hidden in another exception type (safetensors, pyarrow, torch.save); a network
+    failure (a reset connection is an OSError too) is not one."""
     cause: BaseException | None = err
     while cause is not None:
+        if isinstance(cause, (ConnectionError, TimeoutError)):
+            return None
         text = str(cause)
         if isinstance(cause, OSError) or any(sign in text for sign in IO_SIGNS):
             return next((sign for sign in IO_SIGNS if sign in text), text.splitlines()[0] if text else type(cause).__name__)

@@ -300,6 +300,8 @@ def validate(config: RunConfig) -> RunConfig:
             raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, got {getattr(config, name)!r}.")
     if config.bf16 and config.fp16:
         raise ConfigError("Choose one of bf16 and fp16, not both.")
+    if config.output_dir is not None and not config.output_dir.strip():
+        raise ConfigError("'output_dir' can't be empty.", "Leave it out for the default, or name a folder.")
     if config.push_to_hub:
         from .hub import check_repo_id
 

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,19 @@ class DataSource:
     description: str = ""
     license: str | None = None
     local: bool = False          # a file or folder on this machine (its path is never written into shared files)
+    content: str = ""            # what identifies the bytes read: a hash of local files, a Hub fingerprint
+
+
+def content_hash(path: Path) -> str:
+    """sha256 over a file's bytes, or over every file under a folder (relative path and bytes)."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(str(file.relative_to(path) if file != path else "").encode("utf-8", "surrogateescape"))
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass
@@ -55,6 +69,21 @@ class PreparedData:
     source: DataSource = field(default_factory=lambda: DataSource("unknown"))
     split_origin: dict[str, str] = field(default_factory=dict)  # split -> where it came from
     dropped: dict[str, int] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # split -> hash of its content
+
+    def fingerprint_splits(self) -> None:
+        """A hash per split of exactly what it holds (its rows, as Arrow) and of the bytes it was read
+        from (image files are referred to by path): the key of the tokenization cache and of resuming."""
+        import pyarrow as pa
+
+        for name, split in self.splits.items():
+            digest = hashlib.sha256(self.source.content.encode())
+            table = split.with_format("arrow")[:]
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table.combine_chunks())
+            digest.update(sink.getvalue().to_pybytes())
+            self.fingerprints[name] = digest.hexdigest()
 
     def label_counts(self, split: str) -> dict[str, int]:
         counts = Counter(self.splits[split]["label"])
@@ -65,8 +94,15 @@ class PreparedData:
 # reading
 
 
+# pandas reads "NA", "None", "N/A", "null", "nan", ... as missing by default; in text data those are
+# real labels and texts. Only a truly empty cell is missing.
+CSV_NA = {"keep_default_na": False, "na_values": [""]}
+
+
 def _read_files(builder: str, data_files: Any, what: str, **kwargs: Any) -> DatasetDict:
     """load_dataset on local files, with a clear error instead of a pyarrow traceback."""
+    if builder == "csv":
+        kwargs = {**CSV_NA, **kwargs}
     try:
         return datasets.load_dataset(builder, data_files=data_files, **kwargs)
     except Exception as err:  # noqa: BLE001 - many unrelated types come up from pyarrow/pandas
@@ -82,8 +118,30 @@ def _read_files(builder: str, data_files: Any, what: str, **kwargs: Any) -> Data
         if any("empty" in str(c).lower() or "corresponds to no data" in str(c) for c in chain) or any(
                 type(c).__name__ == "EmptyDatasetError" for c in chain):
             reason = "the file holds no rows"
+        if builder == "json":
+            reason = _first_bad_json_line(data_files) or reason
         raise DataError(f"Could not read {what}: {reason}.",
                         "Check that it is a well-formed CSV / JSON Lines / Parquet file with a header row.") from None
+
+
+def _first_bad_json_line(data_files: Any) -> str | None:
+    """Where a JSON Lines file breaks, as "file line N: what" (pyarrow only gives a byte position)."""
+    files = data_files.values() if isinstance(data_files, dict) else [data_files]
+    for group in files:
+        for name in ([group] if isinstance(group, str) else group):
+            if not str(name).endswith(".jsonl"):
+                continue
+            with open(name, encoding="utf-8", errors="replace") as f:
+                for number, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as err:
+                        return f"{Path(name).name} line {number} is not valid JSON ({err.msg})"
+                    if not isinstance(record, dict):
+                        return f"{Path(name).name} line {number} is not a JSON object"
+    return None
 
 
 def _is_image_folder(path: Path) -> bool:
@@ -107,6 +165,9 @@ def _load_sklearn_digits() -> DatasetDict:
 
 
 def _load_local(path: Path) -> DatasetDict:
+    if not path.is_file() and not path.is_dir():
+        raise DataError(f"{path} is neither a regular file nor a folder (a device, FIFO or socket).",
+                        "Give a CSV / TSV / JSON Lines / Parquet file or a folder of them.")
     if path.is_file():
         builder = FILE_BUILDERS.get(path.suffix.lower())
         if builder is None:
@@ -168,20 +229,24 @@ def load_raw(ref: str, config: RunConfig) -> tuple[DatasetDict, DataSource, dict
         asset = embedded.dataset(ref)
         if asset.format == "sklearn-digits":
             asset.locate()
-            return _load_sklearn_digits(), DataSource(asset.name, None, None, asset.source, asset.license), {}
+            return _load_sklearn_digits(), DataSource(asset.name, None, None, asset.source, asset.license,
+                                                      content=asset.name), {}
         path = asset.locate()
         kwargs = {"encoding": asset.encoding} if asset.encoding else {}
         raw = (_load_local(path) if path.is_dir() else
                _read_files(asset.format or "csv", str(path), f"embedded data set {asset.name}", **kwargs))
-        return raw, DataSource(asset.name, None, None, asset.source, asset.license), dict(asset.columns)
+        return raw, DataSource(asset.name, None, None, asset.source, asset.license, content=asset.name), \
+            dict(asset.columns)
     path = Path(ref).expanduser()
     if path.exists():
         if not os.access(path, os.R_OK):
             raise DataError(f"{path} can't be read (permission denied).")
-        return _load_local(path), DataSource(path.resolve().name, local=True), {}
+        name = os.fsencode(path.resolve().name).decode("utf-8", "replace")   # shown in cards: valid UTF-8
+        return _load_local(path), DataSource(name, local=True, content=content_hash(path)), {}
     if ref.startswith((".", "/", "~")) or Path(ref).suffix.lower() in FILE_BUILDERS:
         raise DataError(f"Data file or folder {ref} does not exist.")
-    return _load_hub(ref, config), DataSource(ref, ref, config.dataset_config), {}
+    raw = _load_hub(ref, config)
+    return raw, DataSource(ref, ref, config.dataset_config, content=next(iter(raw.values()))._fingerprint), {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,6 +274,29 @@ def resolve_column(columns: list[str], role: str, given: str | None, candidates:
             return lowered[name.lower()]
     raise DataError(f"Could not find the {role} column among {', '.join(repr(c) for c in columns)}.",
                     f"Name it with {flag} COLUMN.")
+
+
+TEXT_ROLES = ("text", "summary")
+
+
+def _plain_columns(splits: DatasetDict, mapping: dict[str, str]) -> DatasetDict:
+    """Text roles hold strings (numbers are turned into text, with a note); nested values (lists,
+    structs) in a text or label role are refused: they need another template."""
+    from datasets import Value
+
+    for role, column in mapping.items():
+        if role not in (*TEXT_ROLES, "label"):
+            continue
+        feature = splits["train"].features[column]
+        if not isinstance(feature, (Value, ClassLabel)):
+            what = "lists" if type(feature).__name__ in ("List", "Sequence", "LargeList") else f"{feature}"
+            hint = ("One label per row is what this template does; lists of labels (multi-label) are not supported "
+                    "yet." if role == "label" else f"Name a column of plain text with --{role}-column.")
+            raise DataError(f"The {role} column {column!r} holds {what}, not plain values.", hint)
+        if role in TEXT_ROLES and isinstance(feature, Value) and feature.dtype not in ("string", "large_string"):
+            log.warning("The %s column %r holds %s values; they are used as text.", role, column, feature.dtype)
+            splits = splits.cast_column(column, Value("string"))
+    return splits
 
 
 def _label_names(values: list[Any], column: str) -> list[Any]:
@@ -247,9 +335,13 @@ def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None) 
     def to_ids(batch: dict[str, list]) -> dict[str, list]:
         return {"label": [index.get(as_key(v), -1) if not _is_missing(v) else -1 for v in batch[column]]}
 
-    ds = ds.map(to_ids, batched=True, remove_columns=[column] if column != "label" else None,
-                desc="Encoding labels")
-    return ds.cast_column("label", ClassLabel(names=label_names)), label_names
+    # The features are given, not inferred: inferred, datasets keeps a same-named column's string type and
+    # stores the ids as strings, which a ClassLabel then reads as label *names* ("1" -> the label named "1").
+    features = ds["train"].features.copy()
+    del features[column]
+    features["label"] = ClassLabel(names=label_names)
+    ds = ds.map(to_ids, batched=True, remove_columns=[column], features=features, desc="Encoding labels")
+    return ds, label_names
 
 
 def _as_images(splits: DatasetDict, base: Path) -> DatasetDict:
@@ -347,6 +439,7 @@ def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = 
         if len(split) == 0:
             raise DataError(f"Split {split_origin[name]!r} is empty.", "Give a data set with rows in every split.")
     splits = DatasetDict({k: v.select_columns(list(mapping.values())) for k, v in splits.items()})
+    splits = _plain_columns(splits, mapping)
 
     labels = list(labels or [])
     if "label" in roles:
@@ -397,7 +490,9 @@ def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = 
         if limit is not None and limit < len(splits[role]):
             splits[role] = splits[role].shuffle(seed=config.seed).select(range(limit))
     splits = DatasetDict({k: splits[k] for k in ("train", "validation", "test")})
-    return PreparedData(splits, labels, mapping, source, split_origin, dropped)
+    prepared = PreparedData(splits, labels, mapping, source, split_origin, dropped)
+    prepared.fingerprint_splits()
+    return prepared
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,30 +503,85 @@ def cache_dir() -> Path:
     return embedded.cache_root() / "tokenized"
 
 
-def tokenizer_identity(tokenizer: Any) -> str:
-    """What makes two tokenizers produce the same ids: class, source, vocabulary and its hash."""
-    vocab = tokenizer.get_vocab()
-    digest = hashlib.sha256(json.dumps(sorted(vocab.items())[:: max(1, len(vocab) // 2000)]).encode()).hexdigest()
-    return f"{type(tokenizer).__name__}:{getattr(tokenizer, 'name_or_path', '')}:{len(vocab)}:{digest[:16]}"
+CHARS_PER_TOKEN = 64   # texts are cut to max_length x this before tokenizing (a token rarely spans more)
+
+
+def bounded(texts: list[str], max_tokens: int) -> list[str]:
+    """Cut texts to a length no tokenization of ``max_tokens`` tokens reaches in practice, so that a
+    multi-megabyte line costs no gigabytes of token ids that truncation throws away."""
+    limit = max_tokens * CHARS_PER_TOKEN
+    return [t if len(t) <= limit else t[:limit] for t in texts]
+
+
+def processor_identity(processor: Any) -> str:
+    """A hash of everything that decides a processor's output: for a fast tokenizer its whole serialised
+    state (normaliser, pre-tokeniser, vocabulary, post-processor) and its settings; otherwise what
+    ``save_pretrained`` writes."""
+    import tempfile
+
+    digest = hashlib.sha256(type(processor).__name__.encode())
+    backend = getattr(processor, "backend_tokenizer", None)
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        # truncation / padding are set on the backend by each call (max_length=...): call state, not identity
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        digest.update(json.dumps(state, sort_keys=True).encode())
+        settings = {k: getattr(processor, k, None) for k in ("model_max_length", "padding_side", "truncation_side")}
+        digest.update(json.dumps([processor.init_kwargs, settings, processor.all_special_tokens], sort_keys=True,
+                                 default=str).encode())
+        return digest.hexdigest()
+    with tempfile.TemporaryDirectory() as tmp:
+        processor.save_pretrained(tmp)
+        for file in sorted(Path(tmp).rglob("*")):
+            if file.is_file():
+                digest.update(file.name.encode() + file.read_bytes())
+    return digest.hexdigest()
+
+
+def _clean_stale_temp(folder: Path) -> None:
+    """Temp dirs of processes that died while tokenizing (kill -9)."""
+    for tmp in folder.glob(".tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def map_cached(ds: Dataset, fn: Callable[[dict], dict], key_parts: list[Any], split: str, desc: str) -> tuple[Dataset, bool]:
-    """``Dataset.map`` whose result is kept on disk under a key of everything that decides it.
+    """``Dataset.map`` whose result is kept on disk under a key of everything that decides it (the
+    split's content fingerprint, the processor's identity and the options, in ``key_parts``).
 
     ``datasets`` only caches maps of file-backed data sets and re-hashes the function each time;
     an explicit key makes a second run of the same data and tokenizer skip tokenization entirely.
+    The map writes into a temp dir of this process, renamed into place when complete.
     Returns the mapped data set and whether it came from the cache.
     """
-    key = hashlib.sha256(json.dumps([ds._fingerprint, *key_parts], default=str).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps(key_parts, default=str).encode()).hexdigest()[:24]
     path = cache_dir() / key / f"{split}.arrow"
+    if path.parent.is_dir():
+        _clean_stale_temp(path.parent)
     if path.exists():
         try:
             return Dataset.from_file(str(path)), True
         except Exception:  # noqa: BLE001 - a damaged cache file is simply rebuilt
             path.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.arrow")
-    ds.map(fn, batched=True, remove_columns=ds.column_names, cache_file_name=str(tmp),
-           load_from_cache_file=False, desc=desc)
-    os.replace(tmp, path)
+    tmp = path.parent / f".tmp-{os.getpid()}"
+    tmp.mkdir(exist_ok=True)
+    try:
+        ds.map(fn, batched=True, remove_columns=ds.column_names, cache_file_name=str(tmp / path.name),
+               load_from_cache_file=False, desc=desc)
+        os.replace(tmp / path.name, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return Dataset.from_file(str(path)), False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from typing import Any
 from urllib.parse import urlparse
 
 from huggingface_hub import constants
@@ -14,6 +15,60 @@ from . import tokens
 
 def endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+
+
+def timeout() -> float:
+    """Seconds a Hub request may wait on the server (HF_FINETUNE_HUB_TIMEOUT, default 60)."""
+    try:
+        return max(1.0, float(os.environ.get("HF_FINETUNE_HUB_TIMEOUT", "60")))
+    except ValueError:
+        return 60.0
+
+
+@functools.lru_cache(maxsize=None)
+def use_timeouts() -> None:
+    """huggingface_hub's shared HTTP client waits forever by default (a stalled server hangs a push for
+    good), and many of its calls pass ``timeout=None`` explicitly. Give every request of this process a
+    timeout unless the call set one itself. (The library's own retries still apply, so they are bounded.)"""
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils._http import default_client_factory
+
+    seconds = timeout()
+
+    def factory() -> httpx2.Client:
+        client = default_client_factory()
+        client.timeout = httpx2.Timeout(seconds, connect=min(seconds, 10.0))
+        send = client.send
+
+        def send_with_timeout(request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
+            if not any((request.extensions.get("timeout") or {}).values()):
+                request.extensions["timeout"] = client.timeout.as_dict()
+            return send(request, **kwargs)
+
+        client.send = send_with_timeout  # type: ignore[method-assign]
+        return client
+
+    set_client_factory(factory)
+
+
+def transport_error(err: BaseException, doing: str) -> "Exception | None":
+    """A HubError for a network failure (time-out, reset, refused), or None if ``err`` is something else."""
+    import httpx2
+
+    from .errors import HubError
+
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, httpx2.TimeoutException):
+            return HubError(f"{doing}: the Hub ({endpoint()}) did not answer within {timeout():g} s.",
+                            "Try again later (HF_FINETUNE_HUB_TIMEOUT sets the wait); the run itself is saved.")
+        if isinstance(cause, (httpx2.TransportError, ConnectionError)):
+            detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            return HubError(f"{doing}: the connection to the Hub ({endpoint()}) failed ({detail}).",
+                            "Try again later; the run itself is saved.")
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -108,6 +163,7 @@ def pull(repo_id: str, revision: str | None = None, *, token: str | None = None,
     from .errors import HubError, OfflineError
 
     token = resolve_token(token)
+    use_timeouts()
     if go_offline_if_unreachable():
         try:
             path = snapshot_download(repo_id, revision=revision, repo_type=repo_type, cache_dir=cache_dir,
@@ -135,6 +191,8 @@ def pull(repo_id: str, revision: str | None = None, *, token: str | None = None,
         raise HubError(f"{repo_id!r} is gated: accept its terms on the Hub, then use a token with access.") from None
     except HfHubHTTPError as err:
         raise _http_error(err, f"Downloading {repo_id!r}") from None
+    except Exception as err:  # noqa: BLE001 - network failures come as several types
+        raise (transport_error(err, f"Downloading {repo_id!r}") or err) from None
     return path, info.sha
 
 
@@ -167,7 +225,7 @@ def push_run(run_dir, repo_id: str, *, token: str | None = None, private: bool =
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    from .errors import HubError, OfflineError
+    from .errors import OfflineError
     from .rundir import RunDir, is_pushed_name
 
     check_repo_id(repo_id)
@@ -177,6 +235,7 @@ def push_run(run_dir, repo_id: str, *, token: str | None = None, private: bool =
         raise OfflineError(f"Can't push to {repo_id!r}: the Hub ({endpoint()}) can't be reached.",
                            "The run is saved; push it later with `hf-finetune push RUN_DIR REPO_ID`.")
     api = HfApi(endpoint=endpoint(), token=resolve_token(token))
+    use_timeouts()
     additions = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes)
                                     else str(content)) for name, content in plan.files]
     pushed = {name for name, _ in plan.files}
@@ -191,7 +250,9 @@ def push_run(run_dir, repo_id: str, *, token: str | None = None, private: bool =
             commit_message=commit_message or f"hf-finetune: upload run {run.path.name}")
     except HfHubHTTPError as err:
         raise _http_error(err, f"Pushing to {repo_id!r}") from None
-    except OSError as err:
-        raise HubError(f"Pushing to {repo_id!r} failed: the Hub ({endpoint()}) can't be reached ({err}).",
-                       "The run itself is saved; push it later with `hf-finetune push RUN_DIR REPO_ID`.") from None
+    except Exception as err:  # noqa: BLE001 - network failures come as several types
+        failure = transport_error(err, f"Pushing to {repo_id!r} failed")
+        if failure is None:
+            raise
+        raise failure from None
     return commit.pr_url or commit.commit_url

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import torch
 
+from . import data as data_mod
 from .errors import DataError, ModelError
 from .rundir import RunDir
 
@@ -47,7 +48,13 @@ def read_inputs(source: str, column: str | None, kind: str) -> list[str]:
     """Text lines, JSON Lines or CSV (a column), or image paths; '-' reads standard input."""
     default_column = "image" if kind == "image-classification" else "text"
     if source == "-":
-        lines = sys.stdin.read().splitlines()
+        try:
+            lines = sys.stdin.read().splitlines() if sys.stdin is not None else []
+        except (OSError, ValueError):   # closed or unreadable standard input
+            lines = []
+        if not lines:
+            raise DataError("Standard input is empty or closed; nothing to predict.",
+                            "Pipe the inputs in (e.g. `cat texts.txt | hf-finetune predict RUN --input -`).")
         suffix = ".jsonl" if lines and lines[0].lstrip().startswith("{") else ".txt"
     else:
         path = Path(source)
@@ -77,12 +84,27 @@ def read_inputs(source: str, column: str | None, kind: str) -> list[str]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 raise DataError(f"Line {number} of the input is not valid JSON.") from None
+            if not isinstance(record, dict):
+                raise DataError(f"Line {number} of the input is not a JSON object.")
             key = column or next((k for k in record if k.lower() in (default_column, "document", "sentence")), None)
             if key not in record:
                 raise DataError(f"Line {number} of the input has no field {key or default_column!r}; use --column.")
+            if record[key] is None or isinstance(record[key], (dict, list)):
+                raise DataError(f"Line {number} of the input has no text in field {key!r} "
+                                f"({json.dumps(record[key])}).", "Give every line a text, or leave the line out.")
             values.append(str(record[key]))
         return values
     return [line for line in lines if line.strip()]
+
+
+def input_limit(tokenizer: Any, model: Any, run_max_length: int | None) -> int:
+    """The run's own max_length; for other models what both the tokenizer and the position table allow."""
+    if run_max_length:
+        return int(run_max_length)
+    limits = [getattr(tokenizer, "model_max_length", None),
+              getattr(getattr(model, "config", None), "max_position_embeddings", None)]
+    limits = [int(n) for n in limits if isinstance(n, (int, float)) and 0 < n < 1_000_000]
+    return min(limits) if limits else 512
 
 
 def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -96,6 +118,8 @@ def predict(model_ref: str, inputs: list[str], *, batch_size: int = 32, token: s
     Python code (a custom architecture) is loaded only with ``trust_remote_code``."""
     folder, info = load_run(model_ref, token)
     remote = {"trust_remote_code": True} if trust_remote_code else {}
+    saved = RunDir(folder)
+    run_max_length = saved.config.get("max_length") if saved.has("run_config.yaml") else None
     kind = info["kind"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     results: list[dict[str, Any]] = []
@@ -107,7 +131,8 @@ def predict(model_ref: str, inputs: list[str], *, batch_size: int = 32, token: s
         model.to(device).eval()
         prefix = info.get("prefix", "")
         for chunk in batches(inputs, batch_size):
-            enc = tokenizer([prefix + t for t in chunk], return_tensors="pt", padding=True, truncation=True).to(device)
+            enc = tokenizer([prefix + t for t in chunk], return_tensors="pt", padding=True, truncation=True,
+                            max_length=input_limit(tokenizer, model, run_max_length)).to(device)
             with torch.inference_mode():   # only what every encoder-decoder's generate() takes
                 ids = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
             for text, summary in zip(chunk, tokenizer.batch_decode(ids, skip_special_tokens=True)):
@@ -137,8 +162,11 @@ def predict(model_ref: str, inputs: list[str], *, batch_size: int = 32, token: s
         tokenizer = AutoTokenizer.from_pretrained(folder, **remote)
         model = AutoModelForSequenceClassification.from_pretrained(folder, **remote).to(device).eval()
 
+        limit = input_limit(tokenizer, model, run_max_length)
+
         def encode(chunk: list[str]) -> Any:
-            return tokenizer(chunk, return_tensors="pt", padding=True, truncation=True)
+            return tokenizer(data_mod.bounded(chunk, limit), return_tensors="pt", padding=True, truncation=True,
+                             max_length=limit)
     id2label = model.config.id2label
     for chunk in batches(inputs, batch_size):
         enc = encode(chunk).to(device)

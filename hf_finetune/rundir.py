@@ -33,8 +33,6 @@ HISTORY = "log_history.json"
 CARD = "README.md"
 CURVES = "training_curves.png"
 EXAMPLE = "example.png"
-FINGERPRINT = "run_fingerprint.txt"   # staging only: the settings a checkpoint was written under
-CHECKPOINTS = "checkpoints"           # staging only
 
 # What a push uploads: the files a run writes, by exact name or pattern (the model and processor in
 # their save_pretrained layouts, the card, metrics, curves, config). Anything else stays local.

@@ -7,10 +7,10 @@ metrics, card, outputs), wired to a ``transformers.Trainer``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +24,9 @@ from transformers import TrainerCallback
 from . import (batching, card, data as data_mod, embedded, hub, install, kinds, metrics as metrics_mod, modeling,
                outputs, templates)
 from .config import RunConfig
-from .errors import FinetuneError
+from .errors import ConfigError, FinetuneError
 from .progress import ProgressCallback
-from .rundir import CHECKPOINTS, CONFIG, CURVES, EXAMPLE, FINGERPRINT, HISTORY, INFO, METRICS, RunDir
+from .rundir import CONFIG, CURVES, EXAMPLE, HISTORY, INFO, METRICS, RunDir
 from .templates import TaskTemplate
 
 log = logging.getLogger("hf_finetune")
@@ -214,8 +214,8 @@ class GracefulStop(TrainerCallback):
             control.should_training_stop = True
         return control
 
-    def error(self, staging: Path) -> FinetuneError:
-        err = FinetuneError(f"Stopped by SIGTERM; a checkpoint was saved in {staging / 'checkpoints'}.",
+    def error(self, checkpoints: Path) -> FinetuneError:
+        err = FinetuneError(f"Stopped by SIGTERM; a checkpoint was saved in {checkpoints}.",
                             "Run the same command (same --output-dir) to resume from it.")
         err.exit_code = 143
         return err
@@ -242,12 +242,15 @@ class _Run:
     config: RunConfig
     kind: Any
     model_source: modeling.ModelSource
-    target: Path
+    layout: outputs.Layout
     state: Any                     # accelerate's PartialState: which process this is
     say: Callable[[str], None]
     quiet: bool
     console: Console
     token: str | None
+    lock: outputs.TargetLock | None = None   # held by the main process
+    locked: bool = False           # the output dir is held (and recovered, and checked)
+    target_finished: bool = False  # the output dir already holds a finished run
     prepared: Any = None
     processor: Any = None
     model: Any = None
@@ -255,51 +258,103 @@ class _Run:
     metric: str = ""
     metric_specs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     buckets: dict[str, Any] | None = None
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target(self) -> Path:
+        return self.layout.target
 
 
 def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = None, quiet: bool = False,
         token: str | None = None) -> FinetuneResult:
     """Template + resolved config -> a finished output dir (and a push, when asked)."""
     job = _start(template, config, console or Console(stderr=False), quiet, token)
-    cached = _load_inputs(job)
-    staging, resume_from = _stage(job)
+    try:
+        cached = _load_inputs(job)
+        stage = _stage(job)
+        if stage is None:   # the output dir already holds this very run
+            return _already_finished(job, cached)
+        result = _train_and_publish(job, stage, cached)
+        if config.push_to_hub and job.state.is_main_process:
+            job.say(f"pushing to the Hub: {config.push_to_hub} ...")
+            result.pushed_to = hub.push_run(job.target, config.push_to_hub, token=token,
+                                            private=config.hub_private_repo, create_pr=config.hub_create_pr,
+                                            revision=config.hub_revision)
+        return result
+    finally:
+        if job.lock is not None:
+            job.lock.release()
+
+
+def _train_and_publish(job: _Run, stage: outputs.Stage, cached: bool) -> FinetuneResult:
     stop = GracefulStop()
     all_metrics: dict[str, Any] = {}
     try:
-        trainer, progress = _build_trainer(job, staging, stop)
-        outcome = _train_and_measure(job, trainer, progress, stop, staging, resume_from)
+        trainer, progress = _build_trainer(job, stage.checkpoints, stop)
+        outcome = _train_and_measure(job, trainer, progress, stop, stage)
         if trainer.is_world_process_zero():
-            all_metrics = _write_run_dir(job, trainer, outcome, RunDir(staging))
-            outputs.publish(staging, job.target)
+            all_metrics = _write_run_dir(job, trainer, outcome, RunDir(stage.staging), stage.run_id)
+            outputs.publish(job.layout)
         job.state.wait_for_everyone()
     except BaseException:
         stop.uninstall()
-        # keep the hidden staging dir only if it holds checkpoints to resume from
-        if job.state.is_main_process and not outputs.latest_checkpoint(staging / CHECKPOINTS):
-            shutil.rmtree(staging, ignore_errors=True)
+        if job.state.is_main_process:
+            outputs.abandon_stage(job.layout)   # checkpoints stay only when a resume can use them
         raise
-    result = FinetuneResult(job.target, all_metrics, config, job.prepared.labels, cached)
-    if config.push_to_hub and job.state.is_main_process:
-        job.say(f"pushing to the Hub: {config.push_to_hub} ...")
-        result.pushed_to = hub.push_run(job.target, config.push_to_hub, token=token, private=config.hub_private_repo,
-                                        create_pr=config.hub_create_pr, revision=config.hub_revision)
-    return result
+    return FinetuneResult(job.target, all_metrics, job.config, job.prepared.labels, cached)
+
+
+def _inputs(template: TaskTemplate, config: RunConfig, model_source: modeling.ModelSource) -> list[Path]:
+    """Local files and folders this run reads: the output dir must not overlap any of them."""
+    paths = [Path(model_source.ref)] if model_source.local else []
+    if not template.bundled:
+        paths.append(Path(template.source))
+    dataset = config.dataset or template.default_dataset
+    if dataset and not embedded.is_embedded(dataset) and Path(dataset).expanduser().exists():
+        paths.append(Path(dataset).expanduser())
+    return paths
 
 
 def _start(template: TaskTemplate, config: RunConfig, console: Console, quiet: bool, token: str | None) -> _Run:
-    """Check the target and the base model before any heavy work; know which process this is."""
+    """Check the target and the base model before any heavy work; know which process this is; lock the
+    output dir when its folder exists already (else at staging, once it is created)."""
     model_source = modeling.resolve(template, config, token)
     target = Path(config.output_dir) if config.output_dir else outputs.default_dir(template.name, model_source.name)
-    outputs.check_target(target, config.overwrite_output_dir)
+    outputs.check_target_path(target, _inputs(template, config, model_source))
     state = PartialState(cpu=not torch.cuda.is_available())
 
     def say(message: str) -> None:
         if not quiet and state.is_main_process:
             console.print(message, highlight=False)
 
+    job = _Run(template, config, kinds.get(template.kind), model_source, outputs.Layout(target), state, say, quiet,
+               console, token)
+    if state.num_processes == 1 and target.parent.is_dir():
+        _lock(job)   # fail at once when another run holds it (with several processes: at staging, together)
     say(f"[bold]hf-finetune {template.name}[/]: model [cyan]{config.model or model_source.ref}[/]"
         + (f" ({model_source.hub_id})" if model_source.hub_id and model_source.hub_id != config.model else ""))
-    return _Run(template, config, kinds.get(template.kind), model_source, target, state, say, quiet, console, token)
+    return job
+
+
+def _lock(job: _Run) -> None:
+    """Hold the output dir for this run (main process), finish what a killed run left, then check, in
+    every process, what is there."""
+    if job.locked:
+        return
+    try:
+        if job.state.is_main_process:
+            job.layout.target.parent.mkdir(parents=True, exist_ok=True)
+            job.lock = outputs.TargetLock(job.layout.lock).acquire(job.target)
+            for note in outputs.recover(job.layout):
+                job.say(f"recovered an interrupted run: {note}")
+        job.state.wait_for_everyone()
+        job.target_finished = outputs.check_target_contents(job.target, job.config.overwrite_output_dir)
+    except BaseException:
+        if job.lock is not None:
+            job.lock.release()
+            job.lock = None
+        raise
+    job.locked = True
 
 
 def _load_inputs(job: _Run) -> bool:
@@ -330,24 +385,50 @@ def _load_inputs(job: _Run) -> bool:
     return cached
 
 
-def _stage(job: _Run) -> tuple[Path, str | None]:
-    """The hidden staging dir, and the checkpoint to resume from (one written under the same settings)."""
-    fingerprint = json.dumps({k: v for k, v in job.config.to_dict().items()
-                              if k not in ("resume", "overwrite_output_dir", "push_to_hub", "hub_private_repo",
-                                           "hub_revision", "hub_create_pr")}, sort_keys=True, default=str)
-    staging, resume_from = outputs.staging_dir(job.target, job.config.resume, job.state.is_main_process, fingerprint)
+def _stage(job: _Run) -> outputs.Stage | None:
+    """The staging dir, and the checkpoint to resume from (one written under the same fingerprint:
+    settings, data and tokenizer). None when the output dir already holds this very run."""
+    config = job.config
+    job.fingerprint = {
+        "settings": {k: v for k, v in config.to_dict().items()
+                     if k not in ("resume", "overwrite_output_dir", "push_to_hub", "hub_private_repo", "hub_revision",
+                                  "hub_create_pr")},
+        "data": dict(job.prepared.fingerprints),
+        "processor": data_mod.processor_identity(job.processor),
+    }
+    _lock(job)
+    if job.target_finished and not config.overwrite_output_dir:
+        if RunDir(job.target).info.get("fingerprint") == _digest(job.fingerprint):
+            return None
+        raise ConfigError(f"The output dir {job.target} already holds a finished run of other settings or data.",
+                          "Choose another --output-dir, or pass --overwrite-output-dir to replace it.")
+    stage = outputs.plan_stage(job.layout, job.fingerprint, config.resume)
     job.state.wait_for_everyone()
-    if resume_from:
-        job.say(f"resuming from {resume_from}")
-    return staging, resume_from
+    if job.state.is_main_process:
+        outputs.make_stage(job.layout, stage, job.fingerprint)
+    job.state.wait_for_everyone()
+    if stage.resume_from:
+        job.say(f"resuming from {stage.resume_from}")
+    return stage
 
 
-def _build_trainer(job: _Run, staging: Path, stop: "GracefulStop") -> tuple[Any, ProgressCallback]:
+def _digest(fingerprint: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _already_finished(job: _Run, cached: bool) -> FinetuneResult:
+    run = RunDir(job.target)
+    job.say(f"{job.target} already holds this run (same settings, data and tokenizer): nothing to do "
+            "(--overwrite-output-dir trains it again)")
+    return FinetuneResult(job.target, run.metrics, job.config, job.prepared.labels, cached)
+
+
+def _build_trainer(job: _Run, checkpoints: Path, stop: "GracefulStop") -> tuple[Any, ProgressCallback]:
     """The template's Trainer with our arguments, collator, length buckets, metrics and callbacks."""
     from transformers import PrinterCallback
 
     config, kind, template = job.config, job.kind, job.template
-    args = training_arguments(config, template, staging / CHECKPOINTS, job.metric, kind)
+    args = training_arguments(config, template, checkpoints, job.metric, kind)
     collator = kind.collator(template, job.processor, job.model)
     trainer_class = template.trainer.resolve()
     if config.train_sampling_strategy == "length_buckets" and kind.length_buckets and batching.pads_to_width(collator):
@@ -387,8 +468,8 @@ class _Outcome:
     zero_shot: dict[str, float] | None
 
 
-def _train_and_measure(job: _Run, trainer: Any, progress: ProgressCallback, stop: "GracefulStop", staging: Path,
-                       resume_from: str | None) -> _Outcome:
+def _train_and_measure(job: _Run, trainer: Any, progress: ProgressCallback, stop: "GracefulStop",
+                       stage: outputs.Stage) -> _Outcome:
     """(Zero-shot test,) train, then the kept checkpoint's validation and test metrics."""
     zero_shot = None
     if job.kind.evaluate_before_training:
@@ -398,10 +479,11 @@ def _train_and_measure(job: _Run, trainer: Any, progress: ProgressCallback, stop
         progress.phase = "training"
     started = time.perf_counter()
     stop.install()
-    train_output = trainer.train(resume_from_checkpoint=resume_from)
+    train_output = trainer.train(resume_from_checkpoint=stage.resume_from)
     stop.uninstall()
     if stop.requested:
-        raise stop.error(staging)
+        raise stop.error(stage.checkpoints)
+    outputs.crash_point("trained")
     train_seconds = time.perf_counter() - started
     history = list(trainer.state.log_history)
     progress.phase = "final evaluation"
@@ -412,14 +494,13 @@ def _train_and_measure(job: _Run, trainer: Any, progress: ProgressCallback, stop
     return _Outcome(train_output, train_seconds, history, validation, test, zero_shot)
 
 
-def _write_run_dir(job: _Run, trainer: Any, outcome: _Outcome, run: RunDir) -> dict[str, Any]:
-    """Model, metrics, curves, config, info and card into the staging dir (main process only)."""
+def _write_run_dir(job: _Run, trainer: Any, outcome: _Outcome, run: RunDir, run_id: str) -> dict[str, Any]:
+    """Model, metrics, curves, config, card and, last, run_info.json into the staging dir (main process)."""
     config, kind = job.config, job.kind
     trainer.save_model(str(run.path))
     run.normalise_permissions()   # safetensors writes 0600; the rest of the run is readable as usual
-    shutil.rmtree(run.path / CHECKPOINTS, ignore_errors=True)
-    (run.path / FINGERPRINT).unlink(missing_ok=True)       # staging bookkeeping
     (run.path / "training_args.bin").unlink(missing_ok=True)  # a pickle; run_config.yaml replaces it
+    outputs.crash_point("model-saved")
     best = trainer.state.best_model_checkpoint
     train_metrics = {k: v for k, v in outcome.train_output.metrics.items() if isinstance(v, (int, float))}
     train_metrics.update(wall_seconds=round(outcome.train_seconds, 2), examples=len(job.tokenized["train"]),
@@ -443,8 +524,10 @@ def _write_run_dir(job: _Run, trainer: Any, outcome: _Outcome, run: RunDir) -> d
                          "revision": job.model_source.revision or config.revision})
     run.write_text(CONFIG, saved.to_yaml())
     kind.save_example(job.prepared.splits["test"], run.path / EXAMPLE)
-    run.write_json(INFO, _run_info(job, trainer, outcome.test))
-    card.write(run, repo_id=config.push_to_hub, location=job.target)
+    info = {**_run_info(job, trainer, outcome.test), "run_id": run_id, "fingerprint": _digest(job.fingerprint)}
+    card.write(run, repo_id=config.push_to_hub, location=job.target, info=info)
+    outputs.crash_point("card-written")
+    run.write_json(INFO, info)   # last: its presence means the run dir is complete
     return all_metrics
 
 

@@ -47,6 +47,22 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path | None = None, timeo
                           text=True, timeout=timeout)
 
 
+@pytest.fixture
+def cli(capsys):
+    """The CLI's own entry point run in this process: as `python -m hf_finetune`, without the seconds a new
+    interpreter spends importing torch. For commands that need no environment of their own (Hub
+    endpoints and tokens are read at import time by huggingface_hub: those tests use run_cli)."""
+    from hf_finetune.cli import main
+
+    def call(args: list) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+    return call
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide BERT with the embedded model's real tokenizer, random weights.

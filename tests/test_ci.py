@@ -45,18 +45,17 @@ def test_ci_workflow_runs_the_readme_test_command():
     assert "python -m pytest -q" in (REPO / ".ci" / "run").read_text()
 
 
-def test_init_ci_refuses_to_overwrite_without_force(tmp_path, session_env):
+def test_init_ci_refuses_to_overwrite_without_force(tmp_path, cli):
     spec = ["--install-spec", SPEC]
-    first = run_cli(["init-ci", "--dir", str(tmp_path), *spec], session_env)
+    first = cli(["init-ci", "--dir", tmp_path, *spec])
     assert first.returncode == 0
-    again = run_cli(["init-ci", "--dir", str(tmp_path), *spec], session_env)
+    again = cli(["init-ci", "--dir", tmp_path, *spec])
     assert again.returncode == 2 and "--force" in again.stderr
-    forced = run_cli(["init-ci", "--dir", str(tmp_path), "--force", "--task", "image-classification", *spec],
-                     session_env)
+    forced = cli(["init-ci", "--dir", tmp_path, "--force", "--task", "image-classification", *spec])
     assert forced.returncode == 0
     text = (tmp_path / ".github/workflows/hf-finetune-train.yml").read_text()
     assert "default: image-classification" in text
-    bad = run_cli(["init-ci", "--dir", str(tmp_path / "x"), "--task", "sentimnt", *spec], session_env)
+    bad = cli(["init-ci", "--dir", tmp_path / "x", "--task", "sentimnt", *spec])
     assert bad.returncode == 2 and not (tmp_path / "x").exists()
 
 

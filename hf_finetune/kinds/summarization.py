@@ -24,7 +24,7 @@ IGNORE_INDEX = -100
 
 def target_length(tokenizer: Any, summaries: list[str], percentile: float = 95, cap: int = 256) -> int:
     """Tokens that cover ``percentile`` % of the reference summaries, rounded up to a multiple of 8."""
-    sample = summaries[:2000]
+    sample = data_mod.bounded(summaries[:2000], cap)
     lengths = [len(ids) for ids in tokenizer(text_target=sample)["input_ids"]] if sample else [32]
     value = int(np.ceil(np.percentile(lengths, percentile)))
     return int(min(cap, max(8, -(-value // 8) * 8)))
@@ -63,15 +63,19 @@ class Summarization(TaskKind):
         start = getattr(self.model_config, "decoder_start_token_id", None)
 
         def tokenize(batch: dict[str, list]) -> dict[str, list]:
-            enc = tokenizer([prefix + t for t in batch["text"]], truncation=True, max_length=max_source)
-            labels = tokenizer(text_target=batch["summary"], truncation=True, max_length=max_target)["input_ids"]
+            enc = tokenizer(data_mod.bounded([prefix + t for t in batch["text"]], max_source), truncation=True,
+                            max_length=max_source)
+            labels = tokenizer(text_target=data_mod.bounded(batch["summary"], max_target), truncation=True,
+                               max_length=max_target)["input_ids"]
             enc["labels"] = [ids[1:] if start is not None and ids and ids[0] == start else ids for ids in labels]
             return dict(enc)
 
         out, all_cached = DatasetDict(), True
-        key = [self.name, data_mod.tokenizer_identity(tokenizer), max_source, max_target, prefix, start, "v2"]
+        key = [self.name, data_mod.processor_identity(tokenizer), max_source, max_target, prefix, start,
+               data_mod.CHARS_PER_TOKEN, "v3"]
         for split, ds in data.splits.items():
-            out[split], cached = data_mod.map_cached(ds, tokenize, key, split, f"Tokenizing {split}")
+            out[split], cached = data_mod.map_cached(ds, tokenize, [data.fingerprints[split], *key], split,
+                                                     f"Tokenizing {split}")
             all_cached &= cached
         return out, all_cached
 

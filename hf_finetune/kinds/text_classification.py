@@ -26,14 +26,16 @@ class TextClassification(TaskKind):
         prefix = self.prefix
 
         def tokenize(batch: dict[str, list]) -> dict[str, list]:
-            enc = tokenizer([prefix + t for t in batch["text"]], truncation=True, max_length=max_length)
+            texts = data_mod.bounded([prefix + t for t in batch["text"]], max_length)
+            enc = tokenizer(texts, truncation=True, max_length=max_length)
             enc["labels"] = batch["label"]
             return dict(enc)
 
         out, all_cached = DatasetDict(), True
-        key = [self.name, data_mod.tokenizer_identity(tokenizer), max_length, prefix, "v1"]
+        key = [self.name, data_mod.processor_identity(tokenizer), max_length, prefix, data_mod.CHARS_PER_TOKEN, "v2"]
         for split, ds in data.splits.items():
-            out[split], cached = data_mod.map_cached(ds, tokenize, key, split, f"Tokenizing {split}")
+            out[split], cached = data_mod.map_cached(ds, tokenize, [data.fingerprints[split], *key], split,
+                                                     f"Tokenizing {split}")
             all_cached &= cached
         return out, all_cached
 
