@@ -13,8 +13,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from . import kinds
-from .rundir import CARD, CURVES, RunDir
+from . import hub, kinds
+from .rundir import CARD, CONFUSION, CURVES, RunDir
 
 HYPERPARAMETERS = ["learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
                    "per_device_eval_batch_size", "gradient_accumulation_steps", "weight_decay", "warmup_steps",
@@ -35,6 +35,11 @@ def _plain(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def cell(value: Any) -> str:
+    """Text that fits in one Markdown table cell: one line, pipes escaped."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
 def _epoch_rows(log_history: list[dict], metric_names: list[str], best_step: int | None) -> list[dict]:
     rows, last_train_loss = [], None
     for entry in log_history:
@@ -47,14 +52,20 @@ def _epoch_rows(log_history: list[dict], metric_names: list[str], best_step: int
                 "train_loss": _fmt(last_train_loss) if last_train_loss is not None else "—",
                 "eval_loss": _fmt(entry["eval_loss"]),
                 "metrics": [_fmt(entry.get(f"eval_{m}")) for m in metric_names],
-                "best": entry.get("step") == best_step,
+                "best": "← best" if entry.get("step") == best_step else "",
             })
     return rows
 
 
+def _hub_link(repo_id: str, repo_type: str = "model") -> str:
+    """A link on the Hub this card's users use (HF_ENDPOINT, else huggingface.co)."""
+    prefix = "datasets/" if repo_type == "dataset" else ""
+    return f"[`{repo_id}`]({hub.endpoint()}/{prefix}{repo_id})"
+
+
 def _base_line(base: dict[str, Any], local: bool) -> str:
     if base.get("hub_id"):
-        line = f"[`{base['hub_id']}`](https://huggingface.co/{base['hub_id']})"
+        line = _hub_link(base["hub_id"])
         if base.get("revision"):
             line += f" at commit `{base['revision']}`"
         return line
@@ -85,32 +96,77 @@ def _data_stats(info: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _provenance(info: dict[str, Any]) -> str:
+    """Where the data came from, in words: the embedded asset's description, the Hub id, or the local files."""
+    data = info["dataset"]
+    if data.get("description"):
+        return data["description"]
+    if data.get("hub_id"):
+        config = f" (configuration `{data['config']}`)" if data.get("config") else ""
+        return f"The Hub data set {_hub_link(data['hub_id'], 'dataset')}{config}."
+    files = data.get("files") or {}
+    listing = "; ".join(f"{split}: {', '.join(f'`{f}`' for f in names)}" for split, names in files.items())
+    columns = ", ".join(f"`{col}` as {role}" for role, col in (info.get("columns") or {}).items())
+    text = f"Local data `{data['name']}`" + (f" ({listing})" if listing else "") + "."
+    if columns:
+        text += f" Columns used: {columns}."
+    if data.get("label_names_file"):
+        text += f" Label names from `{data['label_names_file']}`."
+    return text
+
+
+def _eval_results(info: dict[str, Any], metrics: dict[str, Any]) -> list[EvalResult] | None:
+    """model-index results, only for a data set on the Hub: its `type` is a Hub data set id."""
+    data = info["dataset"]
+    if not data.get("hub_id"):
+        return None
+    for split in ("test", "validation"):
+        values = metrics.get(split, {})
+        results = [EvalResult(
+            task_type=info["pipeline_tag"], task_name=info["pipeline_tag"].replace("-", " ").title(),
+            dataset_type=data["hub_id"], dataset_name=data["name"], dataset_config=data.get("config"),
+            dataset_split=info["splits"][split]["origin"].split(" (")[0].split(":")[0],
+            metric_type=name, metric_name=name.replace("_", " ").title(), metric_value=round(float(values[name]), 4),
+            metric_args=info["metric_args"].get(name) or None,
+        ) for name in info["metric_names"] if name in values]
+        if results:
+            return results   # the Hub shows one result table; prefer the test split
+    return None
+
+
+def _intended_use(info: dict[str, Any]) -> list[str]:
+    """What the model is for and where it is weak, from the task, the data and the measured results."""
+    labels = info.get("labels") or []
+    task = info["pipeline_tag"].replace("-", " ")
+    data = info["dataset"]["name"]
+    lines = [f"{task.capitalize()} of inputs like those of the {data} data set"
+             + (f", into {len(labels)} labels ({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''})."
+                if labels else ".")]
+    stats = info.get("stats") or {}
+    if "max_length" in stats:
+        lines.append(f"Inputs longer than {stats['max_length']} tokens are truncated: the model sees only their "
+                     "beginning.")
+    train = info["splits"].get("train", {}).get("count")
+    if train:
+        lines.append(f"It was fine-tuned on {train} examples; inputs unlike them (another domain, language or "
+                     "label definition) may get confident wrong answers. Check it on your own data "
+                     "(`hf-finetune evaluate`) before relying on it.")
+    per_class = (info.get("test_analysis") or {}).get("per_class") or {}
+    if per_class:
+        weakest = min(per_class.items(), key=lambda item: item[1]["f1"])
+        lines.append(f"Weakest label on the test split: `{weakest[0]}` (F1 {weakest[1]['f1']:.3f}).")
+    if any("hold-out" in s.get("origin", "") for s in info["splits"].values()):
+        lines.append("Some evaluation data was held out at random from the training data; near-duplicates across "
+                     "them make such figures optimistic.")
+    return lines
+
+
 def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
           info: dict[str, Any] | None = None) -> ModelCard:
     """Build the card of a finished run directory. Without a repo id, the usage snippet loads the model
     from ``location`` (default: the run dir), as an absolute path, so it works from any folder."""
     config, metrics, history, info = run.config, run.metrics, run.log_history, info or run.info
-
     metric_names = info["metric_names"]
-    eval_results = []
-    for split in ("test", "validation"):
-        split_metrics = metrics.get(split, {})
-        for name in metric_names:
-            if name in split_metrics:
-                eval_results.append(EvalResult(
-                    task_type=info["pipeline_tag"], task_name=info["pipeline_tag"].replace("-", " ").title(),
-                    dataset_type=info["dataset"]["hub_id"] or info["dataset"]["name"],
-                    dataset_name=info["dataset"]["name"], dataset_config=info["dataset"].get("config"),
-                    dataset_split=(split if info["splits"][split]["origin"] == split else
-                                   f"{split} (held out from {config.get('train_split', 'train')})"
-                                   if "hold-out" in info["splits"][split]["origin"] else info["splits"][split]["origin"]),
-                    metric_type=name, metric_name=name.replace("_", " ").title(),
-                    metric_value=round(float(split_metrics[name]), 4),
-                    metric_args=info["metric_args"].get(name) or None,
-                ))
-        if eval_results:
-            break  # the Hub shows one result table; prefer held-out test over validation
-
     model_name = repo_id.split("/")[-1] if repo_id else info.get("model_name", run.path.name)
     card_data = ModelCardData(
         model_name=model_name,
@@ -122,12 +178,15 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         pipeline_tag=info["pipeline_tag"],
         tags=["hf-finetune", *info.get("tags", [])],
         metrics=metric_names,
-        eval_results=eval_results or None,
+        eval_results=_eval_results(info, metrics),
     )
-    best = metrics.get("best_checkpoint_step")
     labels = info.get("labels") or []
     counts = info.get("label_counts", {})
-    label_rows = [{"id": i, "name": name, **{s: counts.get(s, {}).get(name, 0) for s in ("train", "validation", "test")}}
+    analysis = info.get("test_analysis") or {}
+    per_class = analysis.get("per_class") or {}
+    label_rows = [{"id": i, "name": cell(name), **{s: counts.get(s, {}).get(name, 0) for s in
+                                                    ("train", "validation", "test")},
+                   "scores": [_fmt(per_class.get(name, {}).get(k)) for k in ("precision", "recall", "f1")]}
                   for i, name in enumerate(labels)]
     headline = metrics.get("test", {})
     results_line = ""
@@ -141,6 +200,7 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
                + (f" ({len(labels)} labels)." if labels else "."))
     usage = kinds.get(info["kind"]).usage(repo_id or str((location or run.path).resolve()), info.get("example_input"),
                                           info.get("prefix", ""))
+    confusion = analysis.get("confusion")
     template_path = Path(str(resources.files("hf_finetune") / "card_template.md"))
     return ModelCard.from_template(
         card_data,
@@ -149,21 +209,27 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         summary=summary,
         results_line=results_line,
         label_rows=label_rows,
+        has_per_class=bool(per_class),
+        confusion_labels=[cell(n) for n in labels] if confusion else [],
+        confusion_rows=[{"label": cell(labels[i]), "cells": row} for i, row in enumerate(confusion or [])],
+        has_confusion_png=run.has(CONFUSION),
+        errors=[{k: cell(v) for k, v in e.items()} for e in analysis.get("errors", [])],
+        intended_use=_intended_use(info),
         usage=usage,
-        data_description=info["dataset"].get("description") or f"The {info['dataset']['name']} data set.",
-        split_rows=[{"name": s, "count": info["splits"][s]["count"], "origin": info["splits"][s]["origin"]}
+        data_description=_provenance(info),
+        split_rows=[{"name": s, "count": info["splits"][s]["count"], "origin": cell(info["splits"][s]["origin"])}
                     for s in ("train", "validation", "test") if s in info["splits"]],
         task=info["task"],
         base_line=_base_line(info["base_model"], bool((info.get("local_inputs") or {}).get("model"))),
         data_stats=_data_stats(info),
         best_metric=info["metric_for_best_model"],
-        hyperparameters={**{k: _plain(config.get(k)) for k in HYPERPARAMETERS if config.get(k) is not None},
+        hyperparameters={**{k: cell(_plain(config.get(k))) for k in HYPERPARAMETERS if config.get(k) is not None},
                          **({"precision": info["precision"]} if info.get("precision") else {})},
         install=info.get("install"),
         hf_finetune_version=info.get("versions", {}).get("hf-finetune", ""),
         local_inputs=_local_inputs(info, config),
         metric_headers=metric_names,
-        epoch_rows=_epoch_rows(history, metric_names, best),
+        epoch_rows=_epoch_rows(history, metric_names, metrics.get("best_checkpoint_step")),
         has_curves=run.has(CURVES),
         final_rows=[{"split": FINAL_ROW_NAMES[s], "cells": [_fmt(metrics[s].get(m)) for m in metric_names]}
                     for s in FINAL_ROW_NAMES if s in metrics],

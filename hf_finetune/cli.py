@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -87,14 +88,26 @@ def _shown_default(name: str, template: templates.TaskTemplate | None) -> Any:
     return RunConfig.__dataclass_fields__[name].default
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default once: the help's own "(default: ...)" when it has one, else the value."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default:" in text or action.default is None or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
+DEFAULT_NOTE = re.compile(r"\s*\(default: [^()]*(?:\([^()]*\)[^()]*)*\)")
+
+
 def training_parser(template: templates.TaskTemplate | None) -> argparse.ArgumentParser:
     prog = f"hf-finetune {template.name}" if template else "hf-finetune"
     description = template.description if template else "Fine-tune a model with a task template."
     if template and template.default_run:
         description += (" With the default data set these also apply: "
                         + ", ".join(f"{k}={v}" for k, v in template.default_run.items()) + ".")
-    parser = _Parser(prog=prog, description=description, allow_abbrev=False,
-                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = _Parser(prog=prog, description=description, allow_abbrev=False, formatter_class=_HelpFormatter)
     _add_common(parser, trust=True)
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--config", help="Run-config YAML file; flags override its values.", default=None)
@@ -103,11 +116,16 @@ def training_parser(template: templates.TaskTemplate | None) -> argparse.Argumen
     for f in RunConfig.fields():
         if f.metadata.get("cli") is False:
             continue
+        if template is not None and template.kind not in f.metadata.get("kinds", (template.kind,)):
+            continue   # an option of other kinds of task (--summary-column under sentiment)
         group = groups.setdefault(f.metadata["group"],
                                   parser.add_argument_group(GROUP_TITLES.get(f.metadata["group"], f.metadata["group"])))
         base, _ = config_mod.field_type(f.name)
-        kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata["help"],
-                                  "default": _shown_default(f.name, template)}
+        shown = _shown_default(f.name, template)
+        text = f.metadata["help"]
+        if shown is not None and shown != "" and not isinstance(shown, bool):
+            text = DEFAULT_NOTE.sub("", text)   # the real default (e.g. the template's) is shown instead
+        kwargs: dict[str, Any] = {"dest": f.name, "help": text, "default": shown}
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
@@ -177,7 +195,7 @@ def cmd_card(argv: list[str], console: Console) -> int:
 def cmd_pull(argv: list[str], console: Console) -> int:
     parser = _Parser(prog="hf-finetune pull", description=COMMANDS["pull"])
     parser.add_argument("repo_id", help="Hub model id, e.g. bert-base-uncased")
-    parser.add_argument("--revision", default=None, help="Branch, tag or commit (default: main).")
+    parser.add_argument("--revision", default="main", help="Branch, tag or commit (default: main).")
     parser.add_argument("--cache-dir", default=None, help="Cache folder (default: the Hugging Face cache).")
     _add_common(parser)
     args = parser.parse_args(argv)
@@ -216,24 +234,28 @@ def cmd_predict(argv: list[str], console: Console) -> int:
     parser = _Parser(prog="hf-finetune predict", description=COMMANDS["predict"])
     parser.add_argument("model", help="A run dir written by hf-finetune, a model folder, or a Hub model id.")
     parser.add_argument("--input", required=True,
-                        help="Text lines (.txt), JSON Lines, CSV, image path(s), or - for standard input.")
-    parser.add_argument("--column", default=None, help="Field / column holding the inputs (default: text / image).")
+                        help="A table (.csv, .tsv, .jsonl, .json, .parquet; read like training data), text lines "
+                             "(.txt), an image, or - for standard input (text lines or JSON Lines).")
+    parser.add_argument("--column", default=None,
+                        help="Column of a table holding the inputs (default: the run's own text / image column, "
+                             "else a common name such as text or sentence).")
     parser.add_argument("--output", default=None, help="Write .jsonl or .csv here (default: JSON Lines on stdout).")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--revision", default=None, help="For a Hub model: branch, tag or commit (default: main).")
     _add_common(parser, trust=True)
     args = parser.parse_args(argv)
     if args.batch_size <= 0:
         raise ConfigError("--batch-size must be greater than 0.")
     api.quiet_libraries(args.debug)
-    _, info = predict_mod.load_run(args.model, args.token)
-    inputs = predict_mod.read_inputs(args.input, args.column, info["kind"])
+    _, info = predict_mod.load_run(args.model, args.token, args.revision)
+    inputs = predict_mod.read_inputs(args.input, args.column, info["kind"], info)
     if not inputs:
         raise ConfigError(f"No inputs found in {args.input}.")
-    err_console = Console(stderr=True)
+    err_console = make_console(stderr=True)
     with Progress(console=err_console, disable=not err_console.is_terminal) as progress:
         task = progress.add_task("predicting", total=len(inputs))
         results = predict_mod.predict(args.model, inputs, batch_size=args.batch_size, token=args.token,
-                                      trust_remote_code=args.trust_remote_code,
+                                      revision=args.revision, trust_remote_code=args.trust_remote_code,
                                       progress=lambda n: progress.advance(task, n))
     predict_mod.write(results, args.output)
     if args.output:
@@ -289,7 +311,10 @@ def cmd_evaluate(argv: list[str], console: Console) -> int:
     parser.add_argument("run_dir")
     parser.add_argument("--dataset", required=True, help="Hub id or local file/folder.")
     parser.add_argument("--dataset-config", default=None)
-    parser.add_argument("--split", default="test", help="Split to evaluate (a held-out split is made if absent).")
+    parser.add_argument("--split", default=None,
+                        help="Split to score (default: on the run's own data, its test split as in training; on "
+                             "other data, the test split, else the whole of a single file). A file's name works "
+                             "too: --split dev for dev.tsv.")
     parser.add_argument("--max-samples", type=int, default=None)
     parser.add_argument("--text-column", default=None)
     parser.add_argument("--label-column", default=None)
@@ -303,7 +328,7 @@ def cmd_evaluate(argv: list[str], console: Console) -> int:
                                      max_samples=args.max_samples, trust_remote_code=args.trust_remote_code, columns={
                                          "text_column": args.text_column, "label_column": args.label_column,
                                          "summary_column": args.summary_column, "image_column": args.image_column})
-    table = Table(title=f"{args.run_dir} on {args.dataset} ({args.split})")
+    table = Table(title=f"{args.run_dir} on {args.dataset} ({result.get('split')})")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in result.items():
@@ -411,8 +436,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = streams
 
 
+def make_console(stderr: bool = False) -> Console:
+    """Rich output on a terminal; into a file or a pipe, lines that are never wrapped or truncated (a
+    table as wide as its cells, a path or a sha in one piece)."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=100_000, soft_wrap=True)
+
+
 def _dispatch(argv: list[str]) -> int:
-    console = Console()
+    console = make_console()
     debug = "--debug" in argv
     try:
         if not argv or argv[0] in ("-h", "--help"):
@@ -480,5 +512,5 @@ def _report(message: str, debug: bool) -> None:
     """One paragraph on stderr (after the traceback with --debug); tokens are masked by the stream itself."""
     if debug:
         traceback.print_exc()
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(tokens.redact(message))}", highlight=False,
-                               soft_wrap=True)
+    make_console(stderr=True).print(f"[bold red]error:[/] {escape(tokens.redact(message))}", highlight=False,
+                                    soft_wrap=True)

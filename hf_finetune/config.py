@@ -48,8 +48,8 @@ class RunConfig:
     # -- data ---------------------------------------------------------------------------------
     dataset: str | None = _opt(
         None,
-        "Hub dataset id, or a local CSV / JSON Lines / Parquet file or folder "
-        "(default: the template's embedded data set).",
+        "Hub dataset id, or a local CSV / TSV / JSON Lines / JSON / Parquet file, or a folder of them "
+        "(train.*, dev.* or validation.*, test.*), or an image folder (default: the template's embedded data set).",
         "data",
     )
     dataset_config: str | None = _opt(None, "Hub dataset configuration name.", "data")
@@ -60,10 +60,18 @@ class RunConfig:
     test_split: str | None = _opt(
         None, "Split for the final test metrics (default: 'test' if present, else a stratified split).", "data"
     )
-    text_column: str | None = _opt(None, "Input text column (default: auto-detected).", "data")
-    label_column: str | None = _opt(None, "Label column (default: auto-detected).", "data")
-    summary_column: str | None = _opt(None, "Target summary column, for summarization (default: auto-detected).", "data")
-    image_column: str | None = _opt(None, "Image column, for image classification (default: auto-detected).", "data")
+    text_column: str | None = _opt(None, "Input text column (default: auto-detected).", "data",
+                                   kinds=("text-classification", "summarization"))
+    label_column: str | None = _opt(None, "Label column (default: auto-detected).", "data",
+                                    kinds=("text-classification", "image-classification"))
+    summary_column: str | None = _opt(None, "Target summary column, for summarization (default: auto-detected).", "data",
+                                      kinds=("summarization",))
+    image_column: str | None = _opt(None, "Image column, for image classification (default: auto-detected).", "data",
+                                    kinds=("image-classification",))
+    label_names: list[str] | None = _opt(
+        None, "Names of integer labels 0, 1, ... in order, e.g. negative,positive (default: the data's own: a "
+              "ClassLabel feature, or a label_names.txt beside the data, one name per line).", "data",
+        kinds=("text-classification", "image-classification"))
     validation_size: float = _opt(0.1, "Fraction of train held out for validation when there is no such split.", "data")
     test_size: float = _opt(0.1, "Fraction of train held out for test when there is no such split.", "data")
     max_train_samples: int | None = _opt(None, "Use at most this many training examples.", "data")
@@ -71,15 +79,16 @@ class RunConfig:
     max_test_samples: int | None = _opt(None, "Use at most this many test examples.", "data")
     max_length: int = _opt(128, "Truncate inputs to this many tokens.", "data")
     image_size: int | None = _opt(None, "Image classification: resize images to this many pixels square "
-                                        "(default: the model processor's size).", "data")
+                                        "(default: the model processor's size).", "data",
+                                  kinds=("image-classification",))
     image_augmentation: str = _opt(
         "crop+flip", "Image classification: training augmentation, 'crop+flip', 'crop' or 'none'.", "data",
-        choices=["crop+flip", "crop", "none"])
+        choices=["crop+flip", "crop", "none"], kinds=("image-classification",))
     max_target_length: int | None = _opt(
         None, "Summarization: truncate/generate targets to this many tokens "
-              "(default: the 95th percentile of the training summaries).", "data")
+              "(default: the 95th percentile of the training summaries).", "data", kinds=("summarization",))
     generation_num_beams: int = _opt(1, "Summarization: beams for generate() in evaluation and in the saved model.",
-                                     "training")
+                                     "training", kinds=("summarization",))
 
     # -- training (TrainingArguments names) ----------------------------------------------------
     learning_rate: float = _opt(5e-5, "Peak learning rate of AdamW.", "training")
@@ -108,7 +117,8 @@ class RunConfig:
         "(similar lengths together, padded to the longest), 'random' or 'sequential'.", "training",
         choices=["length_buckets", "group_by_length", "random", "sequential"],
     )
-    length_buckets: int = _opt(8, "How many padded lengths 'length_buckets' may use.", "training")
+    length_buckets: int = _opt(8, "How many padded lengths 'length_buckets' may use.", "training",
+                               kinds=("text-classification",))
     torch_compile: bool = _opt(False, "Compile the model with torch.compile (pays off on long GPU runs).", "training")
     dataloader_num_workers: int | None = _opt(None, "Data-loading worker processes (default: 2 on a GPU, 0 on CPU).",
                                               "training")

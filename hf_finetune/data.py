@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import datasets
-from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict, Value
 
 from . import embedded, hub
 from .config import RunConfig
@@ -33,6 +33,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
                  ".txt": "text"}
 VALIDATION_NAMES = ("validation", "valid", "val", "dev", "eval")
+LABEL_NAMES_FILE = "label_names.txt"   # beside the data: one name per line, for integer labels 0, 1, ...
 TEST_NAMES = ("test", "testing")
 
 
@@ -47,6 +48,13 @@ class DataSource:
     license: str | None = None
     local: bool = False          # a file or folder on this machine (its path is never written into shared files)
     content: str = ""            # what identifies the bytes read: a hash of local files, a Hub fingerprint
+    split_files: dict[str, list[str]] = field(default_factory=dict)   # split -> file names it was read from
+    label_names_file: str | None = None  # a label_names.txt beside the data, when one names integer labels
+
+    def split_label(self, split: str) -> str:
+        """"validation (dev.tsv)": a split with the files it came from."""
+        files = self.split_files.get(split)
+        return f"{split} ({', '.join(files)})" if files else split
 
 
 def content_hash(path: Path) -> str:
@@ -164,6 +172,11 @@ def _load_sklearn_digits() -> DatasetDict:
                                                features=features))
 
 
+def read_local(path: Path) -> DatasetDict:
+    """A local file or folder as the data loader reads it for training (predict reads inputs so too)."""
+    return _load_local(path)
+
+
 def _load_local(path: Path) -> DatasetDict:
     if not path.is_file() and not path.is_dir():
         raise DataError(f"{path} is neither a regular file nor a folder (a device, FIFO or socket).",
@@ -181,24 +194,42 @@ def _load_local(path: Path) -> DatasetDict:
     if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
         loaded = datasets.load_from_disk(str(path))
         return loaded if isinstance(loaded, DatasetDict) else DatasetDict(train=loaded)
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in FILE_BUILDERS and p.is_file())
+    files = _data_files(path)
     if not files:
-        raise DataError(f"{path} holds no .csv / .jsonl / .json / .parquet files.")
+        raise DataError(f"{path} holds no .csv / .tsv / .jsonl / .json / .parquet files.")
     builders = {FILE_BUILDERS[p.suffix.lower()] for p in files}
     if len(builders) > 1:
         raise DataError(f"{path} mixes file formats ({', '.join(sorted(builders))}); keep one format per folder.")
-    by_split: dict[str, list[str]] = {}
+    builder = builders.pop()
+    kwargs = {"delimiter": "\t"} if all(p.suffix.lower() == ".tsv" for p in files) else {}
+    splits = DatasetDict()
+    for split, members in split_files(files).items():
+        for p in members:
+            if p.stat().st_size == 0:
+                raise DataError(f"{p} is empty.")
+        # each split on its own: the splits of a benchmark folder need not share columns (a test file
+        # without labels), which one load_dataset call over all of them would refuse
+        what = ", ".join(p.name for p in members)
+        splits[split] = _read_files(builder, [str(p) for p in members], what, **kwargs)["train"]
+    return splits
+
+
+def _data_files(folder: Path) -> list[Path]:
+    """The data files of a folder (not its label_names.txt)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in FILE_BUILDERS and p.is_file()
+                  and p.name != LABEL_NAMES_FILE)
+
+
+def split_files(files: list[Path]) -> dict[str, list[Path]]:
+    """Which split each file of a folder is: train*, dev*/valid*/val*/eval*/validation*, test*; others train."""
+    by_split: dict[str, list[Path]] = {}
     for p in files:
         stem = p.stem.lower()
         split = ("train" if stem.startswith("train") else
                  "validation" if stem.startswith(VALIDATION_NAMES) else
                  "test" if stem.startswith(TEST_NAMES) else "train")
-        by_split.setdefault(split, []).append(str(p))
-    for p in files:
-        if p.stat().st_size == 0:
-            raise DataError(f"{p} is empty.")
-    kwargs = {"delimiter": "\t"} if all(p.suffix.lower() == ".tsv" for p in files) else {}
-    return _read_files(builders.pop(), by_split, str(path), **kwargs)
+        by_split.setdefault(split, []).append(p)
+    return by_split
 
 
 def _load_hub(ref: str, config: RunConfig) -> DatasetDict:
@@ -242,7 +273,15 @@ def load_raw(ref: str, config: RunConfig) -> tuple[DatasetDict, DataSource, dict
         if not os.access(path, os.R_OK):
             raise DataError(f"{path} can't be read (permission denied).")
         name = os.fsencode(path.resolve().name).decode("utf-8", "replace")   # shown in cards: valid UTF-8
-        return _load_local(path), DataSource(name, local=True, content=content_hash(path)), {}
+        source = DataSource(name, local=True, content=content_hash(path))
+        if path.is_dir() and not _is_image_folder(path):
+            source.split_files = {k: [p.name for p in v] for k, v in split_files(_data_files(path)).items()}
+        elif path.is_file():
+            source.split_files = {"train": [path.name]}
+        names_file = (path if path.is_dir() else path.parent) / LABEL_NAMES_FILE
+        if names_file.is_file():
+            source.label_names_file = LABEL_NAMES_FILE
+        return _load_local(path), source, {}
     if ref.startswith((".", "/", "~")) or Path(ref).suffix.lower() in FILE_BUILDERS:
         raise DataError(f"Data file or folder {ref} does not exist.")
     raw = _load_hub(ref, config)
@@ -253,11 +292,21 @@ def load_raw(ref: str, config: RunConfig) -> tuple[DatasetDict, DataSource, dict
 # shaping
 
 
-def _pick_split(raw: DatasetDict, wanted: str | None, candidates: tuple[str, ...], role: str) -> str | None:
+def _pick_split(raw: DatasetDict, wanted: str | None, candidates: tuple[str, ...], role: str,
+                source: DataSource | None = None) -> str | None:
+    """The split to use for ``role``: the one asked for (by split name, or by the name of its file:
+    ``dev`` for the split read from dev.tsv), else the first candidate name present."""
     if wanted:
-        if wanted not in raw:
-            raise DataError(f"The data set has no split {wanted!r} for {role}. {did_you_mean(wanted, list(raw))}")
-        return wanted
+        if wanted in raw:
+            return wanted
+        for split, files in (source.split_files if source else {}).items():
+            if split in raw and any(Path(f).stem.lower() == wanted.lower() or f.lower() == wanted.lower()
+                                    for f in files):
+                return split
+        listing = ", ".join(source.split_label(n) if source else n for n in raw)
+        raise DataError(f"The data set has no split {wanted!r} for {role}; its splits: {listing}. "
+                        f"{did_you_mean(wanted, list(raw)).split(' Available')[0]}".strip(),
+                        f"Choose one with --{'train' if role == 'training' else role}-split.")
     return next((name for name in candidates if name in raw), None)
 
 
@@ -282,12 +331,10 @@ TEXT_ROLES = ("text", "summary")
 def _plain_columns(splits: DatasetDict, mapping: dict[str, str]) -> DatasetDict:
     """Text roles hold strings (numbers are turned into text, with a note); nested values (lists,
     structs) in a text or label role are refused: they need another template."""
-    from datasets import Value
-
     for role, column in mapping.items():
         if role not in (*TEXT_ROLES, "label"):
             continue
-        feature = splits["train"].features[column]
+        feature = next(iter(splits.values())).features[column]
         if not isinstance(feature, (Value, ClassLabel)):
             what = "lists" if type(feature).__name__ in ("List", "Sequence", "LargeList") else f"{feature}"
             hint = ("One label per row is what this template does; lists of labels (multi-label) are not supported "
@@ -320,36 +367,69 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
 
 
-def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None) -> tuple[DatasetDict, list[str]]:
-    """Turn the label column of every split into one ClassLabel shared by all splits."""
-    feature = ds["train"].features[column]
-    if isinstance(feature, ClassLabel):
+def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None,
+                  strict: bool = False) -> tuple[DatasetDict, list[str]]:
+    """Turn the label column of every split into one ClassLabel shared by all splits.
+
+    ``names`` fix the label names and their order: integer labels 0, 1, ... are read as indices into
+    them (``--label-names negative,positive``, a label_names.txt, a trained model's id2label); other
+    labels must be among them. With ``strict`` (names the user gave) a label that is not is an error;
+    otherwise (a trained model's names) its rows are dropped with a count.
+    """
+    feature = next(iter(ds.values())).features[column]
+    if isinstance(feature, ClassLabel) and (not names or list(feature.names) == list(names)):
         ds = ds.rename_column(column, "label") if column != "label" else ds
         return ds, list(feature.names)
+    if isinstance(feature, ClassLabel):   # names of the data vs names asked for: map by name
+        own = list(feature.names)
+        ds = ds.map(lambda batch: {column: [own[i] if i is not None and i >= 0 else None for i in batch[column]]},
+                    batched=True, features=_with(next(iter(ds.values())).features, column, Value("string")), desc="Label names")
     values = [v for split in ds.values() for v in split[column] if not _is_missing(v)]
     distinct = _label_names(values, column)
     as_key = (lambda v: str(int(v)) if isinstance(v, float) else str(v))
-    label_names = names or [as_key(v) for v in distinct]
+    as_index = bool(names) and bool(distinct) and all(isinstance(v, int) and not isinstance(v, bool) for v in distinct)
+    if as_index:
+        outside = [v for v in distinct if not 0 <= v < len(names)]
+        if outside:
+            raise DataError(f"Label column {column!r} holds {outside[0]}, but only {len(names)} label names were given "
+                            f"({', '.join(names)}); integer labels are read as their indices.",
+                            "Give one name per label 0, 1, ... in order.")
+        as_key = (lambda v: names[int(v)])
+    label_names = list(names) if names else [as_key(v) for v in distinct]
     index = {name: i for i, name in enumerate(label_names)}
+    unknown = sorted({as_key(v) for v in distinct} - set(index), key=str)
+    if unknown and strict:
+        raise DataError(f"Label column {column!r} holds {', '.join(map(repr, unknown[:5]))}, which the label names "
+                        f"given ({', '.join(label_names)}) lack.", "Name every label, or leave the names out.")
+    if unknown:
+        log.warning("Dropping rows whose label the model does not know: %s", ", ".join(map(repr, unknown[:5])))
 
     def to_ids(batch: dict[str, list]) -> dict[str, list]:
         return {"label": [index.get(as_key(v), -1) if not _is_missing(v) else -1 for v in batch[column]]}
 
     # The features are given, not inferred: inferred, datasets keeps a same-named column's string type and
     # stores the ids as strings, which a ClassLabel then reads as label *names* ("1" -> the label named "1").
-    features = ds["train"].features.copy()
-    del features[column]
+    features = _with(next(iter(ds.values())).features, column, None)
     features["label"] = ClassLabel(names=label_names)
     ds = ds.map(to_ids, batched=True, remove_columns=[column], features=features, desc="Encoding labels")
     return ds, label_names
 
 
+def _with(features: Any, column: str, feature: Any) -> Any:
+    """A copy of ``features`` with ``column`` set to ``feature`` (or removed, for None)."""
+    features = features.copy()
+    del features[column]
+    if feature is not None:
+        features[column] = feature
+    return features
+
+
 def _as_images(splits: DatasetDict, base: Path) -> DatasetDict:
     """An image column of file paths (CSV / JSON Lines) becomes an Image feature; relative paths
     are taken from the data file's folder."""
-    from datasets import Image as ImageFeature, Value
+    from datasets import Image as ImageFeature
 
-    feature = splits["train"].features["image"]
+    feature = next(iter(splits.values())).features["image"]
     if isinstance(feature, ImageFeature):
         return splits
     if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
@@ -403,47 +483,149 @@ def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = 
     ``roles`` come from the task kind: ("text", "label"), ("text", "summary"), ("image", "label").
     A ``label`` role becomes a ClassLabel shared by all splits, and held-out splits are stratified by it;
     ``labels`` fixes the label names and order (a trained model's id2label) instead of reading them
-    from the data.
+    from the data. The data's own validation and test splits are used when it has them (a test split
+    without labels is set aside, and the final metrics are taken on the validation split); what is
+    missing is held out of train, and every split's origin is recorded for the output and the card.
     """
     ref = config.dataset or template.default_dataset
     if not ref:
         raise DataError(f"Task {template.name!r} has no default data set; pass --dataset.")
     raw, source, declared = load_raw(ref, config)
-    if config.train_split not in raw:
-        raise DataError(f"The data set has no split {config.train_split!r} to train on. "
-                        f"{did_you_mean(config.train_split, list(raw))}", "Choose one with --train-split.")
-    columns = raw[config.train_split].column_names
+    train_name = _pick_split(raw, config.train_split, (), "training", source) or config.train_split
+    mapping = _map_columns(raw[train_name], roles, config, template, declared, source)
+    splits, origin, unlabelled = _data_splits(raw, train_name, config, mapping, source)
+    names, strict = labels, False
+    if not names and "label" in roles:
+        names, strict = config.label_names or _label_names_file(ref, source), True
+    splits, labels, dropped = _clean(splits, mapping, roles, names, strict, ref, origin)
+    if "test" in splits and len(splits["test"]) == 0 and "label" in roles:
+        del splits["test"]   # every test label empty: e.g. a Hub benchmark's test split with label -1
+        unlabelled = origin.pop("test")
+    if "label" in roles:
+        present = set(splits["train"]["label"])
+        if len(present) < 2:
+            only = labels[present.pop()] if present else "none"
+            raise DataError(f"The training data holds a single class ({only!r}); a classifier needs at least two.",
+                            f"Check the label column {mapping['label']!r}, or the split/sample options.")
+    if unlabelled and "validation" in splits and "test" not in splits:
+        splits["test"] = splits["validation"]
+        origin["test"] = (f"{origin['validation']}: the test split {unlabelled} has no labels, so the final "
+                          "metrics are taken on the validation split, which also chose the best checkpoint")
+    splits, origin = _hold_out(splits, origin, config, roles)
+    for role, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples),
+                        ("test", config.max_test_samples)):
+        if limit is not None and limit < len(splits[role]):
+            splits[role] = splits[role].shuffle(seed=config.seed).select(range(limit))
+    splits = DatasetDict({k: splits[k] for k in ("train", "validation", "test")})
+    prepared = PreparedData(splits, labels, mapping, source, origin, dropped)
+    prepared.fingerprint_splits()
+    return prepared
+
+
+def prepare_split(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...], labels: list[str] | None,
+                  split: str | None) -> PreparedData:
+    """One split to score a trained model on (``evaluate``), as its ``test`` split, whole: the named
+    split, else the data's test split, else its only split (a single file is scored whole), else its
+    validation split. Labels map onto the model's ``labels``; rows with labels it doesn't know are
+    dropped with a count."""
+    ref = config.dataset
+    raw, source, declared = load_raw(ref, config)
+    name = _pick_split(raw, split, (), "evaluation", source)
+    if name is None:
+        name = next((n for n in ("test",) if n in raw), None) or (next(iter(raw)) if len(raw) == 1 else None) \
+            or next((n for n in VALIDATION_NAMES if n in raw), None)
+    if name is None:
+        raise DataError(f"Which split to score? The data set has {', '.join(map(source.split_label, raw))}.",
+                        "Name one with --split.")
+    mapping = _map_columns(raw[name], roles, config, template, declared, source)
+    origin = {"test": source.split_label(name)}
+    splits, labels, dropped = _clean(DatasetDict(test=raw[name]), mapping, roles, labels, False, ref, origin)
+    if len(splits["test"]) == 0:
+        raise DataError(f"Split {origin['test']!r} has no rows with every column ({', '.join(mapping.values())}) "
+                        "filled" + (" with a label the model knows." if "label" in roles else "."))
+    if config.max_test_samples is not None and config.max_test_samples < len(splits["test"]):
+        splits["test"] = splits["test"].shuffle(seed=config.seed).select(range(config.max_test_samples))
+    prepared = PreparedData(splits, labels, mapping, source, origin, dropped)
+    prepared.fingerprint_splits()
+    return prepared
+
+
+def _map_columns(split: Dataset, roles: tuple[str, ...], config: RunConfig, template: TaskTemplate,
+                 declared: dict[str, str], source: DataSource) -> dict[str, str]:
+    """role -> column of the data, from the flags, the data's declaration or the template's candidates."""
+    columns = split.column_names
     mapping: dict[str, str] = {}
     for role in roles:
         given = getattr(config, f"{role}_column", None) or declared.get(role)
-        mapping[role] = resolve_column(columns, role, given, template.columns.get(role, []),
-                                       f"--{role}-column")
+        try:
+            mapping[role] = resolve_column(columns, role, given, template.columns.get(role, []),
+                                           f"--{role}-column")
+        except DataError as err:
+            if not given and looks_headerless(columns):
+                raise DataError(f"Could not find the {role} column: the file seems to have no header row, so its "
+                                f"first line was read as the column names ({', '.join(repr(c) for c in columns)}).",
+                                "Add a header line naming the columns (e.g. `sentence<TAB>label`).") from None
+            raise err
     if len(set(mapping.values())) < len(mapping):
         raise DataError(f"Two roles map to the same column ({mapping}); name them with the --*-column flags.")
+    return mapping
 
-    val_name = _pick_split(raw, config.validation_split, VALIDATION_NAMES, "validation")
-    test_name = _pick_split(raw, config.test_split, TEST_NAMES, "test")
-    split_origin = {"train": config.train_split}
-    splits = DatasetDict(train=raw[config.train_split])
-    if val_name:
-        splits["validation"] = raw[val_name]
-        split_origin["validation"] = val_name
-    if test_name and test_name != val_name:
-        splits["test"] = raw[test_name]
-        split_origin["test"] = test_name
-    for name, split in splits.items():
+
+def looks_headerless(columns: list[str]) -> bool:
+    """Column names that look like a row of data: numbers, or long text with spaces."""
+    def is_number(name: str) -> bool:
+        try:
+            float(name)
+            return True
+        except ValueError:
+            return False
+
+    return any(is_number(c) or (" " in c and len(c) > 25) for c in columns)
+
+
+def _data_splits(raw: DatasetDict, train_name: str, config: RunConfig, mapping: dict[str, str],
+                 source: DataSource) -> tuple[DatasetDict, dict[str, str], str | None]:
+    """The data's own train / validation / test splits (what is missing is held out later), with their
+    origin, and the name of a test split that has no labels (set aside), if any."""
+    val_name = _pick_split(raw, config.validation_split, VALIDATION_NAMES, "validation", source)
+    test_name = _pick_split(raw, config.test_split, TEST_NAMES, "test", source)
+    if val_name and val_name == test_name:
+        if config.validation_split and config.test_split:
+            raise DataError(f"--validation-split and --test-split both name {source.split_label(val_name)}.",
+                            "Choosing the best checkpoint and measuring it need two splits; leave one out and it "
+                            "is held out of the training split.")
+        if config.test_split:       # the test split asked for wins; validation is held out of train
+            val_name = None
+        else:
+            test_name = None
+    splits = DatasetDict(train=raw[train_name])
+    origin = {"train": source.split_label(train_name)}
+    for role, name in (("validation", val_name), ("test", test_name)):
+        if name:
+            splits[role], origin[role] = raw[name], source.split_label(name)
+    unlabelled = None
+    for name, split in list(splits.items()):
         missing = [c for c in mapping.values() if c not in split.column_names]
+        if name == "test" and missing == [mapping.get("label")]:
+            unlabelled = origin.pop("test")     # a benchmark's test file without labels: set aside
+            del splits["test"]
+            continue
         if missing:
-            raise DataError(f"Split {split_origin[name]!r} lacks column {missing[0]!r}; its columns are "
+            raise DataError(f"Split {origin[name]!r} lacks column {missing[0]!r}; its columns are "
                             f"{', '.join(split.column_names)}.")
         if len(split) == 0:
-            raise DataError(f"Split {split_origin[name]!r} is empty.", "Give a data set with rows in every split.")
+            raise DataError(f"Split {origin[name]!r} is empty.", "Give a data set with rows in every split.")
+    return splits, origin, unlabelled
+
+
+def _clean(splits: DatasetDict, mapping: dict[str, str], roles: tuple[str, ...], names: list[str] | None,
+           strict: bool, ref: str, origin: dict[str, str]) -> tuple[DatasetDict, list[str], dict[str, int]]:
+    """Role-named plain columns, labels as one ClassLabel, images decoded lazily, empty rows dropped."""
     splits = DatasetDict({k: v.select_columns(list(mapping.values())) for k, v in splits.items()})
     splits = _plain_columns(splits, mapping)
-
-    labels = list(labels or [])
+    labels: list[str] = []
     if "label" in roles:
-        splits, labels = encode_labels(splits, mapping["label"], labels)
+        splits, labels = encode_labels(splits, mapping["label"], names, strict)
     renames = {col: role for role, col in mapping.items() if col != role and role != "label"}
     if renames:
         splits = splits.rename_columns(renames)
@@ -451,21 +633,15 @@ def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = 
         splits = _as_images(splits, Path(ref).parent if Path(ref).is_file() else Path(ref))
     splits, dropped = drop_empty_rows(splits, roles)
     for name in list(splits):
-        if len(splits[name]) == 0:
-            if name == "test":  # e.g. GLUE-style test sets without labels
-                log.warning("The test split has no usable rows (no labels?); holding out part of train instead.")
-                del splits[name]
-                split_origin.pop("test")
-                continue
-            raise DataError(f"Split {split_origin[name]!r} has no rows with every column ({', '.join(mapping.values())}) filled.")
+        if len(splits[name]) == 0 and name != "test":
+            raise DataError(f"Split {origin[name]!r} has no rows with every column "
+                            f"({', '.join(mapping.values())}) filled.")
+    return splits, labels, dropped
 
-    if "label" in roles:
-        present = set(splits["train"]["label"])
-        if len(present) < 2:
-            only = labels[present.pop()] if present else "none"
-            raise DataError(f"The training data holds a single class ({only!r}); a classifier needs at least two.",
-                            f"Check the label column {mapping['label']!r}, or the split/sample options.")
 
+def _hold_out(splits: DatasetDict, origin: dict[str, str], config: RunConfig,
+              roles: tuple[str, ...]) -> tuple[DatasetDict, dict[str, str]]:
+    """Hold the missing test, then validation split out of train (stratified by label when possible)."""
     for role, fraction in (("test", config.test_size), ("validation", config.validation_size)):
         if role in splits:
             continue
@@ -483,16 +659,17 @@ def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = 
         else:
             parts = train.train_test_split(test_size=fraction, seed=config.seed)
         splits["train"], splits[role] = parts["train"], parts["test"]
-        split_origin[role] = f"{how} {fraction:.0%} hold-out of {config.train_split}, seed {config.seed}"
+        origin[role] = f"{how} {fraction:.0%} hold-out of {origin['train']}, seed {config.seed}"
+    return splits, origin
 
-    for role, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples),
-                        ("test", config.max_test_samples)):
-        if limit is not None and limit < len(splits[role]):
-            splits[role] = splits[role].shuffle(seed=config.seed).select(range(limit))
-    splits = DatasetDict({k: splits[k] for k in ("train", "validation", "test")})
-    prepared = PreparedData(splits, labels, mapping, source, split_origin, dropped)
-    prepared.fingerprint_splits()
-    return prepared
+
+def _label_names_file(ref: str, source: DataSource) -> list[str] | None:
+    if not source.label_names_file:
+        return None
+    path = Path(ref).expanduser()
+    folder = path if path.is_dir() else path.parent
+    names = [line.strip() for line in (folder / source.label_names_file).read_text(encoding="utf-8").splitlines()]
+    return [n for n in names if n] or None
 
 
 # ---------------------------------------------------------------------------------------------

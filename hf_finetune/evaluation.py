@@ -11,10 +11,23 @@ from .rundir import RunDir
 from .training import precision, stock_sampling_strategy
 
 
-def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", dataset_config: str | None = None,
+def _is_run_data(dataset: str, saved: dict[str, Any], info: dict[str, Any]) -> bool:
+    """Whether ``dataset`` is the data the run was trained on (the same reference, or the same bytes)."""
+    if dataset == saved.get("dataset"):
+        return True
+    content = (info.get("dataset") or {}).get("content")
+    path = Path(dataset).expanduser()
+    return bool(content) and path.exists() and data_mod.content_hash(path) == content
+
+
+def evaluate_run(run_dir: str | Path, dataset: str, *, split: str | None = None, dataset_config: str | None = None,
                  max_samples: int | None = None, columns: dict[str, str | None] | None = None,
                  trust_remote_code: bool = False) -> dict[str, Any]:
-    """The run's metrics on ``split`` of ``dataset``, computed as the run computed its own.
+    """The run's metrics on ``dataset``, computed as the run computed its own.
+
+    On the run's own data (and ``split`` None or "test") that is the run's own test split, held-out
+    splits included, so the figures of metrics.json are reproduced exactly. On other data: the named
+    split, else its test split, else the whole of a single file.
 
     The run's saved config and template are read as data: a template naming code from outside
     transformers, or a metric that is not built in, is refused unless ``trust_remote_code``.
@@ -29,12 +42,14 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str = "test", data
                  **({"max_test_samples": max_samples} if max_samples else {}),
                  **{k: v for k, v in (columns or {}).items() if v}}
     config = config_mod.resolve(saved, overrides)
-    if split != "test":
-        config.test_split = split
     metric_specs = [(name, info.get("metric_args", {}).get(name) or {}) for name in
                     ([name for name, _ in template.metrics] if not config.metrics else config.metrics)]
     metrics_mod.check_trusted([name for name, _ in metric_specs], trust_remote_code)
-    prepared = data_mod.prepare(template, config, kind.roles, labels=info.get("labels") or None)
+    labels = info.get("labels") or None
+    if split in (None, "test") and _is_run_data(dataset, saved, info):
+        prepared = data_mod.prepare(template, config, kind.roles, labels=labels)
+    else:
+        prepared = data_mod.prepare_split(template, config, kind.roles, labels, split)
     model_source = modeling.ModelSource(str(run.path), run.path.name, None, local=True)
     processor = modeling.load_processor(template, model_source)
     model = modeling.load_model(template, model_source)

@@ -354,3 +354,26 @@ def plot_training_curves(log_history: list[dict], metric: str, path: Path) -> bo
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> None:
+    """The test split's confusion matrix as a PNG heat map, with the counts written in."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(4.0, 0.5 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xlabel="predicted", ylabel="true",
+           title="Confusion matrix (test split)")
+    ax.set_xticklabels(labels, rotation=45, ha="right")
+    ax.set_yticklabels(labels)
+    top = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            ax.text(j, i, str(count), ha="center", va="center", color="white" if count > top / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -23,15 +23,16 @@ KIND_BY_ARCHITECTURE = (("ForSequenceClassification", "text-classification"),
                         ("ForImageClassification", "image-classification"))
 
 
-def load_run(model_ref: str, token: str | None = None) -> tuple[str, dict[str, Any]]:
-    """(local folder, run info) for a run dir, a model folder or a Hub repo id."""
+def load_run(model_ref: str, token: str | None = None, revision: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(local folder, run info) for a run dir, a model folder or a Hub repo id (at ``revision``)."""
     path = Path(model_ref)
-    if not path.exists():
+    from_hub = not path.exists()
+    if from_hub:
         from . import hub
 
-        folder, _ = hub.pull(model_ref, token=token)
+        folder, _ = hub.pull(model_ref, revision, token=token)
         path = Path(folder)
-    run = RunDir(path)
+    run = RunDir(path, hub_snapshot=from_hub)
     if not run.has("config.json"):
         raise ModelError(f"{model_ref} holds no model (no config.json).")
     info = dict(run.info)
@@ -44,57 +45,75 @@ def load_run(model_ref: str, token: str | None = None) -> tuple[str, dict[str, A
     return str(path), info
 
 
-def read_inputs(source: str, column: str | None, kind: str) -> list[str]:
-    """Text lines, JSON Lines or CSV (a column), or image paths; '-' reads standard input."""
-    default_column = "image" if kind == "image-classification" else "text"
+INPUT_COLUMNS = {"text": ["text", "sentence", "document", "review", "content", "input"],
+                 "image": ["image", "path", "file", "image_path", "filename"]}
+
+
+def read_inputs(source: str, column: str | None, kind: str, info: dict[str, Any] | None = None) -> list[str]:
+    """The inputs to predict on: a table (CSV, TSV, JSON Lines, JSON, Parquet) read with the same loader
+    and column detection as training; text lines (.txt); image paths; '-' reads standard input (JSON
+    Lines or text lines)."""
+    role = "image" if kind == "image-classification" else "text"
     if source == "-":
-        try:
-            lines = sys.stdin.read().splitlines() if sys.stdin is not None else []
-        except (OSError, ValueError):   # closed or unreadable standard input
-            lines = []
-        if not lines:
-            raise DataError("Standard input is empty or closed; nothing to predict.",
-                            "Pipe the inputs in (e.g. `cat texts.txt | hf-finetune predict RUN --input -`).")
-        suffix = ".jsonl" if lines and lines[0].lstrip().startswith("{") else ".txt"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise DataError(f"Input file {source} does not exist.")
-        suffix = path.suffix.lower()
-        if kind == "image-classification" and suffix not in (".txt", ".jsonl", ".csv"):
-            return [str(path)]
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            text = path.read_text(encoding="latin-1")
-        lines = text.splitlines()
-    if suffix == ".csv":
-        rows = list(csv.DictReader(lines))
-        col = column or next((c for c in (rows[0] if rows else {}) if c.lower() in (default_column, "document",
-                                                                                       "sentence", "path")), None)
-        if not rows or col not in rows[0]:
-            raise DataError(f"The CSV input has no column {col or default_column!r}; name one with --column.")
-        return [r[col] for r in rows]
-    if suffix == ".jsonl":
-        values = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise DataError(f"Line {number} of the input is not valid JSON.") from None
-            if not isinstance(record, dict):
-                raise DataError(f"Line {number} of the input is not a JSON object.")
-            key = column or next((k for k in record if k.lower() in (default_column, "document", "sentence")), None)
-            if key not in record:
-                raise DataError(f"Line {number} of the input has no field {key or default_column!r}; use --column.")
-            if record[key] is None or isinstance(record[key], (dict, list)):
-                raise DataError(f"Line {number} of the input has no text in field {key!r} "
-                                f"({json.dumps(record[key])}).", "Give every line a text, or leave the line out.")
-            values.append(str(record[key]))
-        return values
-    return [line for line in lines if line.strip()]
+        return _read_stdin(column, role, info or {})
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"Input file {source} does not exist.")
+    suffix = path.suffix.lower()
+    if suffix in data_mod.FILE_BUILDERS and suffix != ".txt":
+        return _read_table(path, column, role, info or {})
+    if column:
+        raise DataError(f"--column names a column of a table; {path.name} is read as plain lines.",
+                        "Give a CSV / TSV / JSON Lines / Parquet file, or leave --column out.")
+    if role == "image" and suffix != ".txt":
+        return [str(path)]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        text = path.read_text(encoding="latin-1")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _read_stdin(column: str | None, role: str, info: dict[str, Any]) -> list[str]:
+    try:
+        text = sys.stdin.read() if sys.stdin is not None else ""
+    except (OSError, ValueError):   # closed or unreadable standard input
+        text = ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise DataError("Standard input is empty or closed; nothing to predict.",
+                        "Pipe the inputs in (e.g. `cat texts.txt | hf-finetune predict RUN --input -`).")
+    if not lines[0].lstrip().startswith("{"):
+        return lines
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:   # JSON Lines: through the same loader as files
+        path = Path(tmp) / "stdin.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return _read_table(path, column, role, info)
+
+
+def _read_table(path: Path, column: str | None, role: str, info: dict[str, Any]) -> list[str]:
+    split = next(iter(data_mod.read_local(path).values()))
+    columns = split.column_names
+    candidates = [c for c in [(info.get("columns") or {}).get(role), *INPUT_COLUMNS[role]] if c]
+    try:
+        name = data_mod.resolve_column(columns, role, column, candidates, "--column")
+    except DataError:
+        if not column and data_mod.looks_headerless(columns):
+            raise DataError(f"{path.name} seems to have no header row: its first line was read as the column names "
+                            f"({', '.join(repr(c) for c in columns)}).",
+                            "Add a header line naming the columns (e.g. `sentence<TAB>label`).") from None
+        raise
+    values = []
+    for row, value in enumerate(split[name], 1):
+        if value is None or isinstance(value, (dict, list)) or not str(value).strip():
+            raise DataError(f"Row {row} of {path.name} has no {role} in column {name!r} ({json.dumps(value)}).",
+                            "Give every row one, or leave the row out.")
+        values.append(str(value))
+    if role == "image":   # paths relative to the table's folder, as in training
+        values = [v if Path(v).is_absolute() else str(path.parent / v) for v in values]
+    return values
 
 
 def input_limit(tokenizer: Any, model: Any, run_max_length: int | None) -> int:
@@ -113,12 +132,13 @@ def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def predict(model_ref: str, inputs: list[str], *, batch_size: int = 32, token: str | None = None,
-            trust_remote_code: bool = False, progress: Any = None) -> list[dict[str, Any]]:
+            revision: str | None = None, trust_remote_code: bool = False,
+            progress: Any = None) -> list[dict[str, Any]]:
     """Predictions for ``inputs`` (texts, or image paths), one dict per input. A model with its own
     Python code (a custom architecture) is loaded only with ``trust_remote_code``."""
-    folder, info = load_run(model_ref, token)
+    folder, info = load_run(model_ref, token, revision)
     remote = {"trust_remote_code": True} if trust_remote_code else {}
-    saved = RunDir(folder)
+    saved = RunDir(folder, hub_snapshot=not Path(model_ref).exists())
     run_max_length = saved.config.get("max_length") if saved.has("run_config.yaml") else None
     kind = info["kind"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -184,12 +204,15 @@ def predict(model_ref: str, inputs: list[str], *, batch_size: int = 32, token: s
 def write(results: list[dict[str, Any]], output: str | None) -> None:
     """JSON Lines (default, or a .jsonl path) or CSV (a .csv path)."""
     if output and output.lower().endswith(".csv"):
-        keys = [k for k in results[0] if k != "scores"] if results else ["input"]
+        # every class's score as a column of its own: score:<label>
+        flat = [{**{k: v for k, v in r.items() if k != "scores"},
+                 **{f"score:{label}": p for label, p in (r.get("scores") or {}).items()}} for r in results]
+        keys = list(flat[0]) if flat else ["input"]
         tmp = Path(output + ".partial")
         with tmp.open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(results)
+            writer.writerows(flat)
         tmp.replace(output)
         return
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)

@@ -74,7 +74,8 @@ class ProgressCallback(TrainerCallback):
             self._live = Live(Group(self._progress, self._status()), console=self.console, refresh_per_second=4)
             self._live.start()
         elif not self.quiet:
-            print(f"[hf-finetune] training for {state.max_steps} steps", flush=True)
+            print(f"[hf-finetune] training for {state.max_steps} step{'s' if state.max_steps != 1 else ''}",
+                  flush=True)
 
     def on_step_end(self, args, state, control, **kwargs):
         elapsed = time.perf_counter() - self._t0

@@ -32,12 +32,14 @@ INFO = "run_info.json"        # its presence (a regular file) means "finished"
 HISTORY = "log_history.json"
 CARD = "README.md"
 CURVES = "training_curves.png"
+CONFUSION = "confusion_matrix.png"
 EXAMPLE = "example.png"
+EVAL_RESULTS = ".eval_results"        # pushed only: made from metrics.json for a run on a Hub data set
 
 # What a push uploads: the files a run writes, by exact name or pattern (the model and processor in
 # their save_pretrained layouts, the card, metrics, curves, config). Anything else stays local.
 PUSHED_NAMES = frozenset({
-    CARD, METRICS, HISTORY, INFO, CONFIG, CURVES, EXAMPLE,
+    CARD, METRICS, HISTORY, INFO, CONFIG, CURVES, CONFUSION, EXAMPLE,
     "config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json",
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
     "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model", "chat_template.jinja",
@@ -61,8 +63,11 @@ class PushPlan:
 class RunDir:
     """A run's folder, finished or being written (the hidden staging dir of a run in progress)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, hub_snapshot: bool = False):
         self.path = Path(path)
+        # a snapshot folder of the Hugging Face cache (what `pull` and predict on a Hub id read): its files
+        # are links into the same repo's blobs/ folder, made by huggingface_hub; those, and only those, are read
+        self._blobs = (self.path.parent.parent / "blobs").resolve() if hub_snapshot else None
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -86,6 +91,10 @@ class RunDir:
             mode = os.lstat(path).st_mode
         except FileNotFoundError:
             return None
+        if stat.S_ISLNK(mode) and self._blobs is not None:
+            target = path.resolve()
+            if target.parent == self._blobs and target.is_file():
+                return path
         if stat.S_ISLNK(mode):
             raise ConfigError(f"{path} is a symbolic link; hf-finetune does not read or write through links in a "
                               "run dir.", "Replace it with the file itself.")
@@ -187,11 +196,29 @@ class RunDir:
                     files.append((CONFIG, self.shareable_config().encode("utf-8")))
                 else:
                     files.append((entry.name, Path(entry.path)))
+        files.extend(self.eval_results())
         return PushPlan(files, left_out)
+
+    def eval_results(self) -> list[tuple[str, bytes]]:
+        """The Hub's eval-results file (``.eval_results/<data set>.yaml``) for a run on a Hub data set: its
+        headline metric on the test split, which then shows on the model page and the data set's board."""
+        from huggingface_hub import EvalResultEntry, eval_result_entries_to_yaml
+
+        data, info = self.info.get("dataset") or {}, self.info
+        metric = info.get("metric_for_best_model")
+        value = (self.metrics.get("test") or {}).get(metric) if self.has(METRICS) else None
+        if not data.get("hub_id") or value is None:
+            return []
+        origin = (info.get("splits") or {}).get("test", {}).get("origin", "test")
+        entry = EvalResultEntry(dataset_id=data["hub_id"], task_id=data.get("config") or "default",
+                                value=round(float(value), 4), notes=f"{metric} on {origin}, fine-tuned with hf-finetune")
+        name = data["hub_id"].replace("/", "__")
+        return [(f"{EVAL_RESULTS}/{name}.yaml", config_mod.dump_yaml(eval_result_entries_to_yaml([entry])).encode())]
 
     def shareable_config(self) -> str:
         """run_config.yaml as others can use it: local inputs named by their file name, no local paths."""
         values = dict(self.config)
+        values["output_dir"] = None   # where it was written here is nobody else's business
         local = self.info.get("local_inputs") or {}
         notes = []
         for key in ("model", "dataset", "template"):

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 from accelerate import PartialState
 from rich.console import Console
+from rich.markup import escape
 from transformers import TrainerCallback
 
 from . import (batching, card, data as data_mod, embedded, hub, install, kinds, metrics as metrics_mod, modeling,
@@ -26,7 +27,7 @@ from . import (batching, card, data as data_mod, embedded, hub, install, kinds, 
 from .config import RunConfig
 from .errors import ConfigError, FinetuneError
 from .progress import ProgressCallback
-from .rundir import CONFIG, CURVES, EXAMPLE, HISTORY, INFO, METRICS, RunDir
+from .rundir import CONFIG, CONFUSION, CURVES, EXAMPLE, HISTORY, INFO, METRICS, RunDir
 from .templates import TaskTemplate
 
 log = logging.getLogger("hf_finetune")
@@ -369,6 +370,10 @@ def _load_inputs(job: _Run) -> bool:
                        + (", ..." if len(prepared.labels) > 8 else "") + ")")
     job.say(f"data [cyan]{prepared.source.name}[/]: "
             + ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items()) + " examples" + labels_note)
+    for split in ("validation", "test"):
+        origin = prepared.split_origin.get(split, split)
+        if origin != split:   # say where a split came from when it is not the data's own of that name
+            job.say(f"  {split}: {escape(origin)}")
     job.processor = modeling.load_processor(template, job.model_source)
     set_seed(config.seed)  # the new head's initialisation
     job.model = modeling.load_model(template, job.model_source, prepared.labels if kind.classification else None)
@@ -466,6 +471,7 @@ class _Outcome:
     validation: dict[str, float]
     test: dict[str, float]
     zero_shot: dict[str, float] | None
+    test_output: Any = None        # the final test predictions (for the card's analysis)
 
 
 def _train_and_measure(job: _Run, trainer: Any, progress: ProgressCallback, stop: "GracefulStop",
@@ -490,8 +496,9 @@ def _train_and_measure(job: _Run, trainer: Any, progress: ProgressCallback, stop
     validation = _best_eval(history, trainer.state.best_global_step)
     if validation is None:  # no evaluation during training
         validation = _split_metrics(trainer.evaluate(job.tokenized["validation"], metric_key_prefix="eval"), "eval_")
-    test = _split_metrics(trainer.predict(job.tokenized["test"], metric_key_prefix="test").metrics, "test_")
-    return _Outcome(train_output, train_seconds, history, validation, test, zero_shot)
+    test_output = trainer.predict(job.tokenized["test"], metric_key_prefix="test")
+    test = _split_metrics(test_output.metrics, "test_")
+    return _Outcome(train_output, train_seconds, history, validation, test, zero_shot, test_output)
 
 
 def _write_run_dir(job: _Run, trainer: Any, outcome: _Outcome, run: RunDir, run_id: str) -> dict[str, Any]:
@@ -520,11 +527,16 @@ def _write_run_dir(job: _Run, trainer: Any, outcome: _Outcome, run: RunDir, run_
     run.write_json(HISTORY, outcome.history)
     outputs.plot_training_curves(outcome.history, job.metric, run.path / CURVES)
     # the resolved commit of a Hub base model pins the repeat run to the same weights
-    saved = RunConfig(**{**config.to_dict(), "output_dir": None, "overwrite_output_dir": False,
+    saved = RunConfig(**{**config.to_dict(), "output_dir": str(job.target), "overwrite_output_dir": False,
                          "revision": job.model_source.revision or config.revision})
     run.write_text(CONFIG, saved.to_yaml())
     kind.save_example(job.prepared.splits["test"], run.path / EXAMPLE)
-    info = {**_run_info(job, trainer, outcome.test), "run_id": run_id, "fingerprint": _digest(job.fingerprint)}
+    analysis = kind.analyse(job.prepared.splits["test"], outcome.test_output.predictions,
+                            outcome.test_output.label_ids, job.prepared.labels)
+    if analysis and len(job.prepared.labels) <= 30:
+        outputs.plot_confusion(analysis["confusion"], job.prepared.labels, run.path / CONFUSION)
+    info = {**_run_info(job, trainer, outcome.test), "test_analysis": analysis, "run_id": run_id,
+            "fingerprint": _digest(job.fingerprint)}
     card.write(run, repo_id=config.push_to_hub, location=job.target, info=info)
     outputs.crash_point("card-written")
     run.write_json(INFO, info)   # last: its presence means the run dir is complete
@@ -544,7 +556,9 @@ def _run_info(job: _Run, trainer: Any, test_metrics: dict[str, float]) -> dict[s
         "base_model": {"ref": source.shareable_ref if source.local else (config.model or template.default_model),
                        "hub_id": source.hub_id, "revision": source.revision, "description": source.description},
         "dataset": {"name": prepared.source.name, "hub_id": prepared.source.hub_id,
-                    "config": prepared.source.config, "description": prepared.source.description},
+                    "config": prepared.source.config, "description": prepared.source.description,
+                    "content": prepared.source.content, "files": prepared.source.split_files,
+                    "label_names_file": prepared.source.label_names_file},
         "local_inputs": {"model": source.local, "dataset": prepared.source.local, "template": not template.bundled},
         "splits": {k: {"count": len(v), "origin": prepared.split_origin.get(k, k)}
                    for k, v in prepared.splits.items()},

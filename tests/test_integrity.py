@@ -411,7 +411,7 @@ def test_predict_handles_closed_stdin_null_texts_and_long_inputs(reference, tmp_
     nulls = tmp_path / "in.jsonl"
     nulls.write_text('{"text": "fine"}\n{"text": null}\n')
     proc = run_cli(["predict", str(reference), "--input", str(nulls)], session_env)
-    assert proc.returncode == 1 and "Line 2" in proc.stderr and "None" not in proc.stdout
+    assert proc.returncode == 1 and "Row 2 of in.jsonl has no text" in proc.stderr and "None" not in proc.stdout
     long = tmp_path / "long.txt"
     long.write_text("great product " * 5000 + "\n")             # far beyond the model's 128 positions
     proc = run_cli(["predict", str(reference), "--input", str(long)], session_env)

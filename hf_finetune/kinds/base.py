@@ -60,6 +60,32 @@ class TaskKind:
     def save_example(self, split: Any, path: Any) -> None:
         """Save an example input beside the model when the card's snippet needs a file (images)."""
 
+    def describe(self, split: Any, index: int) -> str:
+        """One example input of ``split``, as the card shows it."""
+        return " ".join(str(split[index][self.input_role]).split())[:200]
+
+    def analyse(self, split: Any, predictions: Any, label_ids: Any, labels: list[str]) -> dict[str, Any] | None:
+        """For the card: the confusion matrix, per-label precision / recall / F1 and a few errors of the test
+        split (classification kinds; None for others)."""
+        if not self.classification or not labels:
+            return None
+        from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+        logits = predictions[0] if isinstance(predictions, tuple) else predictions
+        predicted, truth = np.argmax(logits, axis=-1), np.asarray(label_ids)
+        ids = list(range(len(labels)))
+        precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=ids,
+                                                                         zero_division=0)
+        wrong = np.flatnonzero(predicted != truth)[:5]
+        return {
+            "confusion": confusion_matrix(truth, predicted, labels=ids).tolist(),
+            "per_class": {name: {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
+                                 "f1": round(float(f1[i]), 4), "support": int(support[i])}
+                          for i, name in enumerate(labels)},
+            "errors": [{"input": self.describe(split, int(i)), "label": labels[int(truth[i])],
+                        "predicted": labels[int(predicted[i])]} for i in wrong],
+        }
+
     def example(self, split: Any) -> str | None:
         return str(split[0][self.input_role])[:200] if len(split) else None
 

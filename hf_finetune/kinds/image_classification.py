@@ -143,6 +143,9 @@ class ImageClassification(TaskKind):
     def example(self, split: Any) -> str | None:
         return "example.png" if len(split) else None
 
+    def describe(self, split: Any, index: int) -> str:
+        return f"test image #{index}"
+
     def save_example(self, split: Any, path: Any) -> None:
         """An image from the test split next to the model, so the card's snippet runs as written."""
         if len(split):
