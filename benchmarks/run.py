@@ -24,7 +24,27 @@ import psutil
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results as result_files  # noqa: E402
 from baseline_trainer import train_baseline  # noqa: E402
+
+
+class RealTokens:
+    """Non-pad input tokens the model actually trains on, counted where the model receives them (a forward
+    pre-hook on the word embeddings, in training mode), the same way for both engines."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id, self.count = pad_id, 0
+
+    def __enter__(self):
+        def hook(module, args):
+            if isinstance(module, torch.nn.Embedding) and module.num_embeddings > 1000 and module.training:
+                self.count += int((args[0] != self.pad_id).sum())
+
+        self.handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
 
 
 class PeakMemory:
@@ -109,6 +129,9 @@ def main() -> None:
                              "(default: on in GPU mode).")
     parser.add_argument("--no-stock", action="store_true", help="Only hf-finetune rows (e.g. a long --compile run).")
     parser.add_argument("--json", default=None, help="Also write the results here.")
+    parser.add_argument("--results", default=None,
+                        help="Name of the results file to write under benchmarks/results/ (with the command, machine, "
+                             "versions and date); the README's tables are rendered from it.")
     args = parser.parse_args()
     gpu = args.mode == "gpu"
     if gpu and not torch.cuda.is_available():
@@ -140,31 +163,33 @@ def main() -> None:
         else:
             train, validation, labels, model = cpu_data(n_train, n_eval, args.seed)
             dataset = None
+        from transformers import AutoTokenizer
+
+        pad_id = AutoTokenizer.from_pretrained(model).pad_token_id or 0
         common = dict(learning_rate=5e-5, seed=args.seed)
 
         def ours(name: str, steps: int = steps, **extra) -> None:
-            with PeakMemory() as memory:
+            with PeakMemory() as memory, RealTokens(pad_id) as tokens:
                 run = finetune("sentiment", model=model, dataset=dataset, output_dir=str(tmp / name), max_steps=steps,
                                per_device_train_batch_size=batch, per_device_eval_batch_size=64,
                                max_length=max_length, eval_strategy="no", max_train_samples=n_train,
                                max_eval_samples=n_eval, warmup_steps=0, weight_decay=0.0,
                                early_stopping_patience=None, quiet=True, **common, **extra)
             train_m = run.metrics["train"]
+            compiled = extra.get("torch_compile", False)   # hooks inside a compiled graph don't count reliably
             results[name] = {
                 "samples_per_s": steps * batch / train_m["train_runtime"],
-                "real_tokens_per_s": train_m["real_tokens"] / train_m["examples"] * steps * batch
-                / train_m["train_runtime"],
+                "real_tokens_per_s": None if compiled else tokens.count / train_m["train_runtime"],
                 "peak_mib": memory.mib, "accuracy": run.metrics["validation"]["accuracy"]}
 
         def stock(name: str, bf16: bool, steps: int = steps) -> None:
-            with PeakMemory() as memory:
+            with PeakMemory() as memory, RealTokens(pad_id) as tokens:
                 base = train_baseline(model, train, validation, labels, steps=steps, batch_size=batch,
                                       max_length=max_length, output_dir=str(tmp / "baseline"),
                                       learning_rate=common["learning_rate"], seed=args.seed, bf16=bf16)
             results[name] = {
                 "samples_per_s": base["samples"] / base["train_runtime"],
-                "real_tokens_per_s": base["real_tokens_per_epoch"] / base["n_train"] * base["samples"]
-                / base["train_runtime"],
+                "real_tokens_per_s": tokens.count / base["train_runtime"],
                 "peak_mib": memory.mib, "accuracy": base["accuracy"], "baseline": True}
 
         # warm-up, not reported: imports, allocator pools, CUDA context and kernels, so the first row
@@ -189,19 +214,21 @@ def main() -> None:
           f"max_length={max_length} torch={torch.__version__} threads={torch.get_num_threads()}")
     print(f"{'':{width}s} {'samples/s':>10s} {'real tok/s':>11s} {'peak MiB':>9s} {'accuracy':>9s}")
     for name, r in results.items():
-        print(f"{name:{width}s} {r['samples_per_s']:10.1f} {r['real_tokens_per_s']:11.0f} {r['peak_mib']:9.0f} "
-              f"{r['accuracy']:9.4f}")
+        tokens = f"{r['real_tokens_per_s']:11.0f}" if r["real_tokens_per_s"] is not None else f"{'n/a':>11s}"
+        print(f"{name:{width}s} {r['samples_per_s']:10.1f} {tokens} {r['peak_mib']:9.0f} {r['accuracy']:9.4f}")
     for base_name, base_r in results.items():
         if not base_r.get("baseline"):
             continue
         for name, r in results.items():
             if not r.get("baseline"):
                 print(f"{name} / {base_name}: {r['samples_per_s'] / base_r['samples_per_s']:.2f}x samples/s, "
-                      f"{r['real_tokens_per_s'] / base_r['real_tokens_per_s']:.2f}x real tokens/s, "
                       f"accuracy {r['accuracy'] - base_r['accuracy']:+.4f}")
+    figures = {"mode": args.mode, "steps": steps, "batch": batch, "max_length": max_length,
+               "validation_examples": n_eval, "results": results}
     if args.json:
-        Path(args.json).write_text(json.dumps({"mode": args.mode, "steps": steps, "batch": batch,
-                                               "results": results}, indent=2))
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    if args.results:
+        print(f"wrote {result_files.write(args.results, figures)}")
 
 
 if __name__ == "__main__":

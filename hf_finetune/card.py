@@ -177,7 +177,7 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         library_name="transformers",
         pipeline_tag=info["pipeline_tag"],
         tags=["hf-finetune", *info.get("tags", [])],
-        metrics=metric_names,
+        metrics=list(info.get("metric_args") or metric_names),   # the evaluate metric ids ("rouge", "f1")
         eval_results=_eval_results(info, metrics),
     )
     labels = info.get("labels") or []
@@ -201,6 +201,11 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
     usage = kinds.get(info["kind"]).usage(repo_id or str((location or run.path).resolve()), info.get("example_input"),
                                           info.get("prefix", ""))
     confusion = analysis.get("confusion")
+    license_note = ""
+    if info.get("data_license") and info["data_license"] != info.get("license"):
+        license_note = (f"The training data is licensed `{info['data_license']}`; this card states `{info.get('license')}`"
+                        + (", the base model's license" if info.get("license") == info.get("model_license") else "")
+                        + ". Check that the data's terms allow your use of the model.")
     template_path = Path(str(resources.files("hf_finetune") / "card_template.md"))
     return ModelCard.from_template(
         card_data,
@@ -217,6 +222,7 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         intended_use=_intended_use(info),
         usage=usage,
         data_description=_provenance(info),
+        license_note=license_note,
         split_rows=[{"name": s, "count": info["splits"][s]["count"], "origin": cell(info["splits"][s]["origin"])}
                     for s in ("train", "validation", "test") if s in info["splits"]],
         task=info["task"],

@@ -387,7 +387,10 @@ def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None,
     values = [v for split in ds.values() for v in split[column] if not _is_missing(v)]
     distinct = _label_names(values, column)
     as_key = (lambda v: str(int(v)) if isinstance(v, float) else str(v))
-    as_index = bool(names) and bool(distinct) and all(isinstance(v, int) and not isinstance(v, bool) for v in distinct)
+    # integer labels are indices into the names, unless the names are those integers themselves (a model
+    # trained on labels 1 and 5 has the names "1" and "5")
+    as_index = bool(names) and bool(distinct) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                      for v in distinct) and not {str(v) for v in distinct} <= set(names)
     if as_index:
         outside = [v for v in distinct if not 0 <= v < len(names)]
         if outside:

@@ -116,7 +116,7 @@ OFFLINE_ADVICE = (
 
 
 # What a base checkpoint needs: configs, tokenizer/processor files and safetensors weights.
-PULL_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken", "*.jinja", "*.py"]
+PULL_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken", "*.jinja", "*.py", "README.md"]
 PULL_FALLBACK_WEIGHTS = ["pytorch_model*.bin"]   # only when there are no safetensors
 
 
@@ -194,6 +194,22 @@ def pull(repo_id: str, revision: str | None = None, *, token: str | None = None,
     except Exception as err:  # noqa: BLE001 - network failures come as several types
         raise (transport_error(err, f"Downloading {repo_id!r}") or err) from None
     return path, info.sha
+
+
+def card_license(folder: str) -> str | None:
+    """The `license` of a downloaded repo's model card metadata (README.md), if it has one."""
+    from pathlib import Path
+
+    readme = Path(folder) / "README.md"
+    if not readme.is_file():
+        return None
+    try:
+        from huggingface_hub import ModelCard
+
+        value = ModelCard.load(readme).data.license
+    except Exception:  # noqa: BLE001 - a card without (valid) metadata: no license known
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _sha_of_snapshot(path: str) -> str:

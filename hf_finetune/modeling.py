@@ -50,7 +50,7 @@ def resolve(template: TaskTemplate, config: RunConfig, token: str | None = None)
         raise ModelError(f"Model folder {ref} does not exist.")
     # A Hub id: fetch only what a checkpoint needs, pinned to the commit the revision points at.
     path, sha = hub.pull(ref, config.revision, token=token)
-    return ModelSource(path, ref.rstrip("/").split("/")[-1], ref, sha)
+    return ModelSource(path, ref.rstrip("/").split("/")[-1], ref, sha, license=hub.card_license(path))
 
 
 def _load(what: str, loader: Any, source: ModelSource, trust_remote_code: bool = False, **kwargs: Any) -> Any:

@@ -27,6 +27,15 @@ def test_api_on_local_csv_with_custom_columns(tiny_model, reviews_csv, tmp_path)
     assert "reviews.csv" in card  # eval results name the local data set
 
 
+def test_license_flag_sets_the_cards_license(tiny_model, reviews_csv, tmp_path):
+    from huggingface_hub import ModelCard
+
+    result = finetune("sentiment", model=str(tiny_model), dataset=str(reviews_csv), text_column="review",
+                      label_column="stars", output_dir=str(tmp_path / "out"), license="mit", max_steps=1,
+                      eval_strategy="no", max_length=16)
+    assert ModelCard.load(result.output_dir / "README.md").data.license == "mit"
+
+
 def test_columns_are_auto_detected(reviews_csv, tmp_path):
     path = tmp_path / "data.jsonl"
     rows = [{"sentence": f"text {i}", "label": ["pos", "neg"][i % 2], "id": i} for i in range(40)]

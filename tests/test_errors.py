@@ -34,8 +34,6 @@ CASES = {
     "missing file": (lambda d, csv: ["--dataset", str(d / "nope.csv")], "does not exist"),
     "missing split": (lambda d, csv: ["--dataset", str(csv), "--text-column", "review", "--train-split", "trian"],
                       "Did you mean 'train'?"),
-    "unknown model offline": (lambda d, csv: ["--model", "some-org/not-a-cached-model", "--dataset", str(csv)],
-                              "can't be reached"),
     "bad yaml": (lambda d, csv: ["--config", str(_write(d / "bad.yaml", "learning_rate: [1e-4\nseed: 3\n"))],
                  "not valid YAML"),
     "unknown key in config": (lambda d, csv: ["--config", str(_write(d / "c.yaml", "learning_rat: 0.1\n"))],
@@ -89,3 +87,19 @@ def test_exit_status_through_the_console_script(session_env, tmp_path):
     assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
     debug = run_cli(["sentiment", "--dataset", str(tmp_path / "missing.csv"), "--debug"], session_env)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_an_unreachable_hub_is_noticed_without_offline_mode(session_env, reviews_csv):
+    """No HF_HUB_OFFLINE: the TCP probe itself finds the endpoint refusing connections, and the message says
+    what works offline instead of a long retry loop ending in a traceback."""
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]        # bound, never listening: connections are refused
+        env = dict(session_env, HF_ENDPOINT=f"http://127.0.0.1:{port}")
+        env.pop("HF_HUB_OFFLINE", None)
+        proc = run_cli(["sentiment", "--model", "some-org/not-a-cached-model", "--dataset", str(reviews_csv)], env)
+    assert proc.returncode == 1, proc.stderr
+    assert "can't be reached" in proc.stderr and "What works offline" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -42,16 +42,28 @@ def client(code: str, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, session_env, tiny_model_module):
-    out = tmp_path_factory.mktemp("hubruns") / "run"
-    proc = run_cli(["sentiment", "--model", str(tiny_model_module), "--output-dir", str(out), *QUICK], session_env)
-    assert proc.returncode == 0, proc.stderr
-    return out
+def small_model(tmp_path_factory) -> Path:
+    """A 1-layer, 96-wide BERT with the embedded tokenizer: its weights (about 12 MB) are over the Hub's 10 MB
+    limit for regular uploads, so a push with Xet off really goes through LFS."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from hf_finetune import embedded
+
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded.MODELS["all-MiniLM-L6-v2"].locate()))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=96, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=96, max_position_embeddings=64)
+    path = tmp_path_factory.mktemp("small-bert")
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
 
 
 @pytest.fixture(scope="module")
-def tiny_model_module(tiny_model):
-    return tiny_model
+def trained_run(tmp_path_factory, session_env, small_model):
+    out = tmp_path_factory.mktemp("hubruns") / "run"
+    proc = run_cli(["sentiment", "--model", str(small_model), "--output-dir", str(out), *QUICK], session_env)
+    assert proc.returncode == 0, proc.stderr
+    return out
 
 
 @pytest.mark.parametrize("xet", [False, True], ids=["lfs", "xet-regular"])
@@ -59,13 +71,20 @@ def test_push_pull_round_trip(xet, trained_run, tmp_path, session_env):
     with HubServer(tokens={TOKEN}, xet_regular=xet) as server:
         env = hub_env(session_env, server.url, xet=xet)
         # a >10 MB weights file makes the LFS path real when Xet is off
-        assert (trained_run / "model.safetensors").stat().st_size > 0
-        proc = run_cli(["push", str(trained_run), "tester/tiny-sentiment"], env)
+        assert (trained_run / "model.safetensors").stat().st_size > 10 * 2**20
+        run = tmp_path / "run"
+        shutil.copytree(trained_run, run)
+        (run / "checkpoints" / "checkpoint-2").mkdir(parents=True)   # what a run must never push
+        (run / "checkpoints" / "checkpoint-2" / "optimizer.pt").write_bytes(b"state")
+        (run / "pytorch_model.bin").write_bytes(b"pickle")
+        (run / "training_args.bin").write_bytes(b"pickle")
+        proc = run_cli(["push", str(run), "tester/tiny-sentiment"], env)
         assert proc.returncode == 0, proc.stderr + proc.stdout
         pushed = server.files("tester/tiny-sentiment")
         assert {"config.json", "model.safetensors", "README.md", "metrics.json", "run_config.yaml",
                 "training_curves.png", "tokenizer.json"} <= set(pushed)
         assert not any(p.startswith("checkpoint") or p.endswith((".bin", ".pt")) for p in pushed)
+        assert server.is_lfs("tester/tiny-sentiment", "model.safetensors") is (not xet)
 
         pulled = tmp_path / "pulled"
         code = ("from huggingface_hub import snapshot_download; "
@@ -145,6 +164,18 @@ def test_missing_or_rejected_token_is_a_clear_error(token, expected, trained_run
 def test_pull_pins_the_revision_and_skips_unwanted_weights(tmp_path, session_env):
     with HubServer(tokens={TOKEN}) as server:
         env = hub_env(session_env, server.url, xet=True)
+        only_bin = client(
+            "from huggingface_hub import HfApi, CommitOperationAdd\n"
+            "api = HfApi()\n"
+            "api.create_repo('tester/old')\n"
+            "api.create_commit('tester/old', [CommitOperationAdd(k, v) for k, v in\n"
+            "    {'config.json': b'{}', 'pytorch_model.bin': b'B', 'tf_model.h5': b'T'}.items()], commit_message='w')\n",
+            env)
+        assert only_bin.returncode == 0, only_bin.stderr
+        pulled = run_cli(["pull", "tester/old"], env)
+        assert pulled.returncode == 0, pulled.stderr
+        folder = Path(pulled.stdout.strip().splitlines()[-1])
+        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "pytorch_model.bin"]   # .bin as a fallback
         setup = client(
             "from huggingface_hub import HfApi\n"
             "api = HfApi()\n"
@@ -161,3 +192,36 @@ def test_pull_pins_the_revision_and_skips_unwanted_weights(tmp_path, session_env
         assert sha in proc.stdout
         folder = Path(proc.stdout.strip().splitlines()[-1])
         assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
+
+
+def test_a_read_only_token_gets_a_clear_403(trained_run, session_env):
+    with HubServer(tokens={TOKEN}, read_tokens={"hf_readOnlyToken0123456789abcdef"}) as server:
+        env = hub_env(session_env, server.url, xet=True, token="hf_readOnlyToken0123456789abcdef")
+        proc = run_cli(["push", str(trained_run), "tester/readonly"], env)
+    assert proc.returncode == 1 and "HTTP 403" in proc.stderr and "lacks access" in proc.stderr
+
+
+def test_only_a_finished_run_is_pushed(trained_run, tmp_path, session_env):
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(trained_run, unfinished)
+    (unfinished / "run_info.json").unlink()
+    with HubServer(tokens={TOKEN}) as server:
+        proc = run_cli(["push", str(unfinished), "tester/unfinished"], hub_env(session_env, server.url, xet=True))
+        assert proc.returncode == 2 and "not a finished hf-finetune run" in proc.stderr
+        assert server.requests == []
+
+
+def test_the_training_command_pushes_privately_to_a_branch_or_as_a_pr(small_model, tmp_path, session_env):
+    with HubServer(tokens={TOKEN}) as server:
+        env = hub_env(session_env, server.url, xet=True)
+        branch = run_cli(["sentiment", "--model", str(small_model), "--output-dir", str(tmp_path / "a"), *QUICK,
+                          "--push-to-hub", "tester/flags", "--hub-private-repo", "--hub-revision", "dev"], env)
+        assert branch.returncode == 0, branch.stderr
+        assert server.repos[("model", "tester/flags")].private
+        assert "model.safetensors" in server.files("tester/flags", revision="dev")
+        assert "model.safetensors" not in server.files("tester/flags")
+        pr = run_cli(["sentiment", "--model", str(small_model), "--output-dir", str(tmp_path / "b"), *QUICK,
+                      "--seed", "7", "--push-to-hub", "tester/flags", "--hub-create-pr"], env)
+        assert pr.returncode == 0, pr.stderr
+        assert "discussions/1" in pr.stdout
+        assert "model.safetensors" in server.files("tester/flags", revision="refs/pr/1")

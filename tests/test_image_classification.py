@@ -42,7 +42,11 @@ def test_csv_with_image_paths(tiny_vit, image_folder, tmp_path):
                       output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=8,
                       dataloader_num_workers=0)
     assert result.labels == ["blue", "red"]
-    assert read_json(result.output_dir / "metrics.json")["test"]["accuracy"] >= 0.0
+    info = read_json(result.output_dir / "run_info.json")
+    assert info["columns"] == {"image": "file", "label": "species"}
+    assert sum(s["count"] for s in info["splits"].values()) == 48          # every listed file, by its path
+    matrix = info["test_analysis"]["confusion"]                              # the test images were all scored
+    assert sum(map(sum, matrix)) == info["splits"]["test"]["count"]
 
 
 def test_only_corrupt_images_is_a_clear_error(tiny_vit, tmp_path, capsys):

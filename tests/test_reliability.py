@@ -61,18 +61,17 @@ def test_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path, session_env):
     assert (out / "run_info.json").exists()
 
 
-def test_checkpoints_of_other_settings_are_not_resumed(tmp_path, session_env):
+def test_checkpoints_of_other_settings_are_not_resumed(tmp_path, session_env, tiny_model, reviews_csv):
     out = tmp_path / "changed"
-    proc = _start(out, session_env)
-    _wait_for_checkpoint(out, proc)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=300)
-    assert proc.returncode == 143
-    changed = [a if a != "36" else "24" for a in ARGS]            # another --max-steps: a different run
-    again = run_cli(["sentiment", "--output-dir", str(out), *changed], session_env)
+    args = ["sentiment", "--model", str(tiny_model), "--dataset", str(reviews_csv), "--text-column", "review",
+            "--output-dir", str(out), *ARGS]
+    killed = run_cli(args, dict(session_env, HF_FINETUNE_CRASH_AT="trained"))   # checkpoints left, no run
+    assert killed.returncode == -signal.SIGKILL and _steps(out)
+    changed = [a if a != "36" else "24" for a in args]            # another --max-steps: a different run
+    again = run_cli(changed, session_env)
     assert again.returncode == 2 and "settings (max_steps)" in again.stderr and "--no-resume" in again.stderr
     assert _steps(out), "the checkpoints were kept"
-    fresh = run_cli(["sentiment", "--output-dir", str(out), *changed, "--no-resume"], session_env)
+    fresh = run_cli([*changed, "--no-resume"], session_env)
     assert fresh.returncode == 0, fresh.stderr
     assert "resuming" not in fresh.stdout
     assert read_json(out / "metrics.json")["train"]["steps"] == 24

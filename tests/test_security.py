@@ -88,7 +88,7 @@ def test_push_uploads_the_allow_list_only_and_no_local_path(finished, tmp_path, 
         pushed.pop(".gitattributes", None)   # made by the server with the repo, as on the Hub
     assert set(pushed) == {"README.md", "config.json", "log_history.json", "metrics.json", "model.safetensors",
                            "run_config.yaml", "run_info.json", "tokenizer.json", "tokenizer_config.json",
-                           "training_curves.png"}
+                           "training_curves.png", "confusion_matrix.png"}
     assert "notes.txt" in proc.stdout and "left out" in proc.stdout
     for local in (str(inputs), str(tiny_model), str(tmp_path), str(Path.home()) + "/"):
         for name, data in pushed.items():
@@ -197,7 +197,7 @@ def test_trust_remote_code_lets_a_trusted_template_run_its_own_callback(tmp_path
     assert trusted.returncode == 0, trusted.stderr
     assert int(marker.read_text()) > 0
     # the trust is not recorded: the saved config can't switch it on for whoever repeats the run
-    assert "trust_remote_code" not in (tmp_path / "out" / "run_config.yaml").read_text()
+    assert "trust_remote_code" not in yaml.safe_load((tmp_path / "out" / "run_config.yaml").read_text())
 
 
 def test_a_config_file_cannot_grant_trust(tmp_path, cli):

@@ -1,0 +1,74 @@
+"""The README's default-run figures: `hf-finetune TASK` with no other arguments, as a new user runs it.
+
+    python benchmarks/default_runs.py sentiment summarization image-classification
+
+Each task runs in a fresh process (offline, a private cache, so nothing is reused from an earlier run)
+and writes benchmarks/results/default-<task>.json: its test metrics (and zero-shot ones for
+summarization), the wall time of the whole command and the training throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results  # noqa: E402
+
+
+def run(task: str) -> Path:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=f"{tmp}/hf", HF_FINETUNE_CACHE=f"{tmp}/cache",
+                   HF_HUB_DISABLE_TELEMETRY="1")
+        out = Path(tmp) / "run"
+        command = ["hf-finetune", task, "--output-dir", str(out)]
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "hf_finetune", task, "--output-dir", str(out)], env=env,
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            sys.exit(f"{task} failed:\n{proc.stderr}")
+        metrics = json.loads((out / "metrics.json").read_text())
+        info = json.loads((out / "run_info.json").read_text())
+    figures = {
+        "task": task, "baseline": baseline(task), "wall_seconds": round(wall, 1), "test": metrics["test"],
+        "zero_shot_test": metrics.get("zero_shot_test"), "validation": metrics["validation"],
+        "train_samples_per_second": metrics["train"].get("train_samples_per_second"),
+        "train_examples": metrics["train"]["examples"], "steps": metrics["train"]["steps"],
+        "splits": info["splits"], "precision": info["precision"],
+    }
+    return results.write(f"default-{task}", figures, command=[*command[:2], "--output-dir", "RUN"])
+
+
+def baseline(task: str) -> dict | None:
+    """For classification: the accuracy, on the run's own test split, of always answering the most frequent
+    training label (summarization's baseline is the zero-shot model, measured by the run itself)."""
+    from collections import Counter
+
+    from hf_finetune import data as data_mod, kinds, resolve_config
+
+    template, config = resolve_config(task)
+    kind = kinds.get(template.kind)
+    if not kind.classification:
+        return None
+    prepared = data_mod.prepare(template, config, kind.roles)
+    top = Counter(prepared.splits["train"]["label"]).most_common(1)[0][0]
+    test = prepared.splits["test"]["label"]
+    return {"majority_label": prepared.labels[top], "majority_accuracy": sum(y == top for y in test) / len(test)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tasks", nargs="+")
+    for task in parser.parse_args().tasks:
+        print(f"{task}: wrote {run(task)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The README's tables of measured figures, rendered from benchmarks/results/*.json.
+
+    python benchmarks/readme_tables.py           # print each table
+    python benchmarks/readme_tables.py --write   # replace the tables in README.md
+
+In the README each table sits between `<!-- results: NAME -->` and `<!-- end results -->`;
+tests/test_readme_figures.py checks that what is there is exactly what this renders, so no figure in
+those tables can drift from the file (and the command) that produced it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results  # noqa: E402
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.S)
+TASK_METRICS = {"sentiment": ("accuracy", "f1"), "image-classification": ("accuracy", "f1"),
+                "summarization": ("rougeLsum", "rouge1", "rouge2")}
+NAMES = {"f1": "macro-F1", "rougeLsum": "ROUGE-Lsum", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "accuracy": "accuracy"}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s"
+
+
+def default_runs() -> str:
+    rows = ["| command | test split | fine-tuned | baseline on the same split | whole command | result file |",
+            "|---|---|---|---|---:|---|"]
+    for task in ("sentiment", "summarization", "image-classification"):
+        name = f"default-{task}"
+        if not (results.RESULTS / f"{name}.json").exists():
+            continue
+        record = results.read(name)["figures"]
+        metrics = TASK_METRICS[task]
+        tuned = ", ".join(f"{NAMES[m]} **{record['test'][m]:.3f}**" for m in metrics)
+        if record.get("zero_shot_test"):
+            baseline = ", ".join(f"{NAMES[m]} {record['zero_shot_test'][m]:.3f}" for m in metrics) + " (zero-shot)"
+        else:
+            baseline = f"accuracy {record['baseline']['majority_accuracy']:.3f} (majority class)"
+        rows.append(f"| `hf-finetune {task}` | {record['splits']['test']['count']} examples | {tuned} | {baseline} "
+                    f"| {_minutes(record['wall_seconds'])} | `benchmarks/results/{name}.json` |")
+    return "\n".join(rows) + "\n"
+
+
+def side_by_side(name: str) -> str:
+    figures = results.read(name)["figures"]
+    rows = [f"| {figures['steps']} steps x {figures['batch']} | samples/s | real tokens/s | validation accuracy |",
+            "|---|---:|---:|---:|"]
+    stock = None
+    for row, r in figures["results"].items():
+        tokens = f"{r['real_tokens_per_s']:,.0f}" if r["real_tokens_per_s"] is not None else "n/a"
+        label = f"**{row}**" if row == next(iter(figures["results"])) else row
+        rows.append(f"| {label} | {r['samples_per_s']:.1f} | {tokens} | {r['accuracy']:.3f} |")
+        if r.get("baseline") and stock is None:
+            stock = (row, r)
+    first_name, first = next(iter(figures["results"].items()))
+    for base_name, base in figures["results"].items():
+        if base.get("baseline"):
+            rows.append(f"| ratio, {first_name} / {base_name} | **{first['samples_per_s'] / base['samples_per_s']:.2f}x** | "
+                        f"{first['real_tokens_per_s'] / base['real_tokens_per_s']:.2f}x | "
+                        f"{first['accuracy'] - base['accuracy']:+.3f} |")
+    return "\n".join(rows) + "\n"
+
+
+def render(name: str) -> str:
+    if name == "default-runs":
+        return default_runs()
+    return side_by_side(name)
+
+
+def blocks(text: str) -> list[tuple[str, str]]:
+    """(name, body) of every results block of a README text."""
+    return [(m.group("name"), m.group("body")) for m in BLOCK.finditer(text)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    text = README.read_text()
+    if args.write:
+        README.write_text(BLOCK.sub(lambda m: m.group(1) + render(m.group("name")) + m.group(4), text))
+        print(f"rewrote {len(blocks(text))} tables in {README}")
+    else:
+        for name, _ in blocks(text):
+            print(f"<!-- results: {name} -->\n{render(name)}")
+
+
+if __name__ == "__main__":
+    main()

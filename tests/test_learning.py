@@ -1,0 +1,43 @@
+"""Each task learns: a short run on its embedded default (real pretrained model, real data) beats a baseline
+that the test computes itself, on the same test split, by a stated margin. Seeds are fixed, so the runs
+are deterministic on a CPU; the margins leave room for another CPU's arithmetic."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+
+from hf_finetune import data as data_mod, finetune, resolve_config
+
+
+def majority_accuracy(task: str, **settings) -> float:
+    """Accuracy on the run's test split of always answering the training split's most frequent label."""
+    template, config = resolve_config(task, **settings)
+    prepared = data_mod.prepare(template, config, ("image", "label") if task == "image-classification" else
+                                ("text", "label"))
+    top = Counter(prepared.splits["train"]["label"]).most_common(1)[0][0]
+    test = prepared.splits["test"]["label"]
+    return sum(label == top for label in test) / len(test)
+
+
+def test_sentiment_beats_the_majority_class(tmp_path):
+    settings = dict(max_train_samples=800, max_eval_samples=200, max_test_samples=400, num_train_epochs=1,
+                    max_length=64, eval_strategy="no")
+    baseline = majority_accuracy("sentiment", **settings)
+    result = finetune("sentiment", output_dir=str(tmp_path / "run"), **settings)
+    assert result.metrics["test"]["accuracy"] >= baseline + 0.10, (result.metrics["test"], baseline)
+
+
+def test_image_classification_beats_the_majority_class(tmp_path):
+    settings = dict(max_train_samples=600, max_eval_samples=100, num_train_epochs=3, learning_rate=3e-3,
+                    image_size=64, eval_strategy="no", dataloader_num_workers=0)
+    baseline = majority_accuracy("image-classification", **settings)
+    result = finetune("image-classification", output_dir=str(tmp_path / "run"), **settings)
+    assert result.metrics["test"]["accuracy"] >= baseline + 0.40, (result.metrics["test"], baseline)
+
+
+def test_summarization_beats_the_zero_shot_model_on_the_same_split(tmp_path):
+    result = finetune("summarization", output_dir=str(tmp_path / "run"), num_train_epochs=2, max_length=128,
+                      max_target_length=64, max_test_samples=20, eval_strategy="no")
+    zero_shot, tuned = result.metrics["zero_shot_test"]["rougeLsum"], result.metrics["test"]["rougeLsum"]
+    assert tuned >= zero_shot + 0.05, (tuned, zero_shot)
