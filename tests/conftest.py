@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,6 +79,7 @@ def tiny_model(tmp_path_factory) -> Path:
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
     path = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)   # the same random weights on every run, so a failure reproduces
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -121,6 +123,7 @@ def tiny_seq2seq(tmp_path_factory) -> Path:
                       num_decoder_layers=1, num_heads=2, pad_token_id=tokenizer.pad_token_id,
                       eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=tokenizer.pad_token_id)
     path = tmp_path_factory.mktemp("tiny-t5")
+    torch.manual_seed(0)
     T5ForConditionalGeneration(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -134,6 +137,7 @@ def tiny_vit(tmp_path_factory) -> Path:
     config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                        intermediate_size=64, num_labels=2)
     path = tmp_path_factory.mktemp("tiny-vit")
+    torch.manual_seed(0)
     ViTForImageClassification(config).save_pretrained(path)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
     return path

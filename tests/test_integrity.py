@@ -308,7 +308,10 @@ class StalledServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.held.append(conn)
+            self.serve(conn)
+
+    def serve(self, conn: socket.socket) -> None:
+        self.held.append(conn)
 
     def __exit__(self, *exc):
         self.sock.close()
@@ -319,16 +322,11 @@ class StalledServer:
 class ResettingServer(StalledServer):
     """Accepts connections and resets them at once (RST)."""
 
-    def _accept(self):
+    def serve(self, conn: socket.socket) -> None:
         import struct
 
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
 
 
 @pytest.mark.parametrize("server, expected", [(StalledServer, "did not answer within 2 s"),

@@ -70,8 +70,10 @@ def test_predict_summaries_from_jsonl(runs, tmp_path, session_env):
     # what the saved model generates with its own generation config, as the card's snippet does it
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+    prefix = read_json(run / "run_info.json")["prefix"]
+    assert prefix == "summarize: "   # a T5: the template's family prefix, which the card's snippet adds too
     tokenizer, model = AutoTokenizer.from_pretrained(run), AutoModelForSeq2SeqLM.from_pretrained(run)
-    enc = tokenizer("Long report number 99. It has details.", return_tensors="pt")
+    enc = tokenizer(prefix + "Long report number 99. It has details.", return_tensors="pt")
     ids = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
     assert row == {"input": "Long report number 99. It has details.",
                    "summary": tokenizer.decode(ids[0], skip_special_tokens=True).strip()}
