@@ -200,6 +200,11 @@ def test_card_has_a_confusion_matrix_per_label_scores_and_errors(run):
     assert sum(map(sum, matrix)) == info["splits"]["test"]["count"]
     accuracy = sum(matrix[i][i] for i in range(3)) / sum(map(sum, matrix))
     assert accuracy == pytest.approx(read_json(run / "metrics.json")["test"]["accuracy"], abs=1e-6)
+    # rows are the true labels, columns the predicted ones (as the card's table heads them)
+    assert [sum(row) for row in matrix] == [info["label_counts"]["test"].get(name, 0) for name in NAMES]
+    for i, name in enumerate(NAMES):
+        if sum(matrix[i]):
+            assert analysis["per_class"][name]["recall"] == pytest.approx(matrix[i][i] / sum(matrix[i]), abs=1e-4)
     assert "### Confusion matrix (test split)" in card and (run / "confusion_matrix.png").is_file()
     assert "test F1" in card and "### Test examples it gets wrong" in card
     for error in analysis["errors"]:
