@@ -190,6 +190,7 @@ def test_card_tables_are_well_formed_and_say_where_the_data_came_from(run):
     assert not data.eval_results                           # a local folder is no Hub data set id
     assert "more information needed" not in card.lower()
     assert yaml.safe_load((run / "run_config.yaml").read_text())["output_dir"] == str(run)
+    assert f"model={str(run.resolve())!r}" in card            # the snippet works from any folder
 
 
 def test_card_has_a_confusion_matrix_per_label_scores_and_errors(run):
