@@ -512,7 +512,7 @@ def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = 
                             f"Check the label column {mapping['label']!r}, or the split/sample options.")
     if unlabelled and "validation" in splits and "test" not in splits:
         splits["test"] = splits["validation"]
-        origin["test"] = (f"{origin['validation']}: the test split {unlabelled} has no labels, so the final "
+        origin["test"] = (f"{origin['validation']}: split {unlabelled} has no labels, so the final "
                           "metrics are taken on the validation split, which also chose the best checkpoint")
     splits, origin = _hold_out(splits, origin, config, roles)
     for role, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples),

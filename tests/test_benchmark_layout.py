@@ -108,7 +108,7 @@ def test_an_unlabelled_test_split_is_set_aside_and_dev_is_used(run, bench):
     assert info["splits"]["test"]["count"] == 80
     assert "test (test.tsv) has no labels" in info["splits"]["test"]["origin"]
     stdout = (run.parent / "stdout.txt").read_text()
-    assert "test: validation (dev.tsv): the test split test (test.tsv) has no labels" in stdout
+    assert "test: validation (dev.tsv): split test (test.tsv) has no labels" in stdout
     card = (run / "README.md").read_text()
     assert "has no labels, so the final metrics are taken on the validation split" in card
 
@@ -247,7 +247,7 @@ def test_piped_output_is_not_wrapped(run, session_env):
     tasks = run_cli(["tasks"], dict(session_env, COLUMNS="40"))
     assert tasks.returncode == 0 and "image-classification" in tasks.stdout and "…" not in tasks.stdout
     stdout = (run.parent / "stdout.txt").read_text()       # the run itself, piped, COLUMNS=40
-    assert "…" not in stdout and "(dev.tsv): the test split test (test.tsv) has no labels" in stdout
+    assert "…" not in stdout and "(dev.tsv): split test (test.tsv) has no labels" in stdout
     assert "training for 12 steps" in stdout
 
 
