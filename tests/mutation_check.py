@@ -1,0 +1,89 @@
+"""Mutation check: apply each one-line break of a feature, run the test that must catch it, restore the file.
+
+    python tests/mutation_check.py          # all of them
+    python tests/mutation_check.py 3 7      # by index
+
+Prints one JSON line per break ("caught": true when its test failed). Run on a clean tree: every file is
+restored after its test, even when the test run is interrupted by an exception.
+"""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BREAKS = [   # (what breaks, file, exact text, its replacement, the tests that must then fail)
+ ("argmax->argmin in classification metrics", "hf_finetune/kinds/base.py",
+  "return suite.compute(np.argmax(logits, axis=-1), eval_pred.label_ids)",
+  "return suite.compute(np.argmin(logits, axis=-1), eval_pred.label_ids)",
+  "tests/test_learning.py::test_sentiment_beats_the_majority_class"),
+ ("accepts_loss_kwargs line removed", "hf_finetune/kinds/base.py",
+  "            model.accepts_loss_kwargs = False", "            pass",
+  "tests/test_ddp.py"),
+ ("generation max_length one token short", "hf_finetune/kinds/summarization.py",
+  "generation.max_length = self.max_target_length + 1", "generation.max_length = self.max_target_length",
+  "tests/test_summarization.py::test_seq2seq_run_reports_zero_shot_and_after"),
+ ("*.bin pushed", "hf_finetune/rundir.py",
+  'PUSHED_PATTERNS = ("model-*-of-*.safetensors",)', 'PUSHED_PATTERNS = ("model-*-of-*.safetensors", "*.bin")',
+  "tests/test_hub.py::test_push_pull_round_trip tests/test_security.py"),
+ ("SIGTERM does not save", "hf_finetune/training.py",
+  "            control.should_save = True", "            pass",
+  "tests/test_reliability.py::test_sigterm_saves_a_checkpoint_and_exits_non_zero"),
+ ("predict softmax over the batch axis", "hf_finetune/predict.py",
+  "probs = model(**enc).logits.float().softmax(-1).cpu()", "probs = model(**enc).logits.float().softmax(0).cpu()",
+  "tests/test_predict_evaluate.py::test_predict_text_lines_to_jsonl_and_csv"),
+ ("evaluate never recognises the run's own data", "hf_finetune/evaluation.py",
+  '    if dataset == saved.get("dataset"):\n        return True', '    if dataset == saved.get("dataset"):\n        return False',
+  "tests/test_predict_evaluate.py::test_evaluate_reproduces_the_runs_own_test_metrics"),
+ ("padding fraction formula", "hf_finetune/batching.py",
+  'round(float(lengths.sum()) / max(padded, 1), 4)', 'round(float(len(lengths)) / max(padded, 1), 4)',
+  "tests/test_length_buckets.py::test_buckets_beat_fixed_steps_of_64_on_imdb_like_lengths"),
+ ("batch-norm eps 1e-3 -> 1e-5 in conversion", "hf_finetune/embedded.py",
+  "batch_norm_eps=1e-3", "batch_norm_eps=1e-5",
+  "tests/test_embedded_assets.py::test_efficientnet_lite0_conversion_matches_the_reference_implementation"),
+ ("reachable() always true", "hf_finetune/hub.py",
+  "    if constants.is_offline_mode():\n        return False", "    return True\n    if constants.is_offline_mode():\n        return False",
+  "tests/test_errors.py::test_an_unreachable_hub_is_noticed_without_offline_mode"),
+ ("no recompile budget for buckets", "hf_finetune/training.py",
+  "torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)",
+  "torch._dynamo.config.recompile_limit = 1",
+  "tests/test_length_buckets.py::test_torch_compile_on_bucketed_shapes"),
+ ("confusion matrix transposed", "hf_finetune/kinds/base.py",
+  '"confusion": confusion_matrix(truth, predicted, labels=ids).tolist(),',
+  '"confusion": confusion_matrix(predicted, truth, labels=ids).tolist(),',
+  "tests/test_benchmark_layout.py::test_card_has_a_confusion_matrix_per_label_scores_and_errors"),
+ ("an unfinished run counts as finished", "hf_finetune/rundir.py",
+  "        if not run.is_finished:\n", "        if False:\n",
+  "tests/test_hub.py::test_only_a_finished_run_is_pushed"),
+ ("token masking off", "hf_finetune/tokens.py",
+  "    for form in sorted(_known, key=len, reverse=True):\n        if form in text:",
+  "    return text\n    for form in sorted(_known, key=len, reverse=True):\n        if form in text:",
+  "tests/test_security.py -k token"),
+ ("a README figure edited by hand", "README.md",
+  "accuracy **0.763**", "accuracy **0.783**",
+  "tests/test_readme_figures.py"),
+ ("card snippet uses the run's folder name", "hf_finetune/card.py",
+  'usage(repo_id or str((location or run.path).resolve()),', 'usage(repo_id or (location or run.path).name,',
+  "tests/test_benchmark_layout.py::test_card_tables_are_well_formed_and_say_where_the_data_came_from"),
+]
+only = sys.argv[1:]
+out = []
+for i, (name, path, old, new, tests) in enumerate(BREAKS):
+    if only and str(i) not in only:
+        continue
+    f = REPO / path
+    text = f.read_text()
+    assert text.count(old) == 1, (name, text.count(old))
+    f.write_text(text.replace(old, new))
+    t = time.time()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests.split()],
+                              cwd=REPO, capture_output=True, text=True)
+    finally:
+        f.write_text(text)
+    tail = [l for l in proc.stdout.splitlines() if l.startswith(("FAILED", "ERROR")) or " passed" in l or " failed" in l][-3:]
+    out.append({"mutation": name, "file": path, "tests": tests, "rc": proc.returncode, "caught": proc.returncode == 1,
+                "seconds": round(time.time() - t), "tail": tail})
+    print(json.dumps(out[-1]), flush=True)
+sys.exit(0 if all(r["caught"] for r in out) else 1)
