@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from hf_finetune import batching, finetune
+from hf_finetune import batching, data as data_mod, finetune, templates
 
 
 def _padding(lengths, widths) -> int:
@@ -83,6 +83,14 @@ def test_training_sees_only_bucket_widths(tiny_model, tmp_path, workers):
     buckets = info["stats"]["length_buckets"]
     widths = buckets["buckets"]
     assert 1 < len(widths) <= 4 and 0.5 < buckets["real_token_fraction"] <= 1
+    # the reported share of real tokens, recomputed from the run's training texts and the tokenizer alone
+    from transformers import AutoTokenizer
+
+    texts = list(data_mod.prepare(templates.load("sentiment"), result.config).splits["train"]["text"])
+    lengths = [len(ids) for ids in AutoTokenizer.from_pretrained(tiny_model)(
+        texts, truncation=True, max_length=result.config.max_length)["input_ids"]]
+    padded = sum(min(w for w in widths if w >= n) for n in lengths)
+    assert buckets["real_token_fraction"] == pytest.approx(sum(lengths) / padded, abs=5e-5)
     train_shapes = {s for training, s in shapes if training}
     assert len([1 for training, _ in shapes if training]) == 12
     assert {s[1] for s in train_shapes} <= set(widths)

@@ -51,6 +51,11 @@ def test_saved_model_loads_in_pipeline_with_real_label_names(finished_run):
     prediction = classifier("@united thanks for the great flight!")[0]
     assert prediction["label"] in {"negative", "neutral", "positive"}
     assert 0.0 <= prediction["score"] <= 1.0
+    # single-label: the pipeline applies a softmax (a saved multi-label problem_type would make it a sigmoid)
+    scores = classifier("@united thanks for the great flight!", top_k=None)
+    assert {s["label"] for s in scores} == {"negative", "neutral", "positive"}
+    assert sum(s["score"] for s in scores) == pytest.approx(1.0, abs=1e-5)
+    assert max(s["score"] for s in scores) == pytest.approx(prediction["score"], abs=1e-6)
 
 
 def test_card_parses_with_metadata_and_the_measured_results(finished_run):
