@@ -35,6 +35,7 @@ COMMANDS = {"tasks": "List the task templates.",
             "evaluate": "Metrics of a fine-tuned run on any data set and split.",
             "summary": "Print a finished run's metrics as a Markdown table (e.g. for $GITHUB_STEP_SUMMARY).",
             "init-ci": "Write a GitHub Actions workflow that fine-tunes and pushes to the Hub.",
+            "jobs": "Follow, inspect or cancel a run submitted with --jobs-flavor: jobs logs|status|cancel JOB_ID.",
             "hf-extension": "Register hf-finetune as the `hf finetune` command of the hf CLI."}
 GROUP_TITLES = {"task": "run", "model": "model", "data": "data", "training": "training (TrainingArguments names)",
                 "metrics": "metrics", "hub": "Hugging Face Hub"}
@@ -112,6 +113,7 @@ def training_parser(template: templates.TaskTemplate | None) -> argparse.Argumen
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--config", help="Run-config YAML file; flags override its values.", default=None)
     run_group.add_argument("--quiet", action="store_true", help="Print only errors and the final summary.")
+    _add_jobs_options(parser)
     groups: dict[str, Any] = {"task": run_group}
     for f in RunConfig.fields():
         if f.metadata.get("cli") is False:
@@ -134,6 +136,27 @@ def training_parser(template: templates.TaskTemplate | None) -> argparse.Argumen
                 kwargs["choices"] = f.metadata["choices"]
         group.add_argument(_flag(f.name), **kwargs)
     return parser
+
+
+JOBS_OPTIONS = ("jobs_flavor", "jobs_timeout", "jobs_namespace", "jobs_detach", "dry_run")
+
+
+def _add_jobs_options(parser: argparse.ArgumentParser) -> None:
+    """Where the run happens, not what it does: these never go into run_config.yaml."""
+    group = parser.add_argument_group("Hugging Face Jobs (train on a Hub GPU; needs --push-to-hub)")
+    group.add_argument("--jobs-flavor", default=None, metavar="FLAVOR",
+                       help="Run on a Hugging Face Jobs machine of this flavor (e.g. t4-small, l4x1, a10g-small, "
+                            "a100-large, h200) and follow it here. The token goes to the Job as its HF_TOKEN secret "
+                            "only; checkpoints go to the Hub, so re-submitting resumes.")
+    group.add_argument("--jobs-timeout", default=None, metavar="DURATION",
+                       help="Stop the Job after this long: seconds, or 90m, 3h, 1d (default: the Hub's, 30 minutes).")
+    group.add_argument("--jobs-namespace", default=None, metavar="NAMESPACE",
+                       help="User or organization that runs (and pays for) the Job (default: the token's user).")
+    group.add_argument("--jobs-detach", action="store_true", default=False,
+                       help="Submit and return at once (follow later with `hf-finetune jobs logs JOB_ID --follow`).")
+    group.add_argument("--dry-run", action="store_true", default=False,
+                       help="Print the Job as it would be submitted (image, command, flavor, timeout, secret names, "
+                            "files to upload) as JSON, and submit nothing.")
 
 
 def _given(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, Any]:
@@ -285,8 +308,12 @@ def cmd_init_ci(argv: list[str], console: Console) -> int:
                              "install, a pinned release or a VCS commit; required for a local install).")
     parser.add_argument("--oidc", action="store_true",
                         help="Keyless auth through GitHub OIDC (adds `id-token: write`) instead of an HF_TOKEN secret.")
+    parser.add_argument("--jobs-flavor", default=None, metavar="FLAVOR",
+                        help="Train on a Hugging Face Jobs machine of this flavor (e.g. a10g-small): the runner only "
+                             "submits and follows the Job (no GPU or CUDA torch on the runner).")
     args = parser.parse_args(argv)
-    path = ci.write_workflow(args.dir, args.task, args.force, install_spec=args.install_spec, oidc=args.oidc)
+    path = ci.write_workflow(args.dir, args.task, args.force, install_spec=args.install_spec, oidc=args.oidc,
+                             jobs_flavor=args.jobs_flavor)
     auth = ("Set up Trusted Publishing for this repository on the Hub and the repository variable HF_OIDC_RESOURCE"
             if args.oidc else "Add a repository secret HF_TOKEN")
     console.print(f"wrote {path}\n{auth}, then start it from the Actions tab.", highlight=False)
@@ -363,6 +390,13 @@ def cmd_train(argv: list[str], console: Console) -> int:
     config_file, token = values.pop("config", None), values.pop("token", None)
     trust_remote_code = values.pop("trust_remote_code", False)
     token = tokens.check(token, "--token") if token else tokens.from_environment()
+    job_options = {name: values.pop(name, None) for name in JOBS_OPTIONS}
+    if job_options["jobs_flavor"] or job_options["dry_run"]:
+        return _submit_job(template_ref if template_ref and not known.template else None, config_file, values,
+                           job_options, token, trust_remote_code, debug, console)
+    if any(job_options.values()):
+        raise ConfigError("--jobs-timeout, --jobs-namespace and --jobs-detach go with --jobs-flavor.",
+                          "Add --jobs-flavor FLAVOR to run on Hugging Face Jobs.")
     if (values.get("num_processes") or 1) > 1 and "WORLD_SIZE" not in os.environ:
         return _relaunch(argv if template_ref is None else [template_ref, *argv], values["num_processes"], token)
     started = time.perf_counter()
@@ -374,6 +408,51 @@ def cmd_train(argv: list[str], console: Console) -> int:
     if os.environ.get("RANK", "0") == "0":   # one summary, from the main process
         _print_summary(console, result, time.perf_counter() - started)
     return 0
+
+
+def _submit_job(task: str | None, config_file: str | None, values: dict[str, Any], options: dict[str, Any],
+                token: str | None, trust_remote_code: bool, debug: bool, console: Console) -> int:
+    """--jobs-flavor: resolve the run here, then hand it to a Hugging Face Job and follow it."""
+    from . import jobs
+
+    if not options["jobs_flavor"]:
+        raise ConfigError("--dry-run prints the Hugging Face Job a run would be; name its machine.",
+                          "Add --jobs-flavor FLAVOR (e.g. a10g-small).")
+    api.quiet_libraries(debug)
+    template, resolved = api.resolve_config(task, config=config_file, trust_remote_code=trust_remote_code, **values)
+    job = jobs.plan(template, resolved, flavor=options["jobs_flavor"], timeout=options["jobs_timeout"],
+                    namespace=options["jobs_namespace"], trust_remote_code=trust_remote_code)
+    if options["dry_run"]:
+        sys.stdout.write(json.dumps(job.spec(), indent=2) + "\n")
+        return 0
+
+    def say(message: str) -> None:
+        console.print(message, highlight=False)
+
+    info = jobs.submit(job, token, say)
+    namespace = info.owner.name
+    say(f"Job [bold]{info.id}[/] submitted ({job.flavor}): {info.url}")
+    if options["jobs_detach"]:
+        say(f"follow it: hf-finetune jobs logs {info.id} --follow --namespace {namespace}\n"
+            f"cancel it: hf-finetune jobs cancel {info.id} --namespace {namespace}")
+        return 0
+    return jobs.follow(info.id, namespace, token, console, repo_id=job.repo_id)
+
+
+def cmd_jobs(argv: list[str], console: Console) -> int:
+    from . import jobs
+
+    parser = _Parser(prog="hf-finetune jobs", description=COMMANDS["jobs"])
+    parser.add_argument("action", choices=["logs", "status", "cancel"])
+    parser.add_argument("job_id", metavar="JOB_ID")
+    parser.add_argument("--namespace", default=None, help="The Job's user or organization (default: the token's).")
+    parser.add_argument("--follow", action="store_true", help="logs: stream until the Job ends; exit with its status.")
+    _add_common(parser)
+    args = parser.parse_args(argv)
+    token = tokens.check(args.token, "--token") if args.token else tokens.from_environment()
+    if args.action == "logs":
+        return jobs.logs(args.job_id, args.namespace, token, console, args.follow)
+    return getattr(jobs, args.action)(args.job_id, args.namespace, token, console)
 
 
 def _without_option(argv: list[str], option: str) -> list[str]:
@@ -457,7 +536,7 @@ def _dispatch(argv: list[str]) -> int:
             return cmd_tasks(console)
         handlers = {"card": cmd_card, "summary": cmd_summary, "init-ci": cmd_init_ci,
                     "hf-extension": cmd_hf_extension, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                    "pull": cmd_pull, "push": cmd_push}
+                    "pull": cmd_pull, "push": cmd_push, "jobs": cmd_jobs}
         if argv[0] in handlers:
             return handlers[argv[0]](argv[1:], console)
         return cmd_train(argv, console)

@@ -38,6 +38,10 @@ class RunConfig:
     overwrite_output_dir: bool = _opt(False, "Replace an existing output dir.", "task")
     resume: bool = _opt(True, "Resume from the last checkpoint of an interrupted run into the same --output-dir.",
                         "task")
+    resume_from_hub: bool = _opt(
+        False, "Save each checkpoint to the `hf-finetune-checkpoints` branch of the --push-to-hub repo and start from "
+               "the last one found there, so a run cut short on one machine (a Job's time-out, a CI time limit) "
+               "continues on the next.", "task")
 
     # -- model --------------------------------------------------------------------------------
     model: str | None = _opt(
@@ -123,6 +127,13 @@ class RunConfig:
     dataloader_num_workers: int | None = _opt(None, "Data-loading worker processes (default: 2 on a GPU, 0 on CPU).",
                                               "training")
     num_processes: int = _opt(1, "Train with this many processes (DDP through `accelerate launch`).", "training")
+    report_to: str = _opt("none", "Where to log the training metrics: 'trackio' (local dashboard: `trackio show`), "
+                                  "'tensorboard', 'wandb' or 'none'.", "training",
+                          choices=["trackio", "tensorboard", "wandb", "none"])
+    project: str | None = _opt(None, "Tracking project name (default: hf-finetune).", "training")
+    run_name: str | None = _opt(None, "Tracking run name (default: the output dir's name).", "training")
+    trackio_space_id: str | None = _opt(None, "trackio: log to this Hugging Face Space (e.g. me/trackio) instead of "
+                                              "locally.", "training")
 
     # -- metrics ------------------------------------------------------------------------------
     metrics: list[str] | None = _opt(
@@ -306,7 +317,7 @@ def validate(config: RunConfig) -> RunConfig:
         raise ConfigError("'warmup_steps', 'weight_decay' and 'dataloader_num_workers' can't be negative.")
     if config.eval_strategy == "steps" and not config.eval_steps:
         raise ConfigError("eval_strategy 'steps' needs 'eval_steps'.")
-    for name in ("eval_strategy", "train_sampling_strategy", "image_augmentation"):
+    for name in ("eval_strategy", "train_sampling_strategy", "image_augmentation", "report_to"):
         choices = RunConfig.__dataclass_fields__[name].metadata.get("choices")
         if getattr(config, name) not in choices:
             raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, got {getattr(config, name)!r}.")
@@ -318,6 +329,18 @@ def validate(config: RunConfig) -> RunConfig:
         from .hub import check_repo_id
 
         check_repo_id(config.push_to_hub)   # a bad target fails now, not after training
+    if config.report_to != "none":
+        import importlib.util
+
+        if importlib.util.find_spec(config.report_to) is None:   # trackio, tensorboard, wandb: package names too
+            raise ConfigError(f"--report-to {config.report_to} needs the {config.report_to} package, which is not "
+                              "installed.", f"pip install {config.report_to}, or leave --report-to out.")
+    if config.resume_from_hub and not config.push_to_hub:
+        raise ConfigError("--resume-from-hub keeps checkpoints on a branch of the --push-to-hub repo; name that repo.",
+                          "Add --push-to-hub OWNER/NAME.")
+    if config.resume_from_hub and config.eval_strategy == "no":
+        raise ConfigError("--resume-from-hub needs checkpoints, which are saved at each evaluation; "
+                          "eval_strategy 'no' saves none.", "Use --eval-strategy epoch or steps.")
     if config.hub_create_pr and config.hub_revision:
         raise ConfigError("--hub-create-pr opens a pull request against the main branch; it can't be combined with "
                           "--hub-revision.")

@@ -51,3 +51,18 @@ def install_spec(extras: str = "") -> str | None:
         fragment = f"#sha256={hashes['sha256']}" if "sha256" in hashes else ""
         return f"{name} @ {url}{fragment}"
     return None   # a local directory or file: nothing anyone else can install
+
+
+def local_source() -> str | None:
+    """The local tree or wheel file this hf-finetune was installed from (editable or not), else None."""
+    from urllib.parse import unquote, urlparse
+
+    dist = _installed()
+    record = dist.read_text("direct_url.json") if dist is not None else None
+    if not record:
+        return None
+    try:
+        url = str(json.loads(record).get("url", ""))
+    except json.JSONDecodeError:
+        return None
+    return unquote(urlparse(url).path) if url.startswith("file:") else None

@@ -6,6 +6,7 @@ per-step device synchronisation.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import Any
@@ -15,6 +16,15 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 from transformers import TrainerCallback
+
+
+STEP_LINE = re.compile(r"\[hf-finetune\] step (\d+)/(\d+) \(\d+%\)\s*(.*)")
+
+
+def parse_step_line(text: str) -> tuple[int, int, str] | None:
+    """(step, steps, status) of a progress line this callback printed (a Job's log, read elsewhere)."""
+    match = STEP_LINE.search(text)
+    return (int(match[1]), int(match[2]), match[3].strip()) if match else None
 
 
 class ProgressCallback(TrainerCallback):

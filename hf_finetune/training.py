@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 from transformers import TrainerCallback
 
-from . import (batching, card, data as data_mod, embedded, hub, install, kinds, metrics as metrics_mod, modeling,
-               outputs, templates)
+from . import (batching, card, data as data_mod, embedded, hub, hub_checkpoints, install, kinds, metrics as metrics_mod,
+               modeling, outputs, templates)
 from .config import RunConfig
 from .errors import ConfigError, FinetuneError
 from .progress import ProgressCallback
@@ -132,7 +132,7 @@ def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir
         train_sampling_strategy=stock_sampling_strategy(config),
         **_dataloader(config),
         torch_compile=config.torch_compile,
-        report_to="none",
+        **tracking_arguments(config, checkpoint_dir),
         disable_tqdm=True,
         log_level="error",
         log_level_replica="error",
@@ -141,6 +141,20 @@ def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir
     values.update(kind_args)
     values.update(template.trainer.args)
     return args_class(**values)
+
+
+def tracking_arguments(config: RunConfig, checkpoint_dir: Path) -> dict[str, Any]:
+    """The TrainingArguments of `--report-to` (config.validate has checked that the tracker is installed)."""
+    if config.report_to == "none":
+        return {"report_to": "none"}
+    target_name = checkpoint_dir.name[1:].rsplit(".", 1)[0]   # outputs.Layout: .<target>.checkpoints
+    values: dict[str, Any] = {"report_to": config.report_to, "project": config.project or "hf-finetune",
+                              "run_name": config.run_name or target_name}
+    if config.report_to == "tensorboard":
+        values["logging_dir"] = str(checkpoint_dir / "runs")
+    if config.trackio_space_id:
+        values["trackio_space_id"] = config.trackio_space_id
+    return values
 
 
 def _allow_recompiles(n_widths: int) -> None:
@@ -281,6 +295,8 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
             result.pushed_to = hub.push_run(job.target, config.push_to_hub, token=token,
                                             private=config.hub_private_repo, create_pr=config.hub_create_pr,
                                             revision=config.hub_revision)
+            if config.resume_from_hub:
+                hub_checkpoints.delete_branch(config.push_to_hub, token)
         return result
     finally:
         if job.lock is not None:
@@ -390,14 +406,19 @@ def _load_inputs(job: _Run) -> bool:
     return cached
 
 
+# Settings that say where a run goes or who watches it, not what it learns: they may change between a
+# run and its resume (a Job re-submitted from another folder, another tracker).
+NOT_FINGERPRINTED = ("resume", "overwrite_output_dir", "push_to_hub", "hub_private_repo", "hub_revision",
+                     "hub_create_pr", "output_dir", "resume_from_hub", "report_to", "project", "run_name",
+                     "trackio_space_id")
+
+
 def _stage(job: _Run) -> outputs.Stage | None:
     """The staging dir, and the checkpoint to resume from (one written under the same fingerprint:
     settings, data and tokenizer). None when the output dir already holds this very run."""
     config = job.config
     job.fingerprint = {
-        "settings": {k: v for k, v in config.to_dict().items()
-                     if k not in ("resume", "overwrite_output_dir", "push_to_hub", "hub_private_repo", "hub_revision",
-                                  "hub_create_pr")},
+        "settings": {k: v for k, v in config.to_dict().items() if k not in NOT_FINGERPRINTED},
         "data": dict(job.prepared.fingerprints),
         "processor": data_mod.processor_identity(job.processor),
     }
@@ -407,6 +428,11 @@ def _stage(job: _Run) -> outputs.Stage | None:
             return None
         raise ConfigError(f"The output dir {job.target} already holds a finished run of other settings or data.",
                           "Choose another --output-dir, or pass --overwrite-output-dir to replace it.")
+    if config.resume_from_hub and config.resume and job.state.is_main_process:
+        step = hub_checkpoints.pull(config.push_to_hub, job.token, job.layout.checkpoints, outputs.RESUME_STATE)
+        job.say(f"checkpoint of step {step} found on the Hub ({config.push_to_hub}, branch "
+                f"{hub_checkpoints.BRANCH})" if step is not None else "no checkpoint on the Hub yet: starting afresh")
+    job.state.wait_for_everyone()
     stage = outputs.plan_stage(job.layout, job.fingerprint, config.resume)
     job.state.wait_for_everyone()
     if job.state.is_main_process:
@@ -457,10 +483,18 @@ def _build_trainer(job: _Run, checkpoints: Path, stop: "GracefulStop") -> tuple[
         model=job.model, args=args, train_dataset=job.tokenized["train"], eval_dataset=job.tokenized["validation"],
         processing_class=job.processor, data_collator=collator,
         compute_metrics=kind.compute_metrics(suite, job.processor, config),
-        callbacks=[*_callbacks(template, config), progress, stop],
+        callbacks=[*_callbacks(template, config), *_hub_callbacks(job), progress, stop],
     )
     trainer.remove_callback(PrinterCallback)
     return trainer, progress
+
+
+def _hub_callbacks(job: _Run) -> list[Any]:
+    config = job.config
+    if not config.resume_from_hub:
+        return []
+    return [hub_checkpoints.HubCheckpoints(config.push_to_hub, job.token, job.layout.checkpoints / outputs.RESUME_STATE,
+                                           private=config.hub_private_repo)]
 
 
 @dataclass

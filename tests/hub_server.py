@@ -27,8 +27,11 @@ import re
 import threading
 import traceback
 from dataclasses import dataclass, field
+from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from hub_jobs import JobRunner   # pytest puts tests/ on sys.path (the folder has no __init__.py)
 
 TYPES = {"models": "model", "datasets": "dataset", "spaces": "space", "kernels": "kernel"}
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/", "kernel": "kernels/"}
@@ -113,6 +116,7 @@ class Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Any = None     # an iterator of bytes, sent as it comes (server-sent events); then the connection closes
 
 
 def json_response(payload, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -142,6 +146,11 @@ ROUTES: list[tuple[str, re.Pattern, str]] = [(m, re.compile(p), h) for m, p, h i
     ("POST", rf"{_URL_REPO}\.git/info/lfs/objects/verify", "lfs_verify"),
     ("PUT", r"/lfs-upload/(?P<oid>[0-9a-f]{64})", "lfs_put"),
     ("GET", rf"{_URL_REPO}/resolve/{_REV}/(?P<path>.+)", "resolve"),
+    ("DELETE", rf"/api/{_REPO}/branch/{_REV}", "delete_branch"),
+    ("POST", r"/api/jobs/(?P<ns>[^/]+)", "create_job"),
+    ("GET", r"/api/jobs/(?P<ns>[^/]+)/(?P<job>[0-9a-f]+)", "inspect_job"),
+    ("GET", r"/api/jobs/(?P<ns>[^/]+)/(?P<job>[0-9a-f]+)/logs", "job_logs"),
+    ("POST", r"/api/jobs/(?P<ns>[^/]+)/(?P<job>[0-9a-f]+)/cancel", "cancel_job"),
 ]]
 
 
@@ -170,6 +179,8 @@ class HubServer:
         self.lock = threading.RLock()
         self._counter = itertools.count(1)
         self._httpd: ThreadingHTTPServer | None = None
+        self.jobs = JobRunner(self)     # Jobs really run, as subprocesses (see hub_jobs.py)
+        self.on_commit = None           # tests may watch commits: on_commit(repo, ref, commit), under the lock
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> str:
@@ -181,6 +192,7 @@ class HubServer:
         return self.url
 
     def stop(self) -> None:
+        self.jobs.close()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -280,6 +292,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             hub.errors.append(traceback.format_exc())
             response = json_response({"error": "internal error"}, 500)
+        if response.stream is not None:
+            self._send_stream(response)
+            return
         self.send_response(response.status)
         headers = {"Content-Length": str(len(response.body)), **response.headers}
         for key, value in headers.items():
@@ -287,6 +302,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(response.body)
+
+    def _send_stream(self, response: Response) -> None:
+        self.send_response(response.status)
+        for key, value in {"Content-Type": "text/event-stream", "Connection": "close", **response.headers}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for chunk in response.stream:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass   # the client stopped reading (Ctrl-C, detach)
 
     def _route(self, method: str, path: str, query: dict, body: bytes) -> Response:
         for route_method, pattern, name in ROUTES:
@@ -521,6 +549,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif key != "header":
                 raise HubError(400, f"unsupported commit operation {key}")
         commit = self.hub._commit(found, ref, files, header.get("summary", ""), base.sha)
+        if self.hub.on_commit is not None:
+            self.hub.on_commit(found, ref, commit)
         pr_url = None
         if query.get("create_pr"):
             pr_url = f"{self.hub.url}/{found.url_path}/discussions/{ref.rsplit('/', 1)[1]}"
@@ -556,6 +586,41 @@ class _Handler(BaseHTTPRequestHandler):
             "status": "draft" if info["is_pr"] else "open", "isPullRequest": info["is_pr"],
             "repo": {"name": found.repo_id, "type": found.repo_type}, "events": [], "filesWithConflicts": [],
             "changes": {"base": "refs/heads/main"}, "diff": ""})
+
+    def delete_branch(self, type: str, repo: str, rev: str, **_) -> Response:
+        found = self._repo(type, repo, write=True)
+        if rev not in found.refs or rev == "main":
+            raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        del found.refs[rev]
+        return json_response({})
+
+    # -- Jobs (run by hub_jobs.JobRunner) ----------------------------------------------------------
+    def _job(self, ns: str, job: str):
+        self._need_write()
+        found = self.hub.jobs.jobs.get(job)
+        if found is None or found.namespace != ns:
+            raise HubError(404, f"Job {job} not found")
+        return found
+
+    def create_job(self, ns: str, body: bytes, **_) -> Response:
+        self._need_write()
+        spec = json.loads(body)
+        for key in ("command", "flavor"):
+            if key not in spec:
+                raise HubError(400, f"Job spec without {key}")
+        return json_response(self.hub.jobs.submit(ns, spec).info(self.hub.url))
+
+    def inspect_job(self, ns: str, job: str, **_) -> Response:
+        return json_response(self._job(ns, job).info(self.hub.url))
+
+    def job_logs(self, ns: str, job: str, query: dict, **_) -> Response:
+        found = self._job(ns, job)
+        tail = int(query["tail"]) if query.get("tail") else None
+        return Response(200, stream=self.hub.jobs.stream(found.id, tail))
+
+    def cancel_job(self, ns: str, job: str, **_) -> Response:
+        self.hub.jobs.cancel(self._job(ns, job).id)
+        return json_response({})
 
     # -- downloads ---------------------------------------------------------------------------------
     def resolve(self, repo: str, rev: str, path: str, type: str = "model", **_) -> Response:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 from ..metrics import is_timing
 from ..rundir import RunDir
 
@@ -18,24 +19,33 @@ WORKFLOW_PATH = Path(".github/workflows/hf-finetune-train.yml")
 
 
 MODE_MARKERS = {True: "  # oidc-only", False: "  # token-only"}
+WHERE_MARKERS = {True: "  # jobs-only", False: "  # runner-only"}
+BLOCK = re.compile(r"\s*# (>>>|<<<) (jobs|runner)-only")
 
 
-def workflow_text(task: str, install_spec: str, oidc: bool = False) -> str:
+def workflow_text(task: str, install_spec: str, oidc: bool = False, jobs_flavor: str | None = None) -> str:
     """The packaged workflow for one task and install spec; with ``oidc`` the keyless variant (the only
-    one that asks for `id-token: write`), else the HF_TOKEN-secret one."""
+    one that asks for `id-token: write`), else the HF_TOKEN-secret one; with ``jobs_flavor`` the runner
+    only submits and follows a Hugging Face Job, else it trains itself. Lines (``# oidc-only``) and
+    blocks (``# >>> jobs-only`` ... ``# <<< jobs-only``) of the other variants are left out."""
     template = resources.files("hf_finetune.ci").joinpath("train.yml").read_text(encoding="utf-8")
-    lines = []
+    jobs = jobs_flavor is not None
+    lines, skipping = [], False
     for line in template.splitlines():
-        if line.endswith(MODE_MARKERS[not oidc]):
+        block = BLOCK.fullmatch(line)
+        if block:
+            skipping = block[1] == ">>>" and (block[2] == "jobs") != jobs
             continue
-        lines.append(line.removesuffix(MODE_MARKERS[oidc]))
+        if skipping or line.endswith((MODE_MARKERS[not oidc], WHERE_MARKERS[not jobs])):
+            continue
+        lines.append(line.removesuffix(MODE_MARKERS[oidc]).removesuffix(WHERE_MARKERS[jobs]))
     text = "\n".join(lines) + "\n"
     return (text.replace("__TASK__", task).replace("__INSTALL_SPEC_YAML__", json.dumps(install_spec))
-            .replace("__INSTALL_SPEC__", install_spec))
+            .replace("__INSTALL_SPEC__", install_spec).replace("__FLAVOR__", jobs_flavor or ""))
 
 
 def write_workflow(repo_dir: str | Path = ".", task: str = "sentiment", force: bool = False,
-                   install_spec: str | None = None, oidc: bool = False) -> Path:
+                   install_spec: str | None = None, oidc: bool = False, jobs_flavor: str | None = None) -> Path:
     """Write the training workflow into a repository; refuse to overwrite without ``force``.
 
     ``install_spec`` defaults to the spec of the running hf-finetune (``install.install_spec``); a local
@@ -54,12 +64,17 @@ def write_workflow(repo_dir: str | Path = ".", task: str = "sentiment", force: b
                           "Pass --install-spec (e.g. 'hf-finetune[embedded] @ git+https://github.com/ORG/REPO@COMMIT').")
     if any(ch in spec for ch in "\n\r") or not spec.strip():
         raise ConfigError("--install-spec must be one line.")
+    if jobs_flavor is not None:
+        from ..jobs import flavors
+
+        if jobs_flavor not in flavors():
+            raise ConfigError(f"Unknown --jobs-flavor {jobs_flavor!r}. {did_you_mean(jobs_flavor, flavors())}")
     target = Path(repo_dir) / WORKFLOW_PATH
     if target.exists() and not force:
         raise ConfigError(f"{target} already exists.", "Pass --force to replace it.")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".yml.partial")
-    tmp.write_text(workflow_text(task, spec.strip(), oidc), encoding="utf-8")
+    tmp.write_text(workflow_text(task, spec.strip(), oidc, jobs_flavor), encoding="utf-8")
     os.replace(tmp, target)
     return target
 

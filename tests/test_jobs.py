@@ -1,0 +1,212 @@
+"""Training as a Hugging Face Job, against the tests' Hub server, whose Jobs really run the submitted command
+(as a subprocess, in a fresh environment that must install the wheel the Job was given; tests/hub_jobs.py).
+
+One Job that completes is shared by the tests that only read what it left (its local output, the server's
+requests, the pushed repo); the failure, cancel and time-out tests each run their own short Job.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load
+
+from conftest import REPO, run_cli
+from hub_server import HubServer
+
+TOKEN = "hf_jobsTestToken_5c1e8a2f9b7d3e60"
+RUN = ["--max-train-samples", "64", "--max-eval-samples", "16", "--max-test-samples", "16", "--max-length", "32",
+       "--eval-strategy", "steps", "--eval-steps", "4", "--logging-steps", "2", "--per-device-train-batch-size", "8",
+       "--early-stopping-patience", "0"]
+
+
+def jobs_env(session_env: dict, url: str) -> dict:
+    env = dict(session_env, HF_ENDPOINT=url, HF_TOKEN=TOKEN)
+    env.pop("HF_HUB_OFFLINE", None)
+    return env
+
+
+def submit_args(model: Path, data: Path, repo: str, *extra: str) -> list[str]:
+    return ["sentiment", "--model", str(model), "--dataset", str(data), *RUN, "--push-to-hub", repo,
+            "--jobs-flavor", "cpu-basic", *extra]
+
+
+@pytest.fixture(scope="module")
+def server():
+    with HubServer(tokens={TOKEN}) as hub:
+        yield hub
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory) -> Path:
+    from conftest import write_reviews_csv
+
+    return write_reviews_csv(tmp_path_factory.mktemp("jobdata") / "reviews.csv")
+
+
+@pytest.fixture(scope="module")
+def completed(server, session_env, tiny_model, reviews):
+    """A Job submitted and followed to its end: (the local command's result, the server's Job)."""
+    before = len(server.jobs.jobs)
+    proc = run_cli(submit_args(tiny_model, reviews, "tester/job-model", "--max-steps", "16"),
+                   jobs_env(session_env, server.url))
+    job = list(server.jobs.jobs.values())[before]
+    return proc, job
+
+
+def test_dry_run_prints_the_job_and_sends_nothing(server, cli, monkeypatch, tiny_model, reviews):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    sent = len(server.requests)
+    proc = cli(submit_args(tiny_model, reviews, "tester/dry", "--jobs-timeout", "90m", "--dry-run"))
+    assert proc.returncode == 0, proc.stderr
+    spec = json.loads(proc.stdout)
+    assert spec["flavor"] == "cpu-basic" and spec["timeout_seconds"] == 5400 and spec["secrets"] == ["HF_TOKEN"]
+    assert {f["path"] for f in spec["files"]} == {"/data/run_config.yaml", "/data/data/reviews.csv",
+                                                  "/data/model/" + tiny_model.name + "/config.json",
+                                                  *(f"/data/model/{tiny_model.name}/{p.name}"
+                                                    for p in tiny_model.iterdir()),
+                                                  "/data/hf_finetune-0.1.0-py3-none-any.whl"}
+    assert TOKEN not in proc.stdout + proc.stderr
+    assert len(server.requests) == sent   # nothing reached the Hub
+
+
+def test_push_to_hub_is_required_and_checked_before_anything_is_sent(server, cli, tiny_model, reviews):
+    sent = len(server.requests)
+    proc = cli(["sentiment", "--model", str(tiny_model), "--jobs-flavor", "a10g-small"])
+    assert proc.returncode == 2 and "--push-to-hub is required" in proc.stderr
+    bad = cli(submit_args(tiny_model, reviews, "tester/x", "--jobs-timeout", "soon"))
+    assert bad.returncode == 2 and "not a duration" in bad.stderr
+    typo = cli([*submit_args(tiny_model, reviews, "tester/x"), "--jobs-flavor", "a10g-smal"])
+    assert typo.returncode == 2 and "Did you mean 'a10g-small'" in typo.stderr
+    assert len(server.requests) == sent
+
+
+def test_a_job_trains_streams_its_log_and_pushes_to_the_hub(completed, server):
+    proc, job = completed
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert job.stage == "COMPLETED" and job.spec["flavor"] == "cpu-basic"
+    # the Job's own progress lines reached the local output through the log stream
+    assert "[hf-finetune] step 16/16" in proc.stdout and "Job " + job.id in proc.stdout
+    files = server.files("tester/job-model")
+    assert {"model.safetensors", "README.md", "metrics.json", "run_config.yaml"} <= set(files)
+    assert "hf-finetune-checkpoints" not in server.repo("tester/job-model").refs   # deleted after the push
+    # the metrics shown at the end are the pushed ones, read back from the Hub
+    test_accuracy = json.loads(files["metrics.json"])["test"]["accuracy"]
+    assert f"{test_accuracy:.4f}" in proc.stdout
+
+
+def test_the_job_installs_the_wheel_it_was_given(completed, server):
+    _, job = completed
+    uploaded = server.files("tester/hf-finetune-jobs", repo_type="dataset")
+    wheels = [p for p in uploaded if p.endswith("hf_finetune-0.1.0-py3-none-any.whl")]
+    assert len(wheels) >= 1
+    installed = list((job.folder / "image").glob("lib/python*/site-packages/hf_finetune/jobs.py"))
+    assert installed and installed[0].read_bytes() == (REPO / "hf_finetune" / "jobs.py").read_bytes()
+    config = yaml.safe_load(uploaded[wheels[0].rsplit("/", 1)[0] + "/run_config.yaml"])
+    assert config["dataset"] == "data/reviews.csv" and config["resume_from_hub"] is True
+    assert "output_dir" not in config
+
+
+def test_the_token_travels_only_as_the_job_secret(completed, server):
+    proc, job = completed
+    bodies = [body for body in server.received if TOKEN.encode() in body]
+    assert len(bodies) == 1   # the Job submission, and only in its secrets
+    spec = json.loads(bodies[0])
+    assert spec["secrets"] == {"HF_TOKEN": TOKEN}
+    assert TOKEN not in json.dumps({k: v for k, v in spec.items() if k != "secrets"})
+    assert not any(TOKEN.encode() in chunk for chunk in server.uploads)
+    assert TOKEN not in proc.stdout + proc.stderr
+    assert TOKEN not in "\n".join(text for _, text in job.lines)
+    job_env = server.jobs.submitted_envs[list(server.jobs.jobs).index(job.id)]
+    assert job_env["HF_TOKEN"] == TOKEN   # the secret did reach the Job
+
+
+def test_a_failing_job_exits_non_zero_with_the_tail_of_its_log(server, session_env, tiny_model, reviews):
+    proc = run_cli(submit_args(tiny_model, reviews, "tester/failing", "--label-column", "no_such_column"),
+                   jobs_env(session_env, server.url))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "ended ERROR" in proc.stdout and "last lines of its log" in proc.stdout
+    assert "no_such_column" in proc.stdout.split("last lines of its log")[1]   # the Job's own error message
+
+
+def _wait(predicate, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.2)
+
+
+def test_ctrl_c_cancels_the_job_when_nobody_can_answer_and_jobs_cancel(server, session_env, tiny_model, reviews):
+    env = jobs_env(session_env, server.url)
+    before = len(server.jobs.jobs)
+    follower = subprocess.Popen([sys.executable, "-m", "hf_finetune", *submit_args(
+        tiny_model, reviews, "tester/cancelled", "--max-steps", "100000")], env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait(lambda: len(server.jobs.jobs) > before and any(
+        "[hf-finetune] step" in text for _, text in list(server.jobs.jobs.values())[before].lines))
+    time.sleep(1)   # the line reaches the follower
+    follower.send_signal(signal.SIGINT)
+    out, err = follower.communicate(timeout=60)
+    job = list(server.jobs.jobs.values())[before]
+    assert follower.returncode == 130, out + err
+    assert job.stage == "CANCELED" and "canceled Job " + job.id in out
+    assert job.process.poll() is not None   # the Job's process is gone
+
+    detached = run_cli(submit_args(tiny_model, reviews, "tester/cancelled", "--jobs-detach"), env)
+    assert detached.returncode == 0, detached.stderr
+    job_id = list(server.jobs.jobs)[-1]
+    assert f"hf-finetune jobs cancel {job_id}" in detached.stdout
+    cancel = run_cli(["jobs", "cancel", job_id, "--namespace", "tester"], env)
+    assert cancel.returncode == 0, cancel.stderr
+    status = run_cli(["jobs", "status", job_id, "--namespace", "tester"], env)
+    assert json.loads(status.stdout)["stage"] == "CANCELED"
+
+
+def test_a_timed_out_job_resubmitted_resumes_from_the_hub_and_ends_equal(server, session_env, tiny_model, reviews,
+                                                                         completed):
+    """The first Job is ended by its time-out right after its checkpoint of step 8 lands on the Hub (the
+    server's timer, fired at that instant); the same command again continues from there, and the final
+    weights equal those of the same run never interrupted (the shared Job)."""
+    env = jobs_env(session_env, server.url)
+    args = submit_args(tiny_model, reviews, "tester/resumed", "--max-steps", "16")
+
+    def expire_after_step_8(repo, ref, commit) -> None:
+        state = commit.files.get("last-checkpoint/trainer_state.json")
+        if repo.repo_id == "tester/resumed" and ref == "hf-finetune-checkpoints" and state is not None \
+                and json.loads(state.data)["global_step"] >= 8:
+            server.on_commit = None
+            server.jobs.expire(list(server.jobs.jobs)[-1])
+
+    server.on_commit = expire_after_step_8
+    first = run_cli(args, env)
+    assert first.returncode == 1 and "Job timed out" in first.stdout, first.stdout + first.stderr
+    assert "Re-submit the same command to continue" in first.stdout
+    assert "model.safetensors" not in server.files("tester/resumed")   # nothing finished was pushed
+    second = run_cli(args, env)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr
+    job = list(server.jobs.jobs.values())[-1]
+    log = "\n".join(text for _, text in job.lines)
+    assert "checkpoint of step 8 found on the Hub" in log and "step 16/16" in log
+    steps = [int(line.split("step ")[1].split("/")[0]) for line in log.splitlines() if "[hf-finetune] step " in line]
+    assert min(steps) > 8   # it continued from step 8 rather than training again from the start
+    # the same run, never interrupted (the shared Job): bit-identical weights
+    uninterrupted, _ = completed
+    assert uninterrupted.returncode == 0
+    pushed = load(server.file_bytes("tester/resumed", "model.safetensors"))
+    reference = load(server.file_bytes("tester/job-model", "model.safetensors"))
+    assert pushed.keys() == reference.keys()
+    assert all((pushed[k] == reference[k]).all() for k in reference)
+
+
+def test_jobs_logs_replays_a_finished_job(completed, server, session_env):
+    _, job = completed
+    proc = run_cli(["jobs", "logs", job.id, "--namespace", "tester"], jobs_env(session_env, server.url))
+    assert proc.returncode == 0, proc.stderr
+    assert "[hf-finetune] step 16/16" in proc.stdout
