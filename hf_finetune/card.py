@@ -134,6 +134,22 @@ def _eval_results(info: dict[str, Any], metrics: dict[str, Any]) -> list[EvalRes
     return None
 
 
+def _tracking(config: dict[str, Any]) -> str:
+    """Where the training curves were logged (--report-to), so a reader can open the dashboard."""
+    tracker = config.get("report_to") or "none"
+    project = config.get("project") or "hf-finetune"
+    if tracker == "trackio" and config.get("trackio_space_id"):
+        space = config["trackio_space_id"]
+        return f"Training metrics were logged with trackio to the Space [{space}](https://huggingface.co/spaces/{space})."
+    if tracker == "trackio":
+        return f"Training metrics were logged locally with trackio (project `{project}`): `trackio show --project {project}`."
+    if tracker == "tensorboard":
+        return "Training metrics were logged for TensorBoard (`runs/` of the run's checkpoints folder)."
+    if tracker == "wandb":
+        return f"Training metrics were logged to Weights & Biases (project `{project}`)."
+    return ""
+
+
 def _intended_use(info: dict[str, Any]) -> list[str]:
     """What the model is for and where it is weak, from the task, the data and the measured results."""
     labels = info.get("labels") or []
@@ -229,6 +245,7 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         base_line=_base_line(info["base_model"], bool((info.get("local_inputs") or {}).get("model"))),
         data_stats=_data_stats(info),
         best_metric=info["metric_for_best_model"],
+        tracking=_tracking(config),
         hyperparameters={**{k: cell(_plain(config.get(k))) for k in HYPERPARAMETERS if config.get(k) is not None},
                          **({"precision": info["precision"]} if info.get("precision") else {})},
         install=info.get("install"),

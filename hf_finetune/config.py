@@ -329,12 +329,6 @@ def validate(config: RunConfig) -> RunConfig:
         from .hub import check_repo_id
 
         check_repo_id(config.push_to_hub)   # a bad target fails now, not after training
-    if config.report_to != "none":
-        import importlib.util
-
-        if importlib.util.find_spec(config.report_to) is None:   # trackio, tensorboard, wandb: package names too
-            raise ConfigError(f"--report-to {config.report_to} needs the {config.report_to} package, which is not "
-                              "installed.", f"pip install {config.report_to}, or leave --report-to out.")
     if config.resume_from_hub and not config.push_to_hub:
         raise ConfigError("--resume-from-hub keeps checkpoints on a branch of the --push-to-hub repo; name that repo.",
                           "Add --push-to-hub OWNER/NAME.")

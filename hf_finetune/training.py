@@ -144,7 +144,7 @@ def training_arguments(config: RunConfig, template: TaskTemplate, checkpoint_dir
 
 
 def tracking_arguments(config: RunConfig, checkpoint_dir: Path) -> dict[str, Any]:
-    """The TrainingArguments of `--report-to` (config.validate has checked that the tracker is installed)."""
+    """The TrainingArguments of `--report-to` (_start has checked that the tracker is installed)."""
     if config.report_to == "none":
         return {"report_to": "none"}
     target_name = checkpoint_dir.name[1:].rsplit(".", 1)[0]   # outputs.Layout: .<target>.checkpoints
@@ -335,6 +335,12 @@ def _inputs(template: TaskTemplate, config: RunConfig, model_source: modeling.Mo
 def _start(template: TaskTemplate, config: RunConfig, console: Console, quiet: bool, token: str | None) -> _Run:
     """Check the target and the base model before any heavy work; know which process this is; lock the
     output dir when its folder exists already (else at staging, once it is created)."""
+    if config.report_to != "none":
+        import importlib.util
+
+        if importlib.util.find_spec(config.report_to) is None:   # trackio, tensorboard, wandb: package names too
+            raise ConfigError(f"--report-to {config.report_to} needs the {config.report_to} package, which is not "
+                              "installed.", f"pip install {config.report_to}, or leave --report-to out.")
     model_source = modeling.resolve(template, config, token)
     target = Path(config.output_dir) if config.output_dir else outputs.default_dir(template.name, model_source.name)
     outputs.check_target_path(target, _inputs(template, config, model_source))

@@ -23,10 +23,11 @@ SPEC = "hf-finetune[embedded] @ git+https://github.com/org/hf-finetune@0123abc"
 def test_workflows_pass_actionlint(tmp_path, session_env):
     actionlint = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
     files = [*sorted((REPO / ".github" / "workflows").glob("*.yml"))]
-    for oidc in (False, True):
-        folder = tmp_path / str(oidc)
+    for oidc, jobs in ((False, False), (True, False), (False, True), (True, True)):
+        folder = tmp_path / f"{oidc}-{jobs}"
         generated = run_cli(["init-ci", "--dir", str(folder), "--task", "summarization", "--install-spec", SPEC,
-                             *(["--oidc"] if oidc else [])], session_env)
+                             *(["--oidc"] if oidc else []), *(["--jobs-flavor", "l4x1"] if jobs else [])],
+                            session_env)
         assert generated.returncode == 0, generated.stderr
         files.append(folder / ".github" / "workflows" / "hf-finetune-train.yml")
     proc = subprocess.run([actionlint, *map(str, files)], capture_output=True, text=True)
@@ -60,13 +61,16 @@ def test_init_ci_refuses_to_overwrite_without_force(tmp_path, cli):
 
 
 def _run_steps(workflow: Path, env: dict, cwd: Path) -> list[subprocess.CompletedProcess]:
-    """Run a workflow's `run:` steps in order, as a runner would (bash -e, the job's env, `if: always()`)."""
+    """Run a workflow's `run:` steps in order, as a runner would (bash -e, the job's env, `if: always()` and
+    `if: failure()`)."""
     job = next(iter(yaml.safe_load(workflow.read_text())["jobs"].values()))
     results, failed = [], False
     for step in job["steps"]:
         if "run" not in step:
             continue
-        if failed and "always()" not in str(step.get("if", "")):
+        condition = str(step.get("if", ""))
+        if (failed and "always()" not in condition and "failure()" not in condition) or \
+                (not failed and "failure()" in condition):
             continue
         proc = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, cwd=cwd, capture_output=True, text=True,
                               timeout=900)
@@ -143,6 +147,42 @@ def test_workflow_run_steps_train_push_and_summarize(fail, tmp_path, session_env
         pushed = server.files("tester/from-ci")
         assert "model.safetensors" in pushed and "README.md" in pushed
         assert all(TOKEN.encode() not in data for data in pushed.values())
+
+
+def test_jobs_workflow_run_steps_submit_follow_and_summarize(tmp_path, session_env, tiny_model, reviews_csv,
+                                                            runner_python):
+    """`init-ci --jobs-flavor`: the runner installs hf-finetune (no GPU, no CUDA torch) and only submits and
+    follows the Job, which trains and pushes; the step summary has the Job, the card and the metrics."""
+    bin_dir, wheel = runner_python
+    spec = f"hf-finetune[embedded] @ {wheel.as_uri()}"
+    assert run_cli(["init-ci", "--dir", str(tmp_path), "--install-spec", spec, "--jobs-flavor", "t4-small"],
+                   session_env).returncode == 0
+    workflow = tmp_path / ".github" / "workflows" / "hf-finetune-train.yml"
+    parsed = yaml.safe_load(workflow.read_text())
+    job = next(iter(parsed["jobs"].values()))
+    assert parsed[True]["workflow_dispatch"]["inputs"]["flavor"]["default"] == "t4-small"
+    assert not any("upload-artifact" in str(step.get("uses")) for step in job["steps"])
+    with HubServer(tokens={TOKEN}) as server:
+        summary = tmp_path / "step_summary.md"
+        env = dict(session_env)
+        env.pop("HF_HUB_OFFLINE", None)
+        env.update({k: str(v) for k, v in job["env"].items() if "${{" not in str(v)})
+        env.update(
+            CI="true", GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary), HF_ENDPOINT=server.url,
+            HF_TOKEN=TOKEN, TASK="sentiment", MODEL=str(tiny_model), DATASET=str(reviews_csv),
+            HUB_REPO="tester/from-jobs", EPOCHS="1", JOBS_FLAVOR="t4-small", JOBS_TIMEOUT="20m",
+            PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
+        )
+        install, train = _run_steps(workflow, env, tmp_path)
+        assert install.returncode == 0, install.stdout + install.stderr
+        assert train.returncode == 0, train.stdout[-3000:] + train.stderr
+        (submitted,) = server.jobs.jobs.values()
+        assert submitted.spec["flavor"] == "t4-small" and submitted.spec["timeoutSeconds"] == 1200
+        assert "model.safetensors" in server.files("tester/from-jobs")
+        text = summary.read_text()
+        assert f"Hugging Face Job [{submitted.id}]" in text and "completed" in text
+        assert f"{server.url}/tester/from-jobs" in text and "| test | accuracy |" in text
+        assert TOKEN not in text + train.stdout + train.stderr
 
 
 def test_hf_cli_extension(tmp_path, session_env):

@@ -75,6 +75,17 @@ def test_dry_run_prints_the_job_and_sends_nothing(server, cli, monkeypatch, tiny
                                                   "/data/hf_finetune-0.1.0-py3-none-any.whl"}
     assert TOKEN not in proc.stdout + proc.stderr
     assert len(server.requests) == sent   # nothing reached the Hub
+    # a tracker is installed in the Job, which logs to a Space (its local files vanish with it)
+    tracked = cli([*submit_args(tiny_model, reviews, "tester/dry", "--report-to", "trackio", "--dry-run")])
+    assert tracked.returncode == 0, tracked.stderr
+    assert " trackio;" in json.loads(tracked.stdout)["command"][2]
+
+
+def test_a_tracker_that_is_not_installed_is_named_before_training(cli, tiny_model, reviews, tmp_path):
+    proc = cli(["sentiment", "--model", tiny_model, "--dataset", reviews, "--report-to", "trackio",
+                "--output-dir", tmp_path / "out"])
+    assert proc.returncode == 2 and "pip install trackio" in proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_push_to_hub_is_required_and_checked_before_anything_is_sent(server, cli, tiny_model, reviews):
