@@ -123,6 +123,10 @@ class RunConfig:
     dataloader_num_workers: int | None = _opt(None, "Data-loading worker processes (default: 2 on a GPU, 0 on CPU).",
                                               "training")
     num_processes: int = _opt(1, "Train with this many processes (DDP through `accelerate launch`).", "training")
+    hp_search: int | None = _opt(
+        None, "Search hyper-parameters first: N trials (optuna, through Trainer.hyperparameter_search) over the "
+              "template's search_space, compared on the validation split; then train the best and write its values "
+              "to run_config.yaml.", "training")
 
     # -- metrics ------------------------------------------------------------------------------
     metrics: list[str] | None = _opt(
@@ -310,6 +314,8 @@ def validate(config: RunConfig) -> RunConfig:
         choices = RunConfig.__dataclass_fields__[name].metadata.get("choices")
         if getattr(config, name) not in choices:
             raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, got {getattr(config, name)!r}.")
+    if config.hp_search is not None and config.hp_search < 1:
+        raise ConfigError(f"'hp_search' is a number of trials (1 or more), got {config.hp_search}.")
     if config.bf16 and config.fp16:
         raise ConfigError("Choose one of bf16 and fp16, not both.")
     if config.output_dir is not None and not config.output_dir.strip():
