@@ -68,9 +68,33 @@ def side_by_side(name: str) -> str:
     return "\n".join(rows) + "\n"
 
 
+def defaults_study() -> str:
+    """Per template: the previous default, the candidates, the search, and the baselines on the same test split."""
+    rows = ["| template | setting (command) | validation | test | whole command | result file |",
+            "|---|---|---:|---:|---:|---|"]
+    for task in ("sentiment", "summarization", "image-classification"):
+        name = f"defaults-{task}"
+        if not (results.RESULTS / f"{name}.json").exists():
+            continue
+        figures = results.read(name)["figures"]
+        metric, chosen = figures["metric"], figures["chosen_by_validation"]
+        for row, r in figures["rows"].items():
+            label = f"**{row}** (chosen)" if row == chosen else row
+            rows.append(f"| {task} | {label}: `{r['command']}` | {NAMES[metric]} {r['validation'][metric]:.3f} "
+                        f"| {NAMES[metric]} **{r['test'][metric]:.3f}** | {_minutes(r['wall_seconds'])} "
+                        f"| `benchmarks/results/{name}.json` |")
+        baseline = figures["rows"][chosen].get("baseline")
+        for b in ([baseline, *baseline.get("also", [])] if baseline else []):
+            rows.append(f"| {task} | baseline: {b['name']} | | {NAMES[metric]} {b['metrics'][metric]:.3f} | "
+                        f"| `benchmarks/results/{name}.json` |")
+    return "\n".join(rows) + "\n"
+
+
 def render(name: str) -> str:
     if name == "default-runs":
         return default_runs()
+    if name == "defaults-study":
+        return defaults_study()
     return side_by_side(name)
 
 
