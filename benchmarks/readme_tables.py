@@ -43,6 +43,11 @@ def default_runs() -> str:
             baseline = ", ".join(f"{NAMES[m]} {record['zero_shot_test'][m]:.3f}" for m in metrics) + " (zero-shot)"
         else:
             baseline = f"accuracy {record['baseline']['majority_accuracy']:.3f} (majority class)"
+        for extra in (record.get("run_baselines") or {}).get("also", []):
+            baseline += f"; {NAMES[metrics[0]]} {extra['metrics'][metrics[0]]:.3f} ({extra['name']})"
+        if record.get("run_baselines") and record.get("zero_shot_test"):
+            lead = record["run_baselines"]
+            baseline += "; " + ", ".join(f"{NAMES[m]} {lead['metrics'][m]:.3f}" for m in metrics) + f" ({lead['name']})"
         rows.append(f"| `hf-finetune {task}` | {record['splits']['test']['count']} examples | {tuned} | {baseline} "
                     f"| {_minutes(record['wall_seconds'])} | `benchmarks/results/{name}.json` |")
     return "\n".join(rows) + "\n"
@@ -82,11 +87,13 @@ def defaults_study() -> str:
             label = f"**{row}** (chosen)" if row == chosen else row
             rows.append(f"| {task} | {label}: `{r['command']}` | {NAMES[metric]} {r['validation'][metric]:.3f} "
                         f"| {NAMES[metric]} **{r['test'][metric]:.3f}** | {_minutes(r['wall_seconds'])} "
-                        f"| `benchmarks/results/{name}.json` |")
-        baseline = figures["rows"][chosen].get("baseline")
+                        f"| `{r.get('source') or f'benchmarks/results/{name}.json'}` |")
+        baseline = figures["rows"][chosen or next(iter(figures["rows"]))].get("baseline")
+        source = figures["rows"][chosen or next(iter(figures["rows"]))].get("source") or f"benchmarks/results/{name}.json"
         for b in ([baseline, *baseline.get("also", [])] if baseline else []):
-            rows.append(f"| {task} | baseline: {b['name']} | | {NAMES[metric]} {b['metrics'][metric]:.3f} | "
-                        f"| `benchmarks/results/{name}.json` |")
+            shown = metric if metric in b["metrics"] else next(iter(b["metrics"]))
+            rows.append(f"| {task} | baseline on the same test split: {b['name']} | | {NAMES[shown]} "
+                        f"{b['metrics'][shown]:.3f} | | `{source}` |")
     return "\n".join(rows) + "\n"
 
 
