@@ -84,12 +84,14 @@ def defaults_study() -> str:
         figures = results.read(name)["figures"]
         metric, chosen = figures["metric"], figures["chosen_by_validation"]
         for row, r in figures["rows"].items():
-            label = f"**{row}** (chosen)" if row == chosen else row
+            compared = sum("hp-search" not in r for r in figures["rows"]) > 1
+            label = f"**{row}**" + (" (chosen)" if compared else "") if row == chosen else row
             rows.append(f"| {task} | {label}: `{r['command']}` | {NAMES[metric]} {r['validation'][metric]:.3f} "
                         f"| {NAMES[metric]} **{r['test'][metric]:.3f}** | {_minutes(r['wall_seconds'])} "
                         f"| `{r.get('source') or f'benchmarks/results/{name}.json'}` |")
-        baseline = figures["rows"][chosen or next(iter(figures["rows"]))].get("baseline")
-        source = figures["rows"][chosen or next(iter(figures["rows"]))].get("source") or f"benchmarks/results/{name}.json"
+        row = figures["rows"][chosen or next(iter(figures["rows"]))]
+        source = (row.get("source") if not row.get("baseline_measured_by") else None) or f"benchmarks/results/{name}.json"
+        baseline = row.get("baseline")
         for b in ([baseline, *baseline.get("also", [])] if baseline else []):
             shown = metric if metric in b["metrics"] else next(iter(b["metrics"]))
             rows.append(f"| {task} | baseline on the same test split: {b['name']} | | {NAMES[shown]} "
