@@ -94,15 +94,22 @@ class TrialProgress(TrainerCallback):
                  progress: Any = None):
         self.say, self.n_trials, self.names, self.objective, self.progress = say, n_trials, names, objective, progress
         self.number, self.best, self._t0 = 0, None, 0.0
+        self.batch_sizes: list[int | None] = []   # what each trial's training data loader really used
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.number += 1
+        self.batch_sizes.append(None)
         self.objective.reset()
         self._t0 = time.perf_counter()
         if self.progress is not None:
             self.progress.description = f"trial {self.number}/{self.n_trials}"
         self.say(f"hp-search trial {self.number}/{self.n_trials}: "
                  + ", ".join(f"{name} {_plain(getattr(args, name))}" for name in self.names))
+
+    def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        if self.batch_sizes and self.batch_sizes[-1] is None:
+            sampler = getattr(train_dataloader, "batch_sampler", None)   # accelerate batches through a sampler
+            self.batch_sizes[-1] = getattr(train_dataloader, "batch_size", None) or getattr(sampler, "batch_size", None)
 
     def on_train_end(self, args, state, control, **kwargs):
         value = self.objective.best
@@ -148,7 +155,8 @@ def run(trainer: Any, model_init: Callable[[], Any], *, config: config_mod.RunCo
     trainer.args.load_best_model_at_end = False
     assert trainer.args.eval_strategy != IntervalStrategy.NO
     objective = BestOfTrial(metric, greater_is_better)
-    trainer.add_callback(TrialProgress(say, config.hp_search, list(space), objective, progress))
+    trials_progress = TrialProgress(say, config.hp_search, list(space), objective, progress)
+    trainer.add_callback(trials_progress)
     storage, name = optuna.storages.InMemoryStorage(), "hf-finetune"
     direction = "maximize" if greater_is_better else "minimize"
     say(f"hyper-parameter search: {config.hp_search} trials over {', '.join(space)}, by validation {metric} "
@@ -158,8 +166,10 @@ def run(trainer: Any, model_init: Callable[[], Any], *, config: config_mod.RunCo
         backend="optuna", storage=storage, study_name=name, sampler=optuna.samplers.TPESampler(seed=config.seed),
         pruner=optuna.pruners.NopPruner())
     study = optuna.load_study(study_name=name, storage=storage)
+    used = trials_progress.batch_sizes
     trials = [{"number": t.number, "params": t.params, "value": t.value, "state": t.state.name,
-               "seconds": round(t.duration.total_seconds(), 1) if t.duration else None} for t in study.trials]
+               "seconds": round(t.duration.total_seconds(), 1) if t.duration else None,
+               "train_batch_size": used[t.number] if t.number < len(used) else None} for t in study.trials]
     chosen = {k: config_mod.coerce(k, v, "hp-search") for k, v in best.hyperparameters.items()}
     say(f"hp-search best: trial {int(best.run_id) + 1}, validation {metric} {best.objective:.4f}: "
         + ", ".join(f"{k} {_plain(v)}" for k, v in chosen.items()) + "; training it")

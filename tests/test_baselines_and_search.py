@@ -80,6 +80,8 @@ def test_search_trains_the_best_trial_and_records_it(searched):
     assert best["value"] == max(values) == search["best_value"]   # f1: greater is better
     for t in search["trials"]:
         assert 1e-5 <= t["params"]["learning_rate"] <= 1e-2 and t["params"]["per_device_train_batch_size"] in (8, 16)
+    for t in search["trials"]:     # each trial's data loader used the batch size the trial reports
+        assert t["train_batch_size"] == t["params"]["per_device_train_batch_size"], t
     saved = yaml.safe_load((out / "run_config.yaml").read_text())
     assert saved["hp_search"] is None                               # a repeat needs no search
     for name, value in best["params"].items():
