@@ -42,6 +42,7 @@ def run(task: str) -> Path:
         "train_samples_per_second": metrics["train"].get("train_samples_per_second"),
         "train_examples": metrics["train"]["examples"], "steps": metrics["train"]["steps"],
         "splits": info["splits"], "precision": info["precision"],
+        "run_baselines": info.get("baseline"),   # what the run itself reports in its card
     }
     return results.write(f"default-{task}", figures, command=[*command[:2], "--output-dir", "RUN"])
 

@@ -43,6 +43,11 @@ def default_runs() -> str:
             baseline = ", ".join(f"{NAMES[m]} {record['zero_shot_test'][m]:.3f}" for m in metrics) + " (zero-shot)"
         else:
             baseline = f"accuracy {record['baseline']['majority_accuracy']:.3f} (majority class)"
+        for extra in (record.get("run_baselines") or {}).get("also", []):
+            baseline += f"; {NAMES[metrics[0]]} {extra['metrics'][metrics[0]]:.3f} ({extra['name']})"
+        if record.get("run_baselines") and record.get("zero_shot_test"):
+            lead = record["run_baselines"]
+            baseline += "; " + ", ".join(f"{NAMES[m]} {lead['metrics'][m]:.3f}" for m in metrics) + f" ({lead['name']})"
         rows.append(f"| `hf-finetune {task}` | {record['splits']['test']['count']} examples | {tuned} | {baseline} "
                     f"| {_minutes(record['wall_seconds'])} | `benchmarks/results/{name}.json` |")
     return "\n".join(rows) + "\n"
@@ -68,9 +73,37 @@ def side_by_side(name: str) -> str:
     return "\n".join(rows) + "\n"
 
 
+def defaults_study() -> str:
+    """Per template: the previous default, the candidates, the search, and the baselines on the same test split."""
+    rows = ["| template | setting (command) | validation | test | whole command | result file |",
+            "|---|---|---:|---:|---:|---|"]
+    for task in ("sentiment", "summarization", "image-classification"):
+        name = f"defaults-{task}"
+        if not (results.RESULTS / f"{name}.json").exists():
+            continue
+        figures = results.read(name)["figures"]
+        metric, chosen = figures["metric"], figures["chosen_by_validation"]
+        for row, r in figures["rows"].items():
+            compared = sum("hp-search" not in r for r in figures["rows"]) > 1
+            label = f"**{row}**" + (" (chosen)" if compared else "") if row == chosen else row
+            rows.append(f"| {task} | {label}: `{r['command']}` | {NAMES[metric]} {r['validation'][metric]:.3f} "
+                        f"| {NAMES[metric]} **{r['test'][metric]:.3f}** | {_minutes(r['wall_seconds'])} "
+                        f"| `{r.get('source') or f'benchmarks/results/{name}.json'}` |")
+        row = figures["rows"][chosen or next(iter(figures["rows"]))]
+        source = (row.get("source") if not row.get("baseline_measured_by") else None) or f"benchmarks/results/{name}.json"
+        baseline = row.get("baseline")
+        for b in ([baseline, *baseline.get("also", [])] if baseline else []):
+            shown = metric if metric in b["metrics"] else next(iter(b["metrics"]))
+            rows.append(f"| {task} | baseline on the same test split: {b['name']} | | {NAMES[shown]} "
+                        f"{b['metrics'][shown]:.3f} | | `{source}` |")
+    return "\n".join(rows) + "\n"
+
+
 def render(name: str) -> str:
     if name == "default-runs":
         return default_runs()
+    if name == "defaults-study":
+        return defaults_study()
     return side_by_side(name)
 
 

@@ -150,6 +150,41 @@ def _tracking(config: dict[str, Any]) -> str:
     return ""
 
 
+def _baselines(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's baselines on the test split (a trivial one first, then cheap classical models)."""
+    baseline = info.get("baseline")
+    return [baseline, *baseline.get("also", [])] if baseline else []
+
+
+def _baseline_line(info: dict[str, Any], metric_names: list[str]) -> str:
+    """One sentence putting the headline metric beside the baselines', so a reader sees what fine-tuning added."""
+    parts = []
+    for entry in _baselines(info):
+        shown = [name for name in metric_names if name in entry["metrics"]]
+        if shown:
+            parts.append(f"{entry['name']} " + ", ".join(f"{name} {entry['metrics'][name]:.4f}" for name in shown))
+    return ("Baselines on the same test split: " + "; ".join(parts) + ".") if parts else ""
+
+
+def _search(info: dict[str, Any]) -> dict[str, Any] | None:
+    """The hyper-parameter search's trials table: each trial's values and validation metric, the chosen one marked."""
+    search = info.get("hp_search")
+    if not search:
+        return None
+    names = list(search["space"])
+    rows = [{"number": t["number"] + 1, "cells": [cell(_plain(t["params"].get(n, ""))) for n in names],
+             "value": _fmt(t["value"]), "chosen": "← trained" if t["number"] == search["best_trial"] else ""}
+            for t in search["trials"]]
+    space = "; ".join(f"`{n}` " + (f"from {', '.join(map(_plain, spec['choices']))}" if "choices" in spec else
+                                   f"{_plain(spec['low'])} to {_plain(spec['high'])}" + (" (log scale)" if spec["log"] else ""))
+                      for n, spec in search["space"].items())
+    intro = (f"{search['n_trials']} trials with `Trainer.hyperparameter_search` ({search['backend']}, "
+             f"{search['sampler']}) over {space}, each trained from the base model and compared by its best validation "
+             f"`{search['metric']}`; the model above was trained again with the values of trial "
+             f"{search['best_trial'] + 1}, which `run_config.yaml` holds (a repeat needs no search).")
+    return {"intro": intro, "names": names, "metric": search["metric"], "rows": rows}
+
+
 def _intended_use(info: dict[str, Any]) -> list[str]:
     """What the model is for and where it is weak, from the task, the data and the measured results."""
     labels = info.get("labels") or []
@@ -210,6 +245,7 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         results_line = "On the test split ({}): {}.".format(
             info["splits"]["test"]["origin"],
             ", ".join(f"**{name}** {headline[name]:.4f}" for name in metric_names if name in headline))
+        results_line += (" " + _baseline_line(info, metric_names)).rstrip()
     base_desc = info["base_model"].get("hub_id") or info["base_model"]["ref"]
     summary = (f"This model is a fine-tuned version of `{base_desc}` for {info['pipeline_tag'].replace('-', ' ')} "
                f"on the {info['dataset']['name']} data set"
@@ -255,7 +291,11 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         epoch_rows=_epoch_rows(history, metric_names, metrics.get("best_checkpoint_step")),
         has_curves=run.has(CURVES),
         final_rows=[{"split": FINAL_ROW_NAMES[s], "cells": [_fmt(metrics[s].get(m)) for m in metric_names]}
-                    for s in FINAL_ROW_NAMES if s in metrics],
+                    for s in FINAL_ROW_NAMES if s in metrics]
+        + [{"split": cell(f"test, baseline: {b['name']}"), "cells": [_fmt(b["metrics"].get(m)) for m in metric_names]}
+           for b in _baselines(info)],
+        checkpoint_notes=info.get("checkpoint_notes") or [],
+        search=_search(info),
         versions=info.get("versions", {}),
     )
 

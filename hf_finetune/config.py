@@ -134,6 +134,10 @@ class RunConfig:
     run_name: str | None = _opt(None, "Tracking run name (default: the output dir's name).", "training")
     trackio_space_id: str | None = _opt(None, "trackio: log to this Hugging Face Space (e.g. me/trackio) instead of "
                                               "locally.", "training")
+    hp_search: int | None = _opt(
+        None, "Search hyper-parameters first: N trials (optuna, through Trainer.hyperparameter_search) over the "
+              "template's search_space, compared on the validation split; then train the best and write its values "
+              "to run_config.yaml.", "training")
 
     # -- metrics ------------------------------------------------------------------------------
     metrics: list[str] | None = _opt(
@@ -321,6 +325,8 @@ def validate(config: RunConfig) -> RunConfig:
         choices = RunConfig.__dataclass_fields__[name].metadata.get("choices")
         if getattr(config, name) not in choices:
             raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, got {getattr(config, name)!r}.")
+    if config.hp_search is not None and config.hp_search < 1:
+        raise ConfigError(f"'hp_search' is a number of trials (1 or more), got {config.hp_search}.")
     if config.bf16 and config.fp16:
         raise ConfigError("Choose one of bf16 and fp16, not both.")
     if config.output_dir is not None and not config.output_dir.strip():

@@ -36,6 +36,7 @@ class ProgressCallback(TrainerCallback):
         self.quiet = quiet
         self.live_mode = (console.is_terminal if live is None else live) and not quiet
         self.phase = "training"
+        self.description = "training"   # the bar's label ("trial 2/8" during a hyper-parameter search)
         self.loss: float | None = None
         self.eval_value: float | None = None
         self.rate: float | None = None
@@ -80,7 +81,7 @@ class ProgressCallback(TrainerCallback):
             self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                                       console=self.console)
-            self._task = self._progress.add_task("training", total=state.max_steps)
+            self._task = self._progress.add_task(self.description, total=state.max_steps)
             self._live = Live(Group(self._progress, self._status()), console=self.console, refresh_per_second=4)
             self._live.start()
         elif not self.quiet:

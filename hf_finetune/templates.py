@@ -16,6 +16,9 @@ Keys:
   trainer: {class, args, callbacks: [{class, args}]}
   metrics: [{name, args}]; metric_for_best_model; greater_is_better
   defaults: run-config values (see hf_finetune.config.RunConfig)
+  search_space: what `--hp-search N` may vary, {<option>: {low, high, log} or {choices: [...]}}, over
+         learning_rate, num_train_epochs, warmup_steps, weight_decay, per_device_train_batch_size,
+         lr_scheduler_type (see hf_finetune.hpsearch)
   card: {license, language, tags}
 """
 
@@ -28,12 +31,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import hpsearch
 from .config import RunConfig, check_keys, coerce, read_yaml
 from .errors import ConfigError, did_you_mean
 
 KINDS = ("text-classification", "summarization", "image-classification")
 _TOP_KEYS = {"name", "description", "kind", "pipeline_tag", "model", "data", "collator", "trainer",
-             "metrics", "metric_for_best_model", "greater_is_better", "defaults", "card"}
+             "metrics", "metric_for_best_model", "greater_is_better", "defaults", "card", "search_space"}
 _SECTION_KEYS = {
     "model": {"auto_class", "processor", "default", "load_args"},
     "data": {"default", "default_run", "columns", "prefix"},
@@ -152,6 +156,7 @@ class TaskTemplate:
     source: str = ""
     bundled: bool = False
     trust_remote_code: bool = False
+    search_space: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def class_specs(self) -> list[ClassSpec]:
@@ -266,6 +271,7 @@ def parse(raw: Any, source: str, *, trust_remote_code: bool = False, bundled: bo
         source=source,
         bundled=bundled,
         trust_remote_code=trust_remote_code,
+        search_space=hpsearch.parse_space(raw.get("search_space"), source),
     )
 
 

@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 from transformers import TrainerCallback
 
-from . import (batching, card, data as data_mod, embedded, hub, hub_checkpoints, install, kinds, metrics as metrics_mod,
-               modeling, outputs, templates)
+from . import (batching, card, data as data_mod, embedded, hpsearch, hub, hub_checkpoints, install, kinds,
+               metrics as metrics_mod, modeling, outputs, templates)
 from .config import RunConfig
 from .errors import ConfigError, FinetuneError
 from .progress import ProgressCallback
@@ -274,6 +274,8 @@ class _Run:
     metric_specs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     buckets: dict[str, Any] | None = None
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    checkpoint_notes: list[str] = field(default_factory=list)
+    search: dict[str, Any] | None = None   # the hyper-parameter search's trials, when --hp-search ran
 
     @property
     def target(self) -> Path:
@@ -306,7 +308,12 @@ def run(template: TaskTemplate, config: RunConfig, *, console: Console | None = 
 def _train_and_publish(job: _Run, stage: outputs.Stage, cached: bool) -> FinetuneResult:
     stop = GracefulStop()
     all_metrics: dict[str, Any] = {}
+    job.checkpoint_notes = _checkpoint_choice_notes(job)
+    for note in job.checkpoint_notes:
+        job.say(f"[yellow]note:[/] {escape(note)}")
     try:
+        if job.config.hp_search:
+            _search(job, stage.checkpoints)
         trainer, progress = _build_trainer(job, stage.checkpoints, stop)
         outcome = _train_and_measure(job, trainer, progress, stop, stage)
         if trainer.is_world_process_zero():
@@ -341,6 +348,7 @@ def _start(template: TaskTemplate, config: RunConfig, console: Console, quiet: b
         if importlib.util.find_spec(config.report_to) is None:   # trackio, tensorboard, wandb: package names too
             raise ConfigError(f"--report-to {config.report_to} needs the {config.report_to} package, which is not "
                               "installed.", f"pip install {config.report_to}, or leave --report-to out.")
+    hpsearch.check(config, template.search_space, template.source)
     model_source = modeling.resolve(template, config, token)
     target = Path(config.output_dir) if config.output_dir else outputs.default_dir(template.name, model_source.name)
     outputs.check_target_path(target, _inputs(template, config, model_source))
@@ -503,6 +511,24 @@ def _hub_callbacks(job: _Run) -> list[Any]:
                                            private=config.hub_private_repo)]
 
 
+def _search(job: _Run, checkpoints: Path) -> None:
+    """--hp-search N: trials on the validation split, each from a freshly loaded base model; the run then goes
+    on with the best trial's values (job.config)."""
+    from transformers import set_seed
+
+    def model_init() -> Any:
+        set_seed(job.config.seed)
+        model = modeling.load_model(job.template, job.model_source,
+                                    job.prepared.labels if job.kind.classification else None)
+        job.kind.prepare_model(model, job.config)
+        return model
+
+    trainer, progress = _build_trainer(job, checkpoints, GracefulStop())
+    job.config, job.search = hpsearch.run(trainer, model_init, config=job.config, space=job.template.search_space,
+                                          metric=job.metric, greater_is_better=job.template.greater_is_better,
+                                          say=job.say, progress=progress)
+
+
 @dataclass
 class _Outcome:
     train_output: Any
@@ -576,11 +602,48 @@ def _write_run_dir(job: _Run, trainer: Any, outcome: _Outcome, run: RunDir, run_
     if analysis and len(job.prepared.labels) <= 30:
         outputs.plot_confusion(analysis["confusion"], job.prepared.labels, run.path / CONFUSION)
     info = {**_run_info(job, trainer, outcome.test), "test_analysis": analysis, "run_id": run_id,
-            "fingerprint": _digest(job.fingerprint)}
+            "fingerprint": _digest(job.fingerprint), "baseline": _baseline(job),
+            "checkpoint_notes": job.checkpoint_notes, "hp_search": job.search}
     card.write(run, repo_id=config.push_to_hub, location=job.target, info=info)
     outputs.crash_point("card-written")
     run.write_json(INFO, info)   # last: its presence means the run dir is complete
     return all_metrics
+
+
+def _baseline(job: _Run) -> dict[str, Any] | None:
+    """The kind's trivial (and cheap classical) predictors on the same test split, said and kept for the card."""
+    splits = job.prepared.splits
+    try:
+        baseline = job.kind.baseline(splits["train"], splits["test"], job.prepared.labels, job.config)
+    except ValueError as err:   # e.g. TF-IDF finds no word in texts of emoji only: the run stands without it
+        log.warning("No baseline for the card: %s", err)
+        return None
+    for entry in ([baseline, *baseline.get("also", [])] if baseline else []):
+        job.say(f"baseline on the test split, {escape(entry['name'])}: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in entry["metrics"].items()))
+    return baseline
+
+
+MIN_VALIDATION = 500   # below this, one standard error of an accuracy exceeds ~0.02
+
+
+def _checkpoint_choice_notes(job: _Run) -> list[str]:
+    """Why the kept checkpoint's validation figures may flatter it: a small validation split, or one held out
+    of train (same source as the training data). Said before training and written into the card."""
+    if job.config.eval_strategy == "no":
+        return []
+    notes = []
+    count = len(job.prepared.splits["validation"])
+    if count < MIN_VALIDATION:
+        notes.append(f"The best checkpoint was chosen on {count} validation examples (fewer than {MIN_VALIDATION}): "
+                     f"one standard error of an accuracy there is up to {0.5 / count ** 0.5:.3f}, so checkpoints "
+                     "closer than that are ranked by chance.")
+    origin = job.prepared.split_origin.get("validation", "validation")
+    if "hold-out" in origin:
+        notes.append(f"The validation split is a {origin}: it comes from the same source as the training data, so "
+                     "the kept checkpoint's validation figures are likely higher than on an independent dev set; "
+                     "quote the test figures.")
+    return notes
 
 
 def _run_info(job: _Run, trainer: Any, test_metrics: dict[str, float]) -> dict[str, Any]:

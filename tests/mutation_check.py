@@ -83,6 +83,16 @@ BREAKS = [   # (what breaks, file, exact text, its replacement, the tests that m
  ("a failed Job exits 0", "hf_finetune/jobs.py",
   "return EXIT_CODES.get(stage, 1)", "return EXIT_CODES.get(stage, 0)",
   "tests/test_jobs.py::test_a_failing_job_exits_non_zero_with_the_tail_of_its_log"),
+ ("majority-class baseline picks the rarest label", "hf_finetune/kinds/baselines.py",
+  "top = Counter(train_labels).most_common(1)[0][0]", "top = Counter(train_labels).most_common()[-1][0]",
+  "tests/test_baselines_and_search.py::test_card_puts_the_majority_class_and_tfidf_beside_the_metrics"),
+ ("hp-search trains with the original values, not the best trial's", "hf_finetune/hpsearch.py",
+  "return dataclasses.replace(config, **chosen, hp_search=None), record",
+  "return dataclasses.replace(config, hp_search=None), record",
+  "tests/test_baselines_and_search.py::test_search_trains_the_best_trial_and_records_it"),
+ ("no note on a small validation split", "hf_finetune/training.py",
+  "    if count < MIN_VALIDATION:", "    if count > MIN_VALIDATION:",
+  "tests/test_baselines_and_search.py::test_small_held_out_validation_is_said_in_the_output_and_the_card"),
 ]
 only = sys.argv[1:]
 out = []

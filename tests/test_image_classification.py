@@ -20,6 +20,9 @@ def test_image_folder_run_skips_the_corrupt_file_and_loads_in_pipeline(tiny_vit,
     assert "broken.png" in caplog.text            # reported by path, then skipped
     info = read_json(out / "run_info.json")
     assert sum(s["count"] for s in info["splits"].values()) == 48
+    baseline = info["baseline"]    # the majority class, and a plain SVC on pixels, on the same test split
+    assert baseline["name"].startswith("majority class") and baseline["also"][0]["name"].startswith("SVC")
+    assert baseline["also"][0]["metrics"]["accuracy"] > baseline["metrics"]["accuracy"]   # red vs blue: colour
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "blue", "1": "red"}
     assert (out / "preprocessor_config.json").exists() and (out / "example.png").exists()

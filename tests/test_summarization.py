@@ -71,6 +71,9 @@ def test_seq2seq_run_reports_zero_shot_and_after(tiny_seq2seq, summaries_jsonl, 
     card = ModelCard.load(out / "README.md")
     assert card.data.metrics == ["rouge"]                    # the evaluate metric id
     assert "| test, base model before fine-tuning (zero-shot) |" in card.text
+    lead = info["baseline"]        # lead-3 holds the whole short report, so it shares the topic's words
+    assert lead["name"].startswith("lead-3") and lead["metrics"]["rouge1"] > m["zero_shot_test"]["rouge1"] + 0.1
+    assert "| test, baseline: lead-3 (the text's first 3 sentences) |" in card.text
     assert "model.generate" in card.text and "pipeline(" not in card.text
     import re
     import subprocess

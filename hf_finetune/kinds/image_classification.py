@@ -21,6 +21,7 @@ from datasets import DatasetDict
 from ..config import RunConfig
 from ..errors import DataError
 from ..templates import TaskTemplate
+from . import baselines
 from .base import TaskKind
 
 log = logging.getLogger("hf_finetune")
@@ -153,6 +154,17 @@ class ImageClassification(TaskKind):
 
     def real_tokens(self, split: Any) -> int | None:
         return None
+
+    # an RBF SVC costs O(n^2) in the training images: beyond this many it is no longer a cheap baseline
+    SVC_MAX_TRAIN = 10_000
+
+    def baseline(self, train: Any, test: Any, labels: list[str] | None, config: RunConfig) -> dict | None:
+        """The majority class; also a plain SVC on small pixels, where the training set is small enough."""
+        result = baselines.majority_class(train["label"], test["label"], labels or [])
+        if len(train) <= self.SVC_MAX_TRAIN:
+            train, test = train.with_format(None), test.with_format(None)
+            result["also"] = [baselines.svc_on_pixels(train["image"], train["label"], test["image"], test["label"])]
+        return result
 
     def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
         local = not _looks_like_repo_id(model_ref)

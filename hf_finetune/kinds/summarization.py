@@ -16,6 +16,7 @@ from datasets import DatasetDict
 from .. import data as data_mod
 from ..config import RunConfig
 from ..templates import TaskTemplate
+from . import baselines
 from .base import TaskKind
 
 log = logging.getLogger("hf_finetune")
@@ -111,6 +112,12 @@ class Summarization(TaskKind):
             return results
 
         return compute
+
+    LEAD_SENTENCES = 3
+
+    def baseline(self, train: Any, test: Any, labels: list[str] | None, config: RunConfig) -> dict | None:
+        """Lead-3: the text's first three sentences, scored with ROUGE as the model is."""
+        return baselines.lead_k(test["text"], test["summary"], self.LEAD_SENTENCES)
 
     def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
         text = " ".join((example or "The text to summarize.").split())[:300]

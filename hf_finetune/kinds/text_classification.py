@@ -7,6 +7,7 @@ from typing import Any
 from datasets import DatasetDict
 
 from .. import data as data_mod
+from . import baselines
 from ..config import RunConfig
 from ..templates import TaskTemplate
 from .base import TaskKind
@@ -38,6 +39,17 @@ class TextClassification(TaskKind):
                                                      f"Tokenizing {split}")
             all_cached &= cached
         return out, all_cached
+
+    # TF-IDF + logistic regression fits in seconds up to this many training texts
+    TFIDF_MAX_TRAIN = 200_000
+
+    def baseline(self, train: Any, test: Any, labels: list[str] | None, config: RunConfig) -> dict | None:
+        """The majority class; also TF-IDF + logistic regression, where the training set is small enough."""
+        result = baselines.majority_class(train["label"], test["label"], labels or [])
+        if len(train) <= self.TFIDF_MAX_TRAIN:
+            result["also"] = [baselines.tfidf_logistic_regression(train["text"], train["label"], test["text"],
+                                                                  test["label"], config.seed)]
+        return result
 
     def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
         text = " ".join((example or "I love this!").split())

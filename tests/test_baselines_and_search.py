@@ -1,0 +1,101 @@
+"""Baselines beside the metrics, the best-checkpoint notes, and --hp-search: one shared tiny run (tiny random
+BERT, the review table, 2 trials of a few steps) that the tests below read."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+
+from hf_finetune.cli import main
+
+from conftest import read_json, write_reviews_csv
+
+# a wide learning-rate range, so the two trials learn differently even in 8 steps
+TEMPLATE_SPACE = """
+search_space:
+  learning_rate: {low: 1.0e-5, high: 1.0e-2, log: true}
+  warmup_steps: {low: 0.0, high: 0.2}
+  per_device_train_batch_size: {choices: [8, 16]}
+"""
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, tiny_model):
+    """The real CLI, in this process: `sentiment --hp-search 2` on a tiny model and a 120-row review table."""
+    from hf_finetune import templates
+
+    root = tmp_path_factory.mktemp("search")
+    template = root / "reviews.yaml"
+    text = (templates.bundled_dir() / "sentiment.yaml").read_text()
+    template.write_text(text.split("\nsearch_space:")[0].split("\ncard:")[0] + "\n" + TEMPLATE_SPACE + "\ncard:\n"
+                        + text.split("\ncard:\n")[1])
+    reviews = write_reviews_csv(root / "r.csv")
+    lines = reviews.read_text().splitlines()
+    bad = [line for line in lines[1:] if line.endswith(",1")]
+    # 60 five-star and 30 one-star reviews: one majority class, so a wrong pick of it shows
+    reviews.write_text("\n".join([lines[0], *[line for line in lines[1:] if line not in bad[30:]]]) + "\n")
+    out = root / "out"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main([str(template), "--model", str(tiny_model), "--dataset", str(reviews),
+                     "--output-dir", str(out), "--hp-search", "2", "--max-steps", "8", "--eval-strategy", "steps",
+                     "--eval-steps", "4", "--logging-steps", "4"])
+    assert code == 0, stdout.getvalue()[-2000:]
+    return {"out": out, "stdout": stdout.getvalue(), "info": read_json(out / "run_info.json"),
+            "card": ModelCard.load(out / "README.md").text}
+
+
+def test_card_puts_the_majority_class_and_tfidf_beside_the_metrics(searched):
+    info, card = searched["info"], searched["card"]
+    counts = info["label_counts"]
+    top = max(counts["train"], key=counts["train"].get)           # the most frequent training label
+    assert counts["train"][top] > min(counts["train"].values())
+    expected = counts["test"][top] / sum(counts["test"].values())
+    baseline = info["baseline"]
+    assert baseline["name"] == f"majority class (always `{top}`)"
+    assert baseline["metrics"]["accuracy"] == pytest.approx(expected)
+    tfidf = baseline["also"][0]
+    assert tfidf["name"].startswith("TF-IDF") and tfidf["metrics"]["accuracy"] > expected + 0.2  # words separate them
+    assert f"| test, baseline: majority class (always `{top}`) | {expected:.4f} |" in card
+    assert "Baselines on the same test split: majority class" in card
+    assert "baseline on the test split, majority class" in searched["stdout"]
+
+
+def test_small_held_out_validation_is_said_in_the_output_and_the_card(searched):
+    validation = searched["info"]["splits"]["validation"]["count"]
+    assert validation < 500
+    for where in (searched["stdout"], searched["card"]):
+        assert f"chosen on {validation} validation examples (fewer than 500)" in where
+        assert "hold-out of train" in where and "quote the test figures" in where
+
+
+def test_search_trains_the_best_trial_and_records_it(searched):
+    search, out = searched["info"]["hp_search"], searched["out"]
+    values = [t["value"] for t in search["trials"]]
+    assert len(values) == 2 and all(t["state"] == "COMPLETE" for t in search["trials"])
+    best = search["trials"][search["best_trial"]]
+    assert best["value"] == max(values) == search["best_value"]   # f1: greater is better
+    for t in search["trials"]:
+        assert 1e-5 <= t["params"]["learning_rate"] <= 1e-2 and t["params"]["per_device_train_batch_size"] in (8, 16)
+    for t in search["trials"]:     # each trial's data loader used the batch size the trial reports
+        assert t["train_batch_size"] == t["params"]["per_device_train_batch_size"], t
+    saved = yaml.safe_load((out / "run_config.yaml").read_text())
+    assert saved["hp_search"] is None                               # a repeat needs no search
+    for name, value in best["params"].items():
+        assert saved[name] == pytest.approx(value), name
+    card = searched["card"]
+    assert "### Hyper-parameter search" in card
+    assert f"| {search['best_trial'] + 1} | " in card and card.count("← trained") == 1
+    for n in (1, 2):
+        assert f"hp-search trial {n}/2: learning_rate" in searched["stdout"]
+
+
+def test_search_without_evaluation_is_refused_before_any_work(tiny_model, reviews_csv, tmp_path, capsys):
+    code = main(["sentiment", "--model", str(tiny_model), "--dataset", str(reviews_csv), "--hp-search", "2",
+                 "--eval-strategy", "no", "--output-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code != 0 and "needs eval_strategy" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
