@@ -213,6 +213,7 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         model_name=model_name,
         summary=summary,
         results_line=results_line,
+        task_notes=analysis.get("notes") or [],   # what the task kind decided: a threshold, a target's scaling
         label_rows=label_rows,
         has_per_class=bool(per_class),
         confusion_labels=[cell(n) for n in labels] if confusion else [],

