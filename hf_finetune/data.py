@@ -478,7 +478,6 @@ def join_label_columns(raw: DatasetDict, config: RunConfig, roles: tuple[str, ..
                                  for row in rows]}
 
         out[name] = split.map(join, batched=True, remove_columns=columns, desc="Joining label columns")
-    config.label_column = LABEL_SETS
     return out
 
 
@@ -674,6 +673,8 @@ def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = 
         raise DataError(f"Task {template.name!r} has no default data set; pass --dataset.")
     raw, source, declared = load_raw(ref, config)
     raw = join_label_columns(raw, config, roles)
+    if config.label_columns and "labels" in roles:
+        declared = {**declared, "labels": LABEL_SETS}
     train_name = _pick_split(raw, config.train_split, (), "training", source) or config.train_split
     mapping = _map_columns(raw[train_name], roles, config, template, declared, source)
     splits, origin, unlabelled = _data_splits(raw, train_name, config, mapping, source)
@@ -717,6 +718,8 @@ def prepare_split(template: TaskTemplate, config: RunConfig, roles: tuple[str, .
     ref = config.dataset
     raw, source, declared = load_raw(ref, config)
     raw = join_label_columns(raw, config, roles)
+    if config.label_columns and "labels" in roles:
+        declared = {**declared, "labels": LABEL_SETS}
     name = _pick_split(raw, split, (), "evaluation", source)
     if name is None:
         name = next((n for n in ("test",) if n in raw), None) or (next(iter(raw)) if len(raw) == 1 else None) \

@@ -296,13 +296,8 @@ def build_aclsum(asset: "EmbeddedAsset") -> Path:
     punctuation are removed so the text reads as written.
     """
     import json
-    import re
 
     source = asset.package_path()
-
-    def detokenize(text: str) -> str:
-        text = re.sub(r"\s+([,.;:!?%)\]])", r"\1", text)
-        return re.sub(r"([(\[])\s+", r"\1", text)
 
     def write(folder: Path) -> None:
         for name, target in (("train", "train"), ("val", "validation"), ("test", "test")):
@@ -314,48 +309,54 @@ def build_aclsum(asset: "EmbeddedAsset") -> Path:
                     paper = json.loads(line)
                     aspects = paper["summary"]
                     summary = " ".join(aspects[k].strip() for k in ("challenge", "approach", "outcome") if aspects.get(k))
-                    document = detokenize(" ".join(paper["sentences"]["abstract"]))
+                    document = _detokenize(" ".join(paper["sentences"]["abstract"]))
                     out.write(json.dumps({"id": paper["id"], "title": paper.get("title", ""), "document": document,
                                           "summary": summary}, ensure_ascii=False) + "\n")
 
     return _build_once(f"{asset.name}-v1", write)
 
 
-KAOMOJI_MIN_EXAMPLES = 50   # emotions rarer than this among the core kaomoji are left out
+ASPECTS = ("challenge", "approach", "outcome")
 
 
-def build_kaomoji_emotions(asset: "EmbeddedAsset") -> Path:
-    """The "core" kaomoji (pure faces) of the kaomoji-dataset package with their emotions, as JSON Lines
-    rows {"text": kaomoji, "emotions": [...]}.
+def build_aclsum_highlights(asset: "EmbeddedAsset") -> Path:
+    """ACLSum's sentences with the aspects their annotators highlighted them for, as JSON Lines rows
+    {"text", "aspects": [...], "section", "paper"}, in ACLSum's own train / validation / test split (by paper).
 
-    Each entry's `emotion` list is the concatenation of synonym groups from a controlled vocabulary
-    ("happy, smile, glad, cheerful, joy" + "proud, triumph"); a group is named by its first word, the words
-    that open a group in the entries that carry a single group. Entries without any emotion, and emotions
-    on fewer than KAOMOJI_MIN_EXAMPLES faces, are left out.
+    ACLSum's experts marked, for each aspect summary (challenge, approach, outcome), the sentences of the
+    abstract, introduction and conclusion it draws on (`highlights`; not the automatic
+    `heuristic_highlights`). A sentence can serve several aspects or none: multi-label data.
     """
-    import gzip
     import json
-    from collections import Counter
 
     source = asset.package_path()
 
     def write(folder: Path) -> None:
-        with gzip.open(source, "rt", encoding="utf-8") as rows:
-            core = [entry for entry in map(json.loads, rows) if entry.get("tier") == "core"]
-        heads = {entry["emotion"][0] for entry in core if 3 <= len(entry["emotion"]) <= 5}
-        sets = [(entry["text"], list(dict.fromkeys(w for w in entry["emotion"] if w in heads))) for entry in core]
-        counts = Counter(label for _, labels in sets for label in labels)
-        kept = {label for label, n in counts.items() if n >= KAOMOJI_MIN_EXAMPLES}
-        with (folder / "kaomoji_emotions.jsonl").open("w", encoding="utf-8") as out:
-            for text, labels in sets:
-                labels = [label for label in labels if label in kept]
-                if labels:
-                    out.write(json.dumps({"text": text, "emotions": labels}, ensure_ascii=False) + "\n")
+        for name, target in (("train", "train"), ("val", "validation"), ("test", "test")):
+            with (source / f"{name}.jsonl").open(encoding="utf-8") as rows, \
+                    (folder / f"{target}.jsonl").open("w", encoding="utf-8") as out:
+                for line in rows:
+                    if not line.strip():
+                        continue
+                    paper = json.loads(line)
+                    for section, sentences in paper["sentences"].items():
+                        for i, sentence in enumerate(sentences):
+                            aspects = [a for a in ASPECTS if paper["highlights"][a][section][i]]
+                            out.write(json.dumps({"text": _detokenize(sentence), "aspects": aspects,
+                                                  "section": section, "paper": paper["id"]}) + "\n")
 
-    return _build_once(f"{asset.name}-v1", write) / "kaomoji_emotions.jsonl"
+    return _build_once(f"{asset.name}-v1", write)
 
 
-BUILDERS = {"aclsum": build_aclsum, "kaomoji": build_kaomoji_emotions, "bert2bert": build_bert2bert, "docstrings": build_docstring_summaries,
+def _detokenize(text: str) -> str:
+    """ACLSum's text is tokenized ("paper , we"): spaces before punctuation are removed."""
+    import re
+
+    text = re.sub(r"\s+([,.;:!?%)\]])", r"\1", text)
+    return re.sub(r"([(\[])\s+", r"\1", text)
+
+
+BUILDERS = {"aclsum": build_aclsum, "aclsum-highlights": build_aclsum_highlights, "bert2bert": build_bert2bert, "docstrings": build_docstring_summaries,
             "efficientnet-lite0": build_efficientnet_lite0}
 
 
@@ -440,19 +441,19 @@ DATASETS["sklearn-digits"] = EmbeddedAsset(
     format="sklearn-digits",
 )
 
-DATASETS["kaomoji-emotions"] = EmbeddedAsset(
-    name="kaomoji-emotions",
-    pip_package="kaomoji-dataset",
-    module="kaomoji_dataset",
-    path="data/kaomoji.jsonl.gz",
-    source="the 'core' kaomoji (Japanese text emoticons, pure faces) of the kaomoji-dataset package on PyPI "
-           "(FontVibe, CC-BY-4.0: 'Kaomoji data from FontVibe - https://fontvibe.ai/tools/kaomoji'), each with "
-           "the emotions of its entry (a controlled vocabulary; synonym groups named by their first word, those "
-           "on 50 faces or more)",
-    license="cc-by-4.0",
+DATASETS["aclsum-highlights"] = EmbeddedAsset(
+    name="aclsum-highlights",
+    pip_package="aclsum",
+    module="aclsum",
+    path="dataset",
+    source="ACLSum (Takeshita et al., NAACL 2024, from the aclsum package on PyPI, MIT): the 9,612 sentences of "
+           "the abstracts, introductions and conclusions of 250 ACL papers, each labelled with the aspects "
+           "(challenge, approach, outcome) whose summary its expert annotators highlighted it for (none, one or "
+           "several); ACLSum's own split by paper, train 100 / validation 50 / test 100 papers",
+    license="mit",
     format="json",
-    columns=(("text", "text"), ("labels", "emotions")),
-    build="kaomoji",
+    columns=(("text", "text"), ("labels", "aspects")),
+    build="aclsum-highlights",
 )
 
 DATASETS["crowdflower-tweet-confidence"] = EmbeddedAsset(

@@ -17,10 +17,9 @@ from hf_finetune.errors import DataError
 
 from conftest import run_cli
 
-ML_SETTINGS = ["--max-train-samples", "1200", "--max-eval-samples", "300", "--max-test-samples", "400",
-               "--num-train-epochs", "2", "--max-length", "24", "--learning-rate", "5e-4",
-               "--eval-strategy", "epoch"]
-REG_SETTINGS = ["--max-train-samples", "1200", "--max-eval-samples", "300", "--max-test-samples", "400",
+ML_SETTINGS = ["--max-train-samples", "1200", "--max-eval-samples", "200", "--max-test-samples", "300",
+               "--num-train-epochs", "2", "--max-length", "48", "--eval-strategy", "epoch"]
+REG_SETTINGS = ["--max-train-samples", "1200", "--max-eval-samples", "200", "--max-test-samples", "300",
                 "--num-train-epochs", "1", "--max-length", "48", "--eval-strategy", "epoch",
                 "--target-unit", "share of annotators"]
 
@@ -86,8 +85,10 @@ def test_threshold_is_tuned_on_validation_saved_and_used_by_predict(multi_label_
     threshold = config["multi_label_threshold"]
     assert config["problem_type"] == "multi_label_classification"
     assert threshold == metrics["validation"]["threshold"] == metrics["test"]["threshold"]
-    texts = tmp_path / "faces.txt"
-    texts.write_text("(◕‿◕)\n(╥﹏╥)\n(♥ω♥*)\n", encoding="utf-8")
+    texts = tmp_path / "sentences.txt"
+    texts.write_text("We propose a new parsing algorithm based on dynamic programming.\n"
+                     "Our experiments show an improvement of 5 points over the baseline.\n"
+                     "Current systems cannot handle long documents.\n", encoding="utf-8")
     out = tmp_path / "pred.jsonl"
     from hf_finetune.cli import main
 
@@ -157,16 +158,17 @@ def test_label_lists_separated_text_and_0_1_columns_read_the_same(tmp_path):
     assert encoded[1] == (names, [e for e, (_, ls) in zip(expected, rows) if ls])
 
 
-def test_iterative_stratification_keeps_every_label_in_both_parts():
+def test_iterative_stratification_gives_each_label_its_share():
     template, config = resolve_config("multi-label")
     raw, _, _ = data_mod.load_raw(template.default_dataset, config)
-    prepared = data_mod.encode_label_sets(raw, "emotions")
-    y = np.asarray(prepared[0]["train"]["labels"], dtype=int)
+    encoded, names = data_mod.encode_label_sets(raw, "aspects")
+    y = np.asarray(encoded["train"]["labels"], dtype=int)
     rest, held = data_mod.iterative_stratification(y, 0.1, seed=42)
     assert sorted(rest + held) == list(range(len(y)))
-    share = y[held].sum(axis=0) / y.sum(axis=0)
-    # every label (even one on 50 of ~8,000 rows) gets its 10% share within 2 points
-    assert np.all(np.abs(share - 0.1) <= 0.02), dict(zip(prepared[1], share.round(3)))
+    assert abs(len(held) - 0.1 * len(y)) <= 1
+    # each label's held-out count is its 10% share to within one row (a random split misses by ~6 rows)
+    wanted, got = 0.1 * y.sum(axis=0), y[held].sum(axis=0)
+    assert np.all(np.abs(got - wanted) <= 1.0), dict(zip(names, zip(got, wanted.round(1))))
 
 
 # ---------------------------------------------------------------------------------------------
