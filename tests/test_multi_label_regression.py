@@ -17,23 +17,32 @@ from hf_finetune.errors import DataError
 
 from conftest import run_cli
 
-ML_SETTINGS = ["--max-train-samples", "1200", "--max-eval-samples", "200", "--max-test-samples", "300",
-               "--num-train-epochs", "2", "--max-length", "48", "--eval-strategy", "epoch"]
-REG_SETTINGS = ["--max-train-samples", "1200", "--max-eval-samples", "200", "--max-test-samples", "300",
-                "--num-train-epochs", "1", "--max-length", "48", "--eval-strategy", "epoch",
-                "--target-unit", "share of annotators"]
+# measured on a loaded 2-core machine: test micro-F1 0.288 vs the prior's 0.182; MSE 0.0330 vs the mean's 0.0362
+ML_SETTINGS = ["--max-train-samples", "640", "--max-eval-samples", "150", "--max-test-samples", "300",
+               "--num-train-epochs", "2", "--max-length", "40", "--per-device-train-batch-size", "16",
+               "--eval-strategy", "epoch"]
+REG_SETTINGS = ["--max-train-samples", "800", "--max-eval-samples", "150", "--max-test-samples", "300",
+                "--num-train-epochs", "1", "--max-length", "40", "--per-device-train-batch-size", "16",
+                "--eval-strategy", "epoch", "--target-unit", "share of annotators"]
 
 
 def _settings(args: list[str]) -> dict:
     """The CLI flags above as API keywords, to rebuild the run's own splits here."""
-    pairs = dict(zip(args[::2], args[1::2]))
-    return {k.lstrip("-").replace("-", "_"): v for k, v in pairs.items()}
+    def value(text: str):
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    return {k.lstrip("-").replace("-", "_"): value(v) for k, v in zip(args[::2], args[1::2])}
 
 
 @pytest.fixture(scope="module")
 def multi_label_run(tmp_path_factory, session_env) -> Path:
     out = tmp_path_factory.mktemp("ml") / "run"
-    proc = run_cli(["multi-label", "--output-dir", out, *ML_SETTINGS], session_env)
+    proc = run_cli(["multi-label", "--output-dir", out, *ML_SETTINGS], session_env, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -41,7 +50,7 @@ def multi_label_run(tmp_path_factory, session_env) -> Path:
 @pytest.fixture(scope="module")
 def regression_run(tmp_path_factory, session_env) -> Path:
     out = tmp_path_factory.mktemp("reg") / "run"
-    proc = run_cli(["regression", "--output-dir", out, *REG_SETTINGS], session_env)
+    proc = run_cli(["regression", "--output-dir", out, *REG_SETTINGS], session_env, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
