@@ -132,6 +132,6 @@ class MultiLabelClassification(TextClassification):
             "# a sigmoid score per label (problem_type multi_label_classification); the threshold was tuned on\n"
             "# the validation split and saved in the model's config\n"
             "threshold = classifier.model.config.multi_label_threshold\n"
-            f"scores = classifier({text!r})\n"
+            f"scores = classifier([{text!r}])[0]   # every label's score for the one text\n"
             'print([s["label"] for s in scores if s["score"] >= threshold], scores)'
         )
