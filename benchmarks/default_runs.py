@@ -49,13 +49,18 @@ def run(task: str) -> Path:
 
 def baseline(task: str) -> dict | None:
     """For classification: the accuracy, on the run's own test split, of always answering the most frequent
-    training label (summarization's baseline is the zero-shot model, measured by the run itself)."""
+    training label; for multi-label and regression, the kind's baseline (the best constant label set, the
+    training mean); summarization's baseline is the zero-shot model, measured by the run itself."""
     from collections import Counter
 
     from hf_finetune import data as data_mod, kinds, resolve_config
 
     template, config = resolve_config(task)
     kind = kinds.get(template.kind)
+    if template.kind in ("multi-label-classification", "regression"):
+        # the kind's own trivial predictor (label-frequency prior / training mean) on the run's test split
+        prepared = data_mod.prepare(template, config, kind.roles)
+        return kind.baseline(prepared.splits["train"], prepared.splits["test"], prepared.labels, config)
     if not kind.classification:
         return None
     prepared = data_mod.prepare(template, config, kind.roles)

@@ -21,8 +21,11 @@ import results  # noqa: E402
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.S)
 TASK_METRICS = {"sentiment": ("accuracy", "f1"), "image-classification": ("accuracy", "f1"),
-                "summarization": ("rougeLsum", "rouge1", "rouge2")}
-NAMES = {"f1": "macro-F1", "rougeLsum": "ROUGE-Lsum", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "accuracy": "accuracy"}
+                "summarization": ("rougeLsum", "rouge1", "rouge2"),
+                "multi-label": ("f1_micro", "f1_macro", "subset_accuracy"), "regression": ("mse", "mae", "pearson")}
+NAMES = {"f1": "macro-F1", "rougeLsum": "ROUGE-Lsum", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "accuracy": "accuracy",
+         "f1_micro": "micro-F1", "f1_macro": "macro-F1", "subset_accuracy": "subset accuracy", "mse": "MSE",
+         "mae": "MAE", "pearson": "Pearson r"}
 
 
 def _minutes(seconds: float) -> str:
@@ -32,7 +35,7 @@ def _minutes(seconds: float) -> str:
 def default_runs() -> str:
     rows = ["| command | test split | fine-tuned | baseline on the same split | whole command | result file |",
             "|---|---|---|---|---:|---|"]
-    for task in ("sentiment", "summarization", "image-classification"):
+    for task in ("sentiment", "summarization", "image-classification", "multi-label", "regression"):
         name = f"default-{task}"
         if not (results.RESULTS / f"{name}.json").exists():
             continue
@@ -41,6 +44,9 @@ def default_runs() -> str:
         tuned = ", ".join(f"{NAMES[m]} **{record['test'][m]:.3f}**" for m in metrics)
         if record.get("zero_shot_test"):
             baseline = ", ".join(f"{NAMES[m]} {record['zero_shot_test'][m]:.3f}" for m in metrics) + " (zero-shot)"
+        elif "metrics" in (record.get("baseline") or {}):   # the kind's own trivial predictor
+            baseline = (", ".join(f"{NAMES[m]} {record['baseline']['metrics'][m]:.3f}" for m in metrics)
+                        + f" ({record['baseline']['name']})")
         else:
             baseline = f"accuracy {record['baseline']['majority_accuracy']:.3f} (majority class)"
         for extra in (record.get("run_baselines") or {}).get("also", []):

@@ -189,6 +189,8 @@ def _intended_use(info: dict[str, Any]) -> list[str]:
     """What the model is for and where it is weak, from the task, the data and the measured results."""
     labels = info.get("labels") or []
     task = info["pipeline_tag"].replace("-", " ")
+    if info.get("kind") in ("multi-label-classification", "regression"):   # served by the text-classification pipeline
+        task = "multi-label text classification" if info["kind"] != "regression" else "text regression"
     data = info["dataset"]["name"]
     lines = [f"{task.capitalize()} of inputs like those of the {data} data set"
              + (f", into {len(labels)} labels ({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''})."
@@ -265,6 +267,7 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         model_name=model_name,
         summary=summary,
         results_line=results_line,
+        task_notes=analysis.get("notes") or [],   # what the task kind decided: a threshold, a target's scaling
         label_rows=label_rows,
         has_per_class=bool(per_class),
         confusion_labels=[cell(n) for n in labels] if confusion else [],

@@ -345,6 +345,9 @@ def cmd_evaluate(argv: list[str], console: Console) -> int:
     parser.add_argument("--max-samples", type=int, default=None)
     parser.add_argument("--text-column", default=None)
     parser.add_argument("--label-column", default=None)
+    parser.add_argument("--label-columns", default=None, type=lambda v: [c.strip() for c in v.split(",") if c.strip()],
+                        help="Multi-label: several 0/1 columns, one per label.")
+    parser.add_argument("--label-separator", default=None, help="Multi-label: the separator of a label column of text.")
     parser.add_argument("--summary-column", default=None)
     parser.add_argument("--image-column", default=None)
     parser.add_argument("--output", default=None, help="Also write the metrics to this JSON file.")
@@ -354,6 +357,7 @@ def cmd_evaluate(argv: list[str], console: Console) -> int:
     result = evaluation.evaluate_run(args.run_dir, args.dataset, split=args.split, dataset_config=args.dataset_config,
                                      max_samples=args.max_samples, trust_remote_code=args.trust_remote_code, columns={
                                          "text_column": args.text_column, "label_column": args.label_column,
+                                         "label_columns": args.label_columns, "label_separator": args.label_separator,
                                          "summary_column": args.summary_column, "image_column": args.image_column})
     table = Table(title=f"{args.run_dir} on {args.dataset} ({result.get('split')})")
     table.add_column("metric")

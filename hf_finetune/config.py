@@ -65,9 +65,19 @@ class RunConfig:
         None, "Split for the final test metrics (default: 'test' if present, else a stratified split).", "data"
     )
     text_column: str | None = _opt(None, "Input text column (default: auto-detected).", "data",
-                                   kinds=("text-classification", "summarization"))
-    label_column: str | None = _opt(None, "Label column (default: auto-detected).", "data",
-                                    kinds=("text-classification", "image-classification"))
+                                   kinds=("text-classification", "summarization", "multi-label-classification",
+                                          "regression"))
+    label_column: str | None = _opt(None, "Label column (default: auto-detected); for multi-label a column of "
+                                          "label lists or of separated labels, for regression the number to predict.",
+                                    "data", kinds=("text-classification", "image-classification",
+                                                   "multi-label-classification", "regression"))
+    label_columns: list[str] | None = _opt(
+        None, "Multi-label: several 0/1 columns, one per label, e.g. toxic,obscene,insult (instead of "
+              "--label-column).", "data", kinds=("multi-label-classification",))
+    label_separator: str = _opt(",", "Multi-label: the separator of a label column of text, e.g. 'joy,surprise'.",
+                                "data", kinds=("multi-label-classification",))
+    target_unit: str | None = _opt(None, "Regression: what the target measures, for the card (e.g. 'stars, 1-5').",
+                                   "data", kinds=("regression",))
     summary_column: str | None = _opt(None, "Target summary column, for summarization (default: auto-detected).", "data",
                                       kinds=("summarization",))
     image_column: str | None = _opt(None, "Image column, for image classification (default: auto-detected).", "data",
@@ -75,7 +85,7 @@ class RunConfig:
     label_names: list[str] | None = _opt(
         None, "Names of integer labels 0, 1, ... in order, e.g. negative,positive (default: the data's own: a "
               "ClassLabel feature, or a label_names.txt beside the data, one name per line).", "data",
-        kinds=("text-classification", "image-classification"))
+        kinds=("text-classification", "image-classification", "multi-label-classification"))
     validation_size: float = _opt(0.1, "Fraction of train held out for validation when there is no such split.", "data")
     test_size: float = _opt(0.1, "Fraction of train held out for test when there is no such split.", "data")
     max_train_samples: int | None = _opt(None, "Use at most this many training examples.", "data")
@@ -122,7 +132,7 @@ class RunConfig:
         choices=["length_buckets", "group_by_length", "random", "sequential"],
     )
     length_buckets: int = _opt(8, "How many padded lengths 'length_buckets' may use.", "training",
-                               kinds=("text-classification",))
+                               kinds=("text-classification", "multi-label-classification", "regression"))
     torch_compile: bool = _opt(False, "Compile the model with torch.compile (pays off on long GPU runs).", "training")
     dataloader_num_workers: int | None = _opt(None, "Data-loading worker processes (default: 2 on a GPU, 0 on CPU).",
                                               "training")

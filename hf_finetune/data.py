@@ -94,6 +94,11 @@ class PreparedData:
             self.fingerprints[name] = digest.hexdigest()
 
     def label_counts(self, split: str) -> dict[str, int]:
+        if "labels" in self.splits[split].column_names:   # multi-label: rows that carry each label
+            import numpy as np
+
+            rows = np.asarray(self.splits[split]["labels"]).reshape(-1, len(self.labels))
+            return {name: int(rows[:, i].sum()) for i, name in enumerate(self.labels)}
         counts = Counter(self.splits[split]["label"])
         return {name: counts.get(i, 0) for i, name in enumerate(self.labels)}
 
@@ -326,19 +331,21 @@ def resolve_column(columns: list[str], role: str, given: str | None, candidates:
 
 
 TEXT_ROLES = ("text", "summary")
+COLUMN_FLAGS = {"labels": "label", "target": "label"}   # roles named by --label-column too
 
 
 def _plain_columns(splits: DatasetDict, mapping: dict[str, str]) -> DatasetDict:
     """Text roles hold strings (numbers are turned into text, with a note); nested values (lists,
     structs) in a text or label role are refused: they need another template."""
     for role, column in mapping.items():
-        if role not in (*TEXT_ROLES, "label"):
+        if role not in (*TEXT_ROLES, "label", "target"):
             continue
         feature = next(iter(splits.values())).features[column]
         if not isinstance(feature, (Value, ClassLabel)):
             what = "lists" if type(feature).__name__ in ("List", "Sequence", "LargeList") else f"{feature}"
-            hint = ("One label per row is what this template does; lists of labels (multi-label) are not supported "
-                    "yet." if role == "label" else f"Name a column of plain text with --{role}-column.")
+            hint = ("One label per row is what this template does; for a list of labels per row use the multi-label "
+                    "template: `hf-finetune multi-label` (the same --dataset and columns)." if role == "label"
+                    else f"Name a column of plain values with --{COLUMN_FLAGS.get(role, role)}-column.")
             raise DataError(f"The {role} column {column!r} holds {what}, not plain values.", hint)
         if role in TEXT_ROLES and isinstance(feature, Value) and feature.dtype not in ("string", "large_string"):
             log.warning("The %s column %r holds %s values; they are used as text.", role, column, feature.dtype)
@@ -356,11 +363,25 @@ def _label_names(values: list[Any], column: str) -> list[Any]:
             if isinstance(v, float) and (math.isinf(v) or not v.is_integer()):
                 raise DataError(
                     f"Label column {column!r} holds non-integer numbers (e.g. {v}); it looks like a regression target.",
-                    "This template classifies: give class labels (strings or whole numbers).")
+                    "This template classifies: give class labels (strings or whole numbers), or predict the number "
+                    "with the regression template: `hf-finetune regression` (the same --dataset and columns).")
         return sorted({int(v) for v in values})
     if kinds <= {str}:
-        return sorted(set(values))
+        distinct = sorted(set(values))
+        if len(distinct) > 2 and all(_is_number(v) for v in distinct) and any(
+                not float(v).is_integer() for v in distinct):
+            raise DataError(f"Label column {column!r} holds numbers with fractions as text (e.g. {distinct[0]!r}); "
+                            "it looks like a regression target.",
+                            "Predict the number with the regression template: `hf-finetune regression`.")
+        return distinct
     return sorted({str(v) for v in values})  # mixed types: compare as text
+
+
+def _is_number(value: str) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def _is_missing(value: Any) -> bool:
@@ -416,6 +437,163 @@ def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None,
     features["label"] = ClassLabel(names=label_names)
     ds = ds.map(to_ids, batched=True, remove_columns=[column], features=features, desc="Encoding labels")
     return ds, label_names
+
+
+LABEL_SETS = "__label_set__"   # the column that --label-columns are joined into
+
+
+def join_label_columns(raw: DatasetDict, config: RunConfig, roles: tuple[str, ...]) -> DatasetDict:
+    """Multi-label data as several 0/1 columns (``--label-columns a,b,c``): one column holding each row's
+    list of label names, which the label role then reads (a split without those columns, an unlabelled
+    test file, is left as it is)."""
+    columns = config.label_columns
+    if not columns or "labels" not in roles:
+        return raw
+    if config.label_column:
+        raise DataError("--label-column and --label-columns both name the labels.",
+                        "Give a column of label lists with --label-column, or several 0/1 columns with "
+                        "--label-columns, not both.")
+    out = DatasetDict()
+    for name, split in raw.items():
+        present = [c for c in columns if c in split.column_names]
+        if not present:
+            out[name] = split
+            continue
+        if len(present) < len(columns):
+            missing = next(c for c in columns if c not in split.column_names)
+            raise DataError(f"Split {name!r} has no column {missing!r} (--label-columns). "
+                            f"{did_you_mean(missing, split.column_names)}")
+        for column in columns:
+            bad = next((v for v in split[column] if not _is_missing(v) and str(v).strip().lower() not in
+                        ("0", "1", "0.0", "1.0", "true", "false")), None)
+            if bad is not None:
+                raise DataError(f"Column {column!r} (--label-columns) holds {bad!r}; each of those columns must be "
+                                "0 or 1 (the label is absent or present).",
+                                "Give a column of label lists with --label-column instead.")
+
+        def join(batch: dict[str, list]) -> dict[str, list]:
+            rows = zip(*(batch[c] for c in columns))
+            return {LABEL_SETS: [None if any(_is_missing(v) for v in row) else
+                                 [c for c, v in zip(columns, row) if str(v).strip().lower() in ("1", "1.0", "true")]
+                                 for row in rows]}
+
+        out[name] = split.map(join, batched=True, remove_columns=columns, desc="Joining label columns")
+    return out
+
+
+def encode_label_sets(ds: DatasetDict, column: str, names: list[str] | None = None, strict: bool = False,
+                      separator: str = ",") -> tuple[DatasetDict, list[str]]:
+    """Multi-label: a column of label lists (or of labels joined by ``separator``) becomes ``labels``, one
+    float 0/1 per label name (what BCEWithLogitsLoss takes), in the order of ``names`` or sorted."""
+    from datasets import Sequence
+
+    feature = next(iter(ds.values())).features[column]
+    inner = getattr(feature, "feature", None)
+    names_of_ids = list(inner.names) if isinstance(inner, ClassLabel) else None
+    is_list = type(feature).__name__ in ("List", "Sequence", "LargeList")
+    if not is_list and not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+        raise DataError(f"The label column {column!r} holds {feature}; multi-label needs a list of labels per row, "
+                        f"labels joined by {separator!r}, or several 0/1 columns.",
+                        "Name the columns with --label-columns a,b,c, or the separator with --label-separator.")
+
+    def as_set(value: Any) -> list[str] | None:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(separator) if part.strip()]
+        return [names_of_ids[v] if names_of_ids else str(v) for v in value]
+
+    seen = sorted({label for split in ds.values() for value in split[column] for label in (as_set(value) or [])})
+    label_names = list(names) if names else seen
+    index = {name: i for i, name in enumerate(label_names)}
+    unknown = [label for label in seen if label not in index]
+    if unknown and strict:
+        raise DataError(f"Label column {column!r} holds {', '.join(map(repr, unknown[:5]))}, which the label names "
+                        f"given ({', '.join(label_names)}) lack.", "Name every label, or leave the names out.")
+    if unknown:
+        log.warning("Ignoring labels the model does not know: %s", ", ".join(map(repr, unknown[:5])))
+
+    def to_rows(batch: dict[str, list]) -> dict[str, list]:
+        rows = []
+        for value in batch[column]:
+            labels = as_set(value)
+            if labels is None:
+                rows.append(None)
+                continue
+            row = [0.0] * len(label_names)
+            for label in labels:
+                if label in index:
+                    row[index[label]] = 1.0
+            rows.append(row)
+        return {"labels": rows}
+
+    features = _with(next(iter(ds.values())).features, column, None)
+    features["labels"] = Sequence(Value("float32"))
+    ds = ds.map(to_rows, batched=True, remove_columns=[column], features=features, desc="Encoding label sets")
+    return ds, label_names
+
+
+def encode_target(ds: DatasetDict, column: str) -> DatasetDict:
+    """Regression: the target column as float64 ``target``; text that is not a number is an error naming it."""
+    feature = next(iter(ds.values())).features[column]
+    if isinstance(feature, ClassLabel):
+        raise DataError(f"The target column {column!r} holds classes ({', '.join(feature.names[:5])}), not numbers.",
+                        "Classify them with `hf-finetune sentiment`, or name a numeric column with --label-column.")
+    for name, split in ds.items():
+        for value in split[column]:
+            if _is_missing(value) or isinstance(value, bool):
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise DataError(f"The target column {column!r} of split {name!r} holds {value!r}, not a number.",
+                                "Regression predicts one number per text: name a numeric column with "
+                                "--label-column, or classify with `hf-finetune sentiment`.") from None
+            if not math.isfinite(number):
+                raise DataError(f"The target column {column!r} of split {name!r} holds {value!r}.",
+                                "Give finite numbers (an empty cell drops the row).")
+
+    def to_float(batch: dict[str, list]) -> dict[str, list]:
+        return {"target": [None if _is_missing(v) else float(v) for v in batch[column]]}
+
+    features = _with(next(iter(ds.values())).features, column, None)
+    features["target"] = Value("float64")
+    return ds.map(to_float, batched=True, remove_columns=[column], features=features, desc="Reading the target")
+
+
+def iterative_stratification(rows: Any, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Split multi-label rows into (rest, held out) keeping each label's share in both, by iterative
+    stratification (Sechidis, Tsoumakas & Vlahavas, ECML 2011): the rarest label's rows are placed first,
+    each where that label is most wanted, ties by the fold size still wanted, then at random."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = np.asarray(rows, dtype=np.int64).reshape(len(rows), -1)
+    shares = np.array([1 - fraction, fraction])
+    wanted = shares * len(y)
+    wanted_per_label = np.outer(shares, y.sum(axis=0)).astype(np.float64)
+    fold = np.full(len(y), -1)
+    left = np.ones(len(y), dtype=bool)
+
+    def place(i: int, candidates: np.ndarray) -> None:
+        if len(candidates) > 1:
+            candidates = candidates[wanted[candidates] == wanted[candidates].max()]
+        f = int(rng.choice(candidates))
+        fold[i], left[i] = f, False
+        wanted[f] -= 1
+        wanted_per_label[f] -= y[i]
+
+    while left.any():
+        counts = y[left].sum(axis=0)
+        if not counts.any():   # rows without any label: by fold size alone
+            for i in rng.permutation(np.flatnonzero(left)):
+                place(int(i), np.array([0, 1]))
+            break
+        label = int(np.where(counts > 0, counts, np.iinfo(np.int64).max).argmin())
+        for i in rng.permutation(np.flatnonzero(left & (y[:, label] > 0))):
+            need = wanted_per_label[:, label]
+            place(int(i), np.flatnonzero(need == need.max()))
+    return np.flatnonzero(fold == 0).tolist(), np.flatnonzero(fold == 1).tolist()
 
 
 def _with(features: Any, column: str, feature: Any) -> Any:
@@ -494,13 +672,16 @@ def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = 
     if not ref:
         raise DataError(f"Task {template.name!r} has no default data set; pass --dataset.")
     raw, source, declared = load_raw(ref, config)
+    raw = join_label_columns(raw, config, roles)
+    if config.label_columns and "labels" in roles:
+        declared = {**declared, "labels": LABEL_SETS}
     train_name = _pick_split(raw, config.train_split, (), "training", source) or config.train_split
     mapping = _map_columns(raw[train_name], roles, config, template, declared, source)
     splits, origin, unlabelled = _data_splits(raw, train_name, config, mapping, source)
     names, strict = labels, False
-    if not names and "label" in roles:
-        names, strict = config.label_names or _label_names_file(ref, source), True
-    splits, labels, dropped = _clean(splits, mapping, roles, names, strict, ref, origin)
+    if not names and ("label" in roles or "labels" in roles):
+        names, strict = config.label_names or config.label_columns or _label_names_file(ref, source), True
+    splits, labels, dropped = _clean(splits, mapping, roles, names, strict, ref, origin, config.label_separator)
     if "test" in splits and len(splits["test"]) == 0 and "label" in roles:
         del splits["test"]   # every test label empty: e.g. a Hub benchmark's test split with label -1
         unlabelled = origin.pop("test")
@@ -514,6 +695,9 @@ def prepare(template: TaskTemplate, config: RunConfig, roles: tuple[str, ...] = 
         splits["test"] = splits["validation"]
         origin["test"] = (f"{origin['validation']}: split {unlabelled} has no labels, so the final "
                           "metrics are taken on the validation split, which also chose the best checkpoint")
+    if "labels" in roles and len(labels) < 2:
+        raise DataError(f"The label column {mapping['labels']!r} holds {len(labels)} distinct label(s); multi-label "
+                        "classification needs at least two.", "Check the label column and --label-separator.")
     splits, origin = _hold_out(splits, origin, config, roles)
     for role, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples),
                         ("test", config.max_test_samples)):
@@ -533,6 +717,9 @@ def prepare_split(template: TaskTemplate, config: RunConfig, roles: tuple[str, .
     dropped with a count."""
     ref = config.dataset
     raw, source, declared = load_raw(ref, config)
+    raw = join_label_columns(raw, config, roles)
+    if config.label_columns and "labels" in roles:
+        declared = {**declared, "labels": LABEL_SETS}
     name = _pick_split(raw, split, (), "evaluation", source)
     if name is None:
         name = next((n for n in ("test",) if n in raw), None) or (next(iter(raw)) if len(raw) == 1 else None) \
@@ -542,7 +729,8 @@ def prepare_split(template: TaskTemplate, config: RunConfig, roles: tuple[str, .
                         "Name one with --split.")
     mapping = _map_columns(raw[name], roles, config, template, declared, source)
     origin = {"test": source.split_label(name)}
-    splits, labels, dropped = _clean(DatasetDict(test=raw[name]), mapping, roles, labels, False, ref, origin)
+    splits, labels, dropped = _clean(DatasetDict(test=raw[name]), mapping, roles, labels, False, ref, origin,
+                                     config.label_separator)
     if len(splits["test"]) == 0:
         raise DataError(f"Split {origin['test']!r} has no rows with every column ({', '.join(mapping.values())}) "
                         "filled" + (" with a label the model knows." if "label" in roles else "."))
@@ -559,10 +747,11 @@ def _map_columns(split: Dataset, roles: tuple[str, ...], config: RunConfig, temp
     columns = split.column_names
     mapping: dict[str, str] = {}
     for role in roles:
-        given = getattr(config, f"{role}_column", None) or declared.get(role)
+        flag = COLUMN_FLAGS.get(role, role)
+        given = getattr(config, f"{flag}_column", None) or declared.get(role)
         try:
             mapping[role] = resolve_column(columns, role, given, template.columns.get(role, []),
-                                           f"--{role}-column")
+                                           f"--{flag}-column")
         except DataError as err:
             if not given and looks_headerless(columns):
                 raise DataError(f"Could not find the {role} column: the file seems to have no header row, so its "
@@ -609,7 +798,8 @@ def _data_splits(raw: DatasetDict, train_name: str, config: RunConfig, mapping: 
     unlabelled = None
     for name, split in list(splits.items()):
         missing = [c for c in mapping.values() if c not in split.column_names]
-        if name == "test" and missing == [mapping.get("label")]:
+        target = mapping.get("label") or mapping.get("labels") or mapping.get("target")
+        if name == "test" and missing == [target]:
             unlabelled = origin.pop("test")     # a benchmark's test file without labels: set aside
             del splits["test"]
             continue
@@ -622,14 +812,19 @@ def _data_splits(raw: DatasetDict, train_name: str, config: RunConfig, mapping: 
 
 
 def _clean(splits: DatasetDict, mapping: dict[str, str], roles: tuple[str, ...], names: list[str] | None,
-           strict: bool, ref: str, origin: dict[str, str]) -> tuple[DatasetDict, list[str], dict[str, int]]:
+           strict: bool, ref: str, origin: dict[str, str],
+           separator: str = ",") -> tuple[DatasetDict, list[str], dict[str, int]]:
     """Role-named plain columns, labels as one ClassLabel, images decoded lazily, empty rows dropped."""
     splits = DatasetDict({k: v.select_columns(list(mapping.values())) for k, v in splits.items()})
     splits = _plain_columns(splits, mapping)
     labels: list[str] = []
     if "label" in roles:
         splits, labels = encode_labels(splits, mapping["label"], names, strict)
-    renames = {col: role for role, col in mapping.items() if col != role and role != "label"}
+    if "labels" in roles:
+        splits, labels = encode_label_sets(splits, mapping["labels"], names, strict, separator)
+    if "target" in roles:
+        splits = encode_target(splits, mapping["target"])
+    renames = {col: role for role, col in mapping.items() if col != role and role not in ("label", "labels", "target")}
     if renames:
         splits = splits.rename_columns(renames)
     if "image" in roles:
@@ -652,7 +847,15 @@ def _hold_out(splits: DatasetDict, origin: dict[str, str], config: RunConfig,
         if len(train) < 4:
             raise DataError(f"The training split has only {len(train)} rows; too few to hold out a {role} split.")
         how = "random"
-        if "label" in roles:
+        if "labels" in roles:
+            rest, held = iterative_stratification(train["labels"], fraction, config.seed)
+            splits["train"], splits[role] = train.select(rest), train.select(held)
+            origin[role] = (f"{fraction:.0%} hold-out of {origin['train']} by iterative stratification of the label "
+                            f"sets, seed {config.seed}")
+            continue
+        if "target" in roles:
+            parts, how = _hold_out_by_quantiles(train, fraction, config.seed)
+        elif "label" in roles:
             try:
                 parts = train.train_test_split(test_size=fraction, seed=config.seed, stratify_by_column="label")
                 how = "stratified"
@@ -664,6 +867,22 @@ def _hold_out(splits: DatasetDict, origin: dict[str, str], config: RunConfig,
         splits["train"], splits[role] = parts["train"], parts["test"]
         origin[role] = f"{how} {fraction:.0%} hold-out of {origin['train']}, seed {config.seed}"
     return splits, origin
+
+
+def _hold_out_by_quantiles(train: Dataset, fraction: float, seed: int) -> tuple[DatasetDict, str]:
+    """Regression: a hold-out stratified by the target's deciles, so both parts span its range."""
+    import numpy as np
+
+    values = np.asarray(train["target"], dtype=np.float64)
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, 11)[1:-1]))
+    binned = train.add_column("_bin", np.searchsorted(edges, values, side="right").tolist())
+    binned = binned.cast_column("_bin", ClassLabel(num_classes=len(edges) + 1))
+    try:
+        parts = binned.train_test_split(test_size=fraction, seed=seed, stratify_by_column="_bin")
+        how = "target-decile stratified"
+    except ValueError:
+        parts, how = binned.train_test_split(test_size=fraction, seed=seed), "random"
+    return DatasetDict({k: v.remove_columns("_bin") for k, v in parts.items()}), how
 
 
 def _label_names_file(ref: str, source: DataSource) -> list[str] | None:

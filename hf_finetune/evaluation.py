@@ -55,6 +55,7 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str | None = None,
     model = modeling.load_model(template, model_source)
     kind.prefix = info.get("prefix", "")
     kind.model_config = model.config
+    kind.use_trained(model.config)
     if template.kind == "summarization":
         config.max_target_length = config.max_target_length or max(8, (model.generation_config.max_length or 65) - 1)
     tokenized, _ = kind.preprocess(prepared, processor, config, template)

@@ -188,6 +188,9 @@ def predict(model_ref: str, inputs: list[str], *, batch_size: int = 32, token: s
             return tokenizer(data_mod.bounded(chunk, limit), return_tensors="pt", padding=True, truncation=True,
                              max_length=limit)
     id2label = model.config.id2label
+    problem = getattr(model.config, "problem_type", None)
+    if problem in ("multi_label_classification", "regression"):
+        return _predict_scores(model, encode, inputs, batch_size, device, progress)
     for chunk in batches(inputs, batch_size):
         enc = encode(chunk).to(device)
         with torch.inference_mode():
@@ -201,11 +204,39 @@ def predict(model_ref: str, inputs: list[str], *, batch_size: int = 32, token: s
     return results
 
 
+def _predict_scores(model: Any, encode: Any, inputs: list[str], batch_size: int, device: str,
+                    progress: Any) -> list[dict[str, Any]]:
+    """Multi-label: every label whose sigmoid score reaches the threshold saved at training (tuned on the
+    validation split). Regression: the output mapped back to the target's units with the saved scaling."""
+    config = model.config
+    threshold = float(getattr(config, "multi_label_threshold", None) or 0.5)
+    scaling = getattr(config, "regression_target", None) or {"mean": 0.0, "std": 1.0, "name": "score"}
+    results: list[dict[str, Any]] = []
+    for chunk in batches(inputs, batch_size):
+        enc = encode(chunk).to(device)
+        with torch.inference_mode():
+            logits = model(**enc).logits.float().cpu()
+        for value, row in zip(chunk, logits):
+            if config.problem_type == "regression":
+                results.append({"input": value,
+                                scaling["name"]: round(float(row[0]) * scaling["std"] + scaling["mean"], 6)})
+                continue
+            scores = row.sigmoid()
+            results.append({"input": value,
+                            "labels": [config.id2label[i] for i, p in enumerate(scores) if float(p) >= threshold],
+                            "threshold": threshold,
+                            "scores": {config.id2label[i]: round(float(p), 6) for i, p in enumerate(scores)}})
+        if progress:
+            progress(len(chunk))
+    return results
+
+
 def write(results: list[dict[str, Any]], output: str | None) -> None:
     """JSON Lines (default, or a .jsonl path) or CSV (a .csv path)."""
     if output and output.lower().endswith(".csv"):
         # every class's score as a column of its own: score:<label>
-        flat = [{**{k: v for k, v in r.items() if k != "scores"},
+        flat = [{**{k: (json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v)   # multi-label sets
+                    for k, v in r.items() if k != "scores"},
                  **{f"score:{label}": p for label, p in (r.get("scores") or {}).items()}} for r in results]
         keys = list(flat[0]) if flat else ["input"]
         tmp = Path(output + ".partial")

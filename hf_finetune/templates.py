@@ -35,7 +35,8 @@ from . import hpsearch
 from .config import RunConfig, check_keys, coerce, read_yaml
 from .errors import ConfigError, did_you_mean
 
-KINDS = ("text-classification", "summarization", "image-classification")
+KINDS = ("text-classification", "summarization", "image-classification", "multi-label-classification",
+         "regression")
 _TOP_KEYS = {"name", "description", "kind", "pipeline_tag", "model", "data", "collator", "trainer",
              "metrics", "metric_for_best_model", "greater_is_better", "defaults", "card", "search_space"}
 _SECTION_KEYS = {

@@ -562,6 +562,7 @@ def _train_and_measure(job: _Run, trainer: Any, progress: ProgressCallback, stop
     validation = _best_eval(history, trainer.state.best_global_step)
     if validation is None:  # no evaluation during training
         validation = _split_metrics(trainer.evaluate(job.tokenized["validation"], metric_key_prefix="eval"), "eval_")
+    job.kind.after_validation(job.model, validation)   # e.g. fix the threshold the kept checkpoint was tuned at
     test_output = trainer.predict(job.tokenized["test"], metric_key_prefix="test")
     test = _split_metrics(test_output.metrics, "test_")
     return _Outcome(train_output, train_seconds, history, validation, test, zero_shot, test_output)
@@ -599,7 +600,7 @@ def _write_run_dir(job: _Run, trainer: Any, outcome: _Outcome, run: RunDir, run_
     kind.save_example(job.prepared.splits["test"], run.path / EXAMPLE)
     analysis = kind.analyse(job.prepared.splits["test"], outcome.test_output.predictions,
                             outcome.test_output.label_ids, job.prepared.labels)
-    if analysis and len(job.prepared.labels) <= 30:
+    if analysis and analysis.get("confusion") and len(job.prepared.labels) <= 30:
         outputs.plot_confusion(analysis["confusion"], job.prepared.labels, run.path / CONFUSION)
     info = {**_run_info(job, trainer, outcome.test), "test_analysis": analysis, "run_id": run_id,
             "fingerprint": _digest(job.fingerprint), "baseline": _baseline(job),

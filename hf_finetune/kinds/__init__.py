@@ -10,10 +10,13 @@ from __future__ import annotations
 from ..errors import ConfigError, did_you_mean
 from .base import TaskKind
 from .image_classification import ImageClassification
+from .multi_label import MultiLabelClassification
+from .regression import Regression
 from .summarization import Summarization
 from .text_classification import TextClassification
 
-_KINDS: dict[str, type[TaskKind]] = {k.name: k for k in (TextClassification, Summarization, ImageClassification)}
+_KINDS: dict[str, type[TaskKind]] = {k.name: k for k in (TextClassification, Summarization, ImageClassification,
+                                                          MultiLabelClassification, Regression)}
 
 
 def register(kind: type[TaskKind]) -> type[TaskKind]:

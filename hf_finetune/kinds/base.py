@@ -92,6 +92,14 @@ class TaskKind:
     def example(self, split: Any) -> str | None:
         return str(split[0][self.input_role])[:200] if len(split) else None
 
+    def use_trained(self, model_config: Any) -> None:
+        """Scoring a trained model (`evaluate`): take what training saved in its config (a threshold, a
+        target's scaling) instead of deciding it from the data."""
+
+    def after_validation(self, model: Any, validation: dict[str, float]) -> None:
+        """Fix what the kept checkpoint's validation metrics decided (a tuned threshold) before the test split
+        is scored, and save it in the model's config."""
+
     def baseline(self, train: "datasets.Dataset", test: "datasets.Dataset", labels: list[str] | None,
                  config: RunConfig) -> dict | None:
         """A trivial predictor's metrics on the test split, for the card: {"name": str, "metrics": {...}}.

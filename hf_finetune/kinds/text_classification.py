@@ -18,6 +18,11 @@ class TextClassification(TaskKind):
     roles = ("text", "label")
     classification = True
     length_buckets = True
+    target_role = "label"   # the column that becomes the model's `labels`
+
+    def targets(self, values: list) -> list:
+        """The model's `labels` from the target column's values (as they are, for class ids)."""
+        return values
 
     def preprocess(self, data: Any, processor: Any, config: RunConfig,
                    template: TaskTemplate) -> tuple[DatasetDict, bool]:
@@ -29,11 +34,12 @@ class TextClassification(TaskKind):
         def tokenize(batch: dict[str, list]) -> dict[str, list]:
             texts = data_mod.bounded([prefix + t for t in batch["text"]], max_length)
             enc = tokenizer(texts, truncation=True, max_length=max_length)
-            enc["labels"] = batch["label"]
+            enc["labels"] = self.targets(batch[self.target_role])
             return dict(enc)
 
         out, all_cached = DatasetDict(), True
-        key = [self.name, data_mod.processor_identity(tokenizer), max_length, prefix, data_mod.CHARS_PER_TOKEN, "v2"]
+        key = [self.name, data_mod.processor_identity(tokenizer), max_length, prefix, data_mod.CHARS_PER_TOKEN, "v2",
+               *self.cache_key()]
         for split, ds in data.splits.items():
             out[split], cached = data_mod.map_cached(ds, tokenize, [data.fingerprints[split], *key], split,
                                                      f"Tokenizing {split}")
@@ -50,6 +56,10 @@ class TextClassification(TaskKind):
             result["also"] = [baselines.tfidf_logistic_regression(train["text"], train["label"], test["text"],
                                                                   test["label"], config.seed)]
         return result
+
+    def cache_key(self) -> list:
+        """What else decides the tokenized `labels` (a regression target's scaling)."""
+        return []
 
     def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
         text = " ".join((example or "I love this!").split())
