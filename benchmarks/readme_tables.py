@@ -32,6 +32,15 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s"
 
 
+def _lengths(metrics: dict) -> str:
+    """For generated text: how long the outputs were and how many ended on their own."""
+    if "gen_len" not in metrics:
+        return ""
+    ended = metrics.get("stopped_before_cap")
+    return (f" (mean output {metrics['gen_len']:.0f} tokens"
+            + (f", {ended:.0%} ended before the length cap)" if ended is not None else ")"))
+
+
 def default_runs() -> str:
     rows = ["| command | test split | fine-tuned | baseline on the same split | whole command | result file |",
             "|---|---|---|---|---:|---|"]
@@ -41,7 +50,7 @@ def default_runs() -> str:
             continue
         record = results.read(name)["figures"]
         metrics = TASK_METRICS[task]
-        tuned = ", ".join(f"{NAMES[m]} **{record['test'][m]:.3f}**" for m in metrics)
+        tuned = ", ".join(f"{NAMES[m]} **{record['test'][m]:.3f}**" for m in metrics) + _lengths(record["test"])
         if record.get("zero_shot_test"):
             baseline = ", ".join(f"{NAMES[m]} {record['zero_shot_test'][m]:.3f}" for m in metrics) + " (zero-shot)"
         elif "metrics" in (record.get("baseline") or {}):   # the kind's own trivial predictor
@@ -83,8 +92,10 @@ def defaults_study() -> str:
     """Per template: the previous default, the candidates, the search, and the baselines on the same test split."""
     rows = ["| template | setting (command) | validation | test | whole command | result file |",
             "|---|---|---:|---:|---:|---|"]
-    for task in ("sentiment", "summarization", "image-classification"):
-        name = f"defaults-{task}"
+    studies = [(task, f"defaults-{task}") for task in ("sentiment", "summarization", "image-classification",
+                                                      "multi-label", "regression")]
+    studies.append(("image-classification on Animal-MNIST", "defaults-image-classification-animal-mnist"))
+    for task, name in studies:
         if not (results.RESULTS / f"{name}.json").exists():
             continue
         figures = results.read(name)["figures"]
@@ -93,7 +104,7 @@ def defaults_study() -> str:
             compared = sum("hp-search" not in r for r in figures["rows"]) > 1
             label = f"**{row}**" + (" (chosen)" if compared else "") if row == chosen else row
             rows.append(f"| {task} | {label}: `{r['command']}` | {NAMES[metric]} {r['validation'][metric]:.3f} "
-                        f"| {NAMES[metric]} **{r['test'][metric]:.3f}** | {_minutes(r['wall_seconds'])} "
+                        f"| {NAMES[metric]} **{r['test'][metric]:.3f}**{_lengths(r['test'])} | {_minutes(r['wall_seconds'])} "
                         f"| `{r.get('source') or f'benchmarks/results/{name}.json'}` |")
         row = figures["rows"][chosen or next(iter(figures["rows"]))]
         source = (row.get("source") if not row.get("baseline_measured_by") else None) or f"benchmarks/results/{name}.json"

@@ -19,6 +19,7 @@ from .rundir import CARD, CONFUSION, CURVES, RunDir
 HYPERPARAMETERS = ["learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
                    "per_device_eval_batch_size", "gradient_accumulation_steps", "weight_decay", "warmup_steps",
                    "lr_scheduler_type", "seed", "max_length", "train_sampling_strategy", "early_stopping_patience"]
+KIND_HYPERPARAMETERS = {"image-classification": ["image_size", "image_augmentation"]}   # what else shapes the run
 
 
 FINAL_ROW_NAMES = {"zero_shot_test": "test, base model before fine-tuning (zero-shot)",
@@ -285,7 +286,9 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         data_stats=_data_stats(info),
         best_metric=info["metric_for_best_model"],
         tracking=_tracking(config),
-        hyperparameters={**{k: cell(_plain(config.get(k))) for k in HYPERPARAMETERS if config.get(k) is not None},
+        hyperparameters={**{k: cell(_plain(config.get(k)))
+                            for k in [*HYPERPARAMETERS, *KIND_HYPERPARAMETERS.get(info.get("kind"), [])]
+                            if config.get(k) is not None},
                          **({"precision": info["precision"]} if info.get("precision") else {})},
         install=info.get("install"),
         hf_finetune_version=info.get("versions", {}).get("hf-finetune", ""),

@@ -96,8 +96,9 @@ class RunConfig:
                                         "(default: the model processor's size).", "data",
                                   kinds=("image-classification",))
     image_augmentation: str = _opt(
-        "crop+flip", "Image classification: training augmentation, 'crop+flip', 'crop' or 'none'.", "data",
-        choices=["crop+flip", "crop", "none"], kinds=("image-classification",))
+        "crop+flip", "Image classification: training augmentation, 'crop+flip', 'crop', 'shift' (small random "
+                     "translation and rotation, nothing cut away: for digits, glyphs, icons) or 'none'.", "data",
+        choices=["crop+flip", "crop", "shift", "none"], kinds=("image-classification",))
     max_target_length: int | None = _opt(
         None, "Summarization: truncate/generate targets to this many tokens "
               "(default: the 95th percentile of the training summaries).", "data", kinds=("summarization",))

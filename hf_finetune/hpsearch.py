@@ -76,14 +76,15 @@ class BestOfTrial:
     def __init__(self, metric: str, greater_is_better: bool):
         self.key, self.sign = f"eval_{metric}", 1 if greater_is_better else -1
         self.best: float | None = None
+        self.best_loss: float | None = None   # the validation loss there: what shows a trial was trained again
 
     def reset(self) -> None:
-        self.best = None
+        self.best = self.best_loss = None
 
     def __call__(self, metrics: dict[str, float]) -> float:
         value = float(metrics[self.key])
         if self.best is None or self.sign * value > self.sign * self.best:
-            self.best = value
+            self.best, self.best_loss = value, metrics.get("eval_loss")
         return self.best
 
 
@@ -95,6 +96,7 @@ class TrialProgress(TrainerCallback):
         self.say, self.n_trials, self.names, self.objective, self.progress = say, n_trials, names, objective, progress
         self.number, self.best, self._t0 = 0, None, 0.0
         self.batch_sizes: list[int | None] = []   # what each trial's training data loader really used
+        self.losses: list[float | None] = []       # each trial's validation loss at its best evaluation
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.number += 1
@@ -113,6 +115,7 @@ class TrialProgress(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         value = self.objective.best
+        self.losses.append(self.objective.best_loss)
         if value is not None and (self.best is None or self.objective.sign * value > self.objective.sign * self.best):
             self.best = value
         self.say(f"hp-search trial {self.number}/{self.n_trials}: validation {self.objective.key[5:]} "
@@ -166,10 +169,11 @@ def run(trainer: Any, model_init: Callable[[], Any], *, config: config_mod.RunCo
         backend="optuna", storage=storage, study_name=name, sampler=optuna.samplers.TPESampler(seed=config.seed),
         pruner=optuna.pruners.NopPruner())
     study = optuna.load_study(study_name=name, storage=storage)
-    used = trials_progress.batch_sizes
+    used, losses = trials_progress.batch_sizes, trials_progress.losses
     trials = [{"number": t.number, "params": t.params, "value": t.value, "state": t.state.name,
                "seconds": round(t.duration.total_seconds(), 1) if t.duration else None,
-               "train_batch_size": used[t.number] if t.number < len(used) else None} for t in study.trials]
+               "train_batch_size": used[t.number] if t.number < len(used) else None,
+               "validation_loss": losses[t.number] if t.number < len(losses) else None} for t in study.trials]
     chosen = {k: config_mod.coerce(k, v, "hp-search") for k, v in best.hyperparameters.items()}
     say(f"hp-search best: trial {int(best.run_id) + 1}, validation {metric} {best.objective:.4f}: "
         + ", ".join(f"{k} {_plain(v)}" for k, v in chosen.items()) + "; training it")

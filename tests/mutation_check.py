@@ -109,6 +109,13 @@ BREAKS = [   # (what breaks, file, exact text, its replacement, the tests that m
  ("no note on a small validation split", "hf_finetune/training.py",
   "    if count < MIN_VALIDATION:", "    if count > MIN_VALIDATION:",
   "tests/test_baselines_and_search.py::test_small_held_out_validation_is_said_in_the_output_and_the_card"),
+ ("the shift augmentation is never applied", "hf_finetune/kinds/image_classification.py",
+  '        shift = config.image_augmentation == "shift"', "        shift = False",
+  "tests/test_image_classification.py::test_shift_augmentation_moves_a_digit_and_keeps_every_stroke"),
+ ("a trial trains from another random state than the run", "hf_finetune/training.py",
+  "        # dropout masks and other worker seeds and lands elsewhere (0.988 vs 0.938 on digits).\n        set_seed(job.config.seed)\n",
+  "        # dropout masks and other worker seeds and lands elsewhere (0.988 vs 0.938 on digits).\n",
+  "tests/test_baselines_and_search.py::test_search_trains_the_best_trial_and_records_it"),
 ]
 only = sys.argv[1:]
 out = []

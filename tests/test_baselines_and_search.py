@@ -82,6 +82,11 @@ def test_search_trains_the_best_trial_and_records_it(searched):
         assert 1e-5 <= t["params"]["learning_rate"] <= 1e-2 and t["params"]["per_device_train_batch_size"] in (8, 16)
     for t in search["trials"]:     # each trial's data loader used the batch size the trial reports
         assert t["train_batch_size"] == t["params"]["per_device_train_batch_size"], t
+    # the trained run is the best trial again: same seed, same path through Trainer.train(model_init), so its
+    # kept checkpoint scores what the trial scored (the search's figure is the run's, not a lucky draw)
+    validation = read_json(out / "metrics.json")["validation"]
+    assert validation["f1"] == pytest.approx(best["value"], abs=1e-6)
+    assert validation["loss"] == pytest.approx(best["validation_loss"], abs=1e-5)
     saved = yaml.safe_load((out / "run_config.yaml").read_text())
     assert saved["hp_search"] is None                               # a repeat needs no search
     for name, value in best["params"].items():

@@ -35,6 +35,7 @@ def test_image_folder_run_skips_the_corrupt_file_and_loads_in_pipeline(tiny_vit,
     assert {p["label"] for p in predictions} == {"blue", "red"}
     card = (out / "README.md").read_text()
     assert 'pipeline("image-classification"' in card and "example.png" in card
+    assert "| image_augmentation | crop+flip |" in card          # what shaped the training images, on the card
 
 
 def test_csv_with_image_paths(tiny_vit, image_folder, tmp_path):
@@ -63,3 +64,44 @@ def test_only_corrupt_images_is_a_clear_error(tiny_vit, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "No readable image" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_shift_augmentation_moves_a_digit_and_keeps_every_stroke():
+    """The digits default trains with 'shift': a random crop would cut strokes off (and a flip make
+    another glyph), so what must hold is that the ink is moved, not lost."""
+    import random
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from hf_finetune.config import RunConfig
+    from hf_finetune.kinds.image_classification import random_shift
+
+    digit = Image.new("L", (64, 64))
+    ImageDraw.Draw(digit).rectangle((24, 16, 40, 48), outline=255, width=4)   # a "0", away from the border
+    ink = np.asarray(digit, dtype=float).sum()
+    shifted = [np.asarray(random_shift(digit, random.Random(seed)), dtype=float) for seed in range(20)]
+    assert all(s.shape == (64, 64) for s in shifted)
+    assert all(abs(s.sum() - ink) / ink < 0.1 for s in shifted)              # every stroke is still there
+    moved = [np.abs(s - np.asarray(digit, dtype=float)).sum() / ink for s in shifted]
+    assert min(moved) > 0.05                                                  # ... and moved each time
+    assert len({round(m, 3) for m in moved}) > 10                             # by a different amount
+
+    # and the training transform applies it (validation and test images are left as they are)
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+    from transformers import ViTImageProcessor
+
+    from hf_finetune.kinds.image_classification import ImageClassification
+
+    def first_pixels(augmentation: str, split: str) -> list:
+        data = SimpleNamespace(splits={split: Dataset.from_dict({"image": [digit], "label": [0]})}, dropped={})
+        prepared, _ = ImageClassification().preprocess(data, ViTImageProcessor(size={"height": 32, "width": 32}),
+                                                       RunConfig(image_augmentation=augmentation), None)
+        return [prepared[split][0]["pixel_values"] for _ in range(3)]
+
+    train = first_pixels("shift", "train")
+    assert not (train[0] == train[1]).all() and not (train[1] == train[2]).all()
+    assert all((p == first_pixels("none", "train")[0]).all() for p in first_pixels("none", "train"))
+    assert all((p == first_pixels("shift", "test")[0]).all() for p in first_pixels("shift", "test"))

@@ -38,6 +38,27 @@ def test_target_length_comes_from_the_data_not_the_default_20(tiny_seq2seq):
     assert length >= int(np.percentile([n + 2 for n in range(30, 60)], 95))
 
 
+def test_stopped_before_cap_counts_the_summaries_that_ended(tiny_seq2seq):
+    """The figure that tells a model that learned to end a summary from one that runs to the length cap."""
+    from types import SimpleNamespace
+
+    from transformers import EvalPrediction
+
+    from hf_finetune.config import RunConfig
+    from hf_finetune.kinds.summarization import Summarization
+
+    tokenizer = _tokenizer(tiny_seq2seq)
+    kind = Summarization()
+    kind.model_config = SimpleNamespace(eos_token_id=7)
+    pad = tokenizer.pad_token_id
+    words = [i for i in range(10, 40) if i not in (7, pad)]
+    generated = np.array([[0, *words[:3], 7, pad, pad], [0, *words[3:9]], [0, *words[9:12], 7, pad, pad],
+                          [0, *words[12:18]]])
+    compute = kind.compute_metrics(metrics.MetricSuite([("rouge", {})]), tokenizer, RunConfig())
+    result = compute(EvalPrediction(predictions=generated, label_ids=generated))
+    assert result["stopped_before_cap"] == 0.5 and result["rougeLsum"] == pytest.approx(1.0)
+
+
 def test_rouge_lsum_splits_sentences_without_nltk():
     rouge = metrics.load("rouge")
     prediction = "The cat sat on the mat. It was happy."
@@ -57,7 +78,7 @@ def test_seq2seq_run_reports_zero_shot_and_after(tiny_seq2seq, summaries_jsonl, 
     out = result.output_dir
     m = read_json(out / "metrics.json")
     for split in ("test", "zero_shot_test", "validation"):
-        assert {"rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len"} <= set(m[split]), split
+        assert {"rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len", "stopped_before_cap"} <= set(m[split]), split
     from transformers import GenerationConfig
 
     generation = GenerationConfig.from_pretrained(out)

@@ -2,7 +2,7 @@
 
 Images are decoded and transformed lazily, batch by batch (``with_transform``), so a large image
 folder costs no preprocessing pass and no disk; augmentation (random resized crop, optional
-horizontal flip) is done with PIL, sizes and normalisation come from the model's own image
+horizontal flip, or a small shift) is done with PIL, sizes and normalisation come from the model's own image
 processor. ``remove_unused_columns`` stays off: the Trainer would otherwise drop the ``image``
 column before the transform sees it (``KeyError: 'image'``).
 """
@@ -53,6 +53,17 @@ def random_resized_crop(image: Any, rng: random.Random, scale: tuple[float, floa
     return image.crop((left, top, left + w, top + h))
 
 
+def random_shift(image: Any, rng: random.Random, fraction: float = 0.125, degrees: float = 10.0) -> Any:
+    """Move the image by up to `fraction` of its size and turn it by up to `degrees`, filling with its corner
+    colour: unlike a crop it keeps every stroke, which matters when the object fills the frame (a digit)."""
+    from PIL import Image
+
+    width, height = image.size
+    shift = (rng.uniform(-fraction, fraction) * width, rng.uniform(-fraction, fraction) * height)
+    return image.rotate(rng.uniform(-degrees, degrees), resample=Image.BILINEAR, translate=shift,
+                        fillcolor=image.getpixel((0, 0)))
+
+
 def check_images(split: Any, name: str) -> tuple[Any, list[str]]:
     """Drop rows whose image can't be decoded; return the split and the bad files (by path)."""
     from datasets import Image as ImageFeature
@@ -87,7 +98,7 @@ class ImageClassification(TaskKind):
 
     def preprocess(self, data: Any, processor: Any, config: RunConfig,
                    template: TaskTemplate) -> tuple[DatasetDict, bool]:
-        from PIL import ImageOps
+        from PIL import Image, ImageOps
 
         for split in list(data.splits):
             data.splits[split], bad = check_images(data.splits[split], split)
@@ -108,6 +119,8 @@ class ImageClassification(TaskKind):
                 processor.crop_size = dict(square)
         flip = "flip" in config.image_augmentation
         crop = "crop" in config.image_augmentation
+        shift = config.image_augmentation == "shift"
+        target = processor_size(processor)[::-1]   # PIL sizes are (width, height)
         rng = random.Random(config.seed)
 
         def to_inputs(images: list[Any], labels: list[int], train: bool) -> dict[str, Any]:
@@ -115,6 +128,10 @@ class ImageClassification(TaskKind):
             if train:
                 if crop:
                     images = [random_resized_crop(img, rng) for img in images]
+                if shift:
+                    # a small scan is enlarged first, so that the shift and turn are sub-pixel smooth
+                    images = [random_shift(img.resize(target, Image.BILINEAR) if img.width < target[0] else img, rng)
+                              for img in images]
                 if flip:
                     images = [ImageOps.mirror(img) if rng.random() < 0.5 else img for img in images]
             pixels = processor(images=images, return_tensors="pt")["pixel_values"]

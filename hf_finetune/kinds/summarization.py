@@ -41,6 +41,14 @@ def decode(tokenizer: Any, ids: np.ndarray) -> list[str]:
     return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
+def end_tokens(model_config: Any, tokenizer: Any) -> set[int]:
+    """The ids that end a generated summary: the model's eos (BERT's [SEP] in a bert2bert), else the tokenizer's."""
+    eos = getattr(model_config, "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    return set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+
+
 class Summarization(TaskKind):
     name = "summarization"
     roles = ("text", "summary")
@@ -109,6 +117,10 @@ class Summarization(TaskKind):
             pad = processor.pad_token_id
             lengths = [int(np.count_nonzero((np.asarray(p) != pad) & (np.asarray(p) >= 0))) for p in predictions]
             results["gen_len"] = float(np.mean(lengths)) if lengths else 0.0
+            # a model that has not learned to end a summary writes up to the length cap every time
+            ends = end_tokens(self.model_config, processor)
+            ended = [bool(ends & set(np.asarray(p).tolist())) for p in predictions]
+            results["stopped_before_cap"] = float(np.mean(ended)) if ended else 0.0
             return results
 
         return compute
