@@ -531,6 +531,7 @@ def _search(job: _Run, checkpoints: Path) -> None:
     job.config, job.search = hpsearch.run(trainer, model_init, config=job.config, space=job.template.search_space,
                                           metric=job.metric, greater_is_better=job.template.greater_is_better,
                                           say=job.say, progress=progress)
+    job.kind.prepare_model(job.model, job.config)   # the run starts as each trial did (augmentation seeds)
 
 
 @dataclass

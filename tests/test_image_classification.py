@@ -105,3 +105,17 @@ def test_shift_augmentation_moves_a_digit_and_keeps_every_stroke():
     assert not (train[0] == train[1]).all() and not (train[1] == train[2]).all()
     assert all((p == first_pixels("none", "train")[0]).all() for p in first_pixels("none", "train"))
     assert all((p == first_pixels("shift", "test")[0]).all() for p in first_pixels("shift", "test"))
+
+
+def test_searched_run_with_augmentation_reproduces_its_best_trial(tiny_vit, image_folder, tmp_path):
+    """Random shifts drawn in this process (no loader workers): the trials before must not move the
+    generator on, or the run trained with the best trial's values sees other images than the trial did."""
+    import pytest
+
+    out = tmp_path / "out"
+    finetune("image-classification", model=str(tiny_vit), dataset=str(image_folder), output_dir=str(out),
+             hp_search=2, per_device_train_batch_size=8, dataloader_num_workers=0, image_augmentation="shift",
+             eval_strategy="epoch")
+    search = read_json(out / "run_info.json")["hp_search"]
+    best = search["trials"][search["best_trial"]]
+    assert read_json(out / "metrics.json")["validation"]["loss"] == pytest.approx(best["validation_loss"], abs=1e-6)

@@ -121,7 +121,7 @@ class ImageClassification(TaskKind):
         crop = "crop" in config.image_augmentation
         shift = config.image_augmentation == "shift"
         target = processor_size(processor)[::-1]   # PIL sizes are (width, height)
-        rng = random.Random(config.seed)
+        rng = self.augmentation_rng = random.Random(config.seed)
 
         def to_inputs(images: list[Any], labels: list[int], train: bool) -> dict[str, Any]:
             images = [img.convert("RGB") for img in images]
@@ -146,6 +146,13 @@ class ImageClassification(TaskKind):
         out = DatasetDict({name: split.with_transform(train_transform if name == "train" else eval_transform)
                            for name, split in data.splits.items()})
         return out, False
+
+    def prepare_model(self, model: Any, config: RunConfig) -> None:
+        """Called as each training starts (a search trial, or the run): its augmentations start from the seed
+        too, so a trial and the run trained with its values see the same images (without loader workers,
+        this process draws them, and the trials before would have moved the generator on)."""
+        if getattr(self, "augmentation_rng", None) is not None:
+            self.augmentation_rng.seed(config.seed)
 
     def collator(self, template: TaskTemplate, processor: Any, model: Any) -> Any:
         def collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
