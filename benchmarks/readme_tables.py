@@ -41,6 +41,17 @@ def _lengths(metrics: dict) -> str:
             + (f", {ended:.0%} ended before the length cap)" if ended is not None else ")"))
 
 
+def _own_baseline(row: dict, chosen: dict, metric: str) -> str:
+    """A row measured on other splits than the chosen one (another seed, fewer examples) is compared with
+    the strongest baseline of its own run, not with the rows below."""
+    baseline = row.get("baseline")
+    if not baseline or row.get("splits") == chosen.get("splits"):
+        return ""
+    sign = -1 if metric == "mse" else 1
+    best = max([baseline, *baseline.get("also", [])], key=lambda b: sign * b["metrics"].get(metric, sign * -1e9))
+    return f"; this run's own splits: {best['name']} {NAMES[metric]} {best['metrics'][metric]:.3f}"
+
+
 def default_runs() -> str:
     rows = ["| command | test split | fine-tuned | baseline on the same split | whole command | result file |",
             "|---|---|---|---|---:|---|"]
@@ -100,11 +111,13 @@ def defaults_study() -> str:
             continue
         figures = results.read(name)["figures"]
         metric, chosen = figures["metric"], figures["chosen_by_validation"]
+        chosen_row = figures["rows"][chosen or next(iter(figures["rows"]))]
         for row, r in figures["rows"].items():
             compared = sum("hp-search" not in r for r in figures["rows"]) > 1
             label = f"**{row}**" + (" (chosen)" if compared else "") if row == chosen else row
             rows.append(f"| {task} | {label}: `{r['command']}` | {NAMES[metric]} {r['validation'][metric]:.3f} "
-                        f"| {NAMES[metric]} **{r['test'][metric]:.3f}**{_lengths(r['test'])} | {_minutes(r['wall_seconds'])} "
+                        f"| {NAMES[metric]} **{r['test'][metric]:.3f}**{_lengths(r['test'])}"
+                        f"{_own_baseline(r, chosen_row, metric)} | {_minutes(r['wall_seconds'])} "
                         f"| `{r.get('source') or f'benchmarks/results/{name}.json'}` |")
         row = figures["rows"][chosen or next(iter(figures["rows"]))]
         source = (row.get("source") if not row.get("baseline_measured_by") else None) or f"benchmarks/results/{name}.json"

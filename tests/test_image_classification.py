@@ -105,6 +105,10 @@ def test_shift_augmentation_moves_a_digit_and_keeps_every_stroke():
     assert not (train[0] == train[1]).all() and not (train[1] == train[2]).all()
     assert all((p == first_pixels("none", "train")[0]).all() for p in first_pixels("none", "train"))
     assert all((p == first_pixels("shift", "test")[0]).all() for p in first_pixels("shift", "test"))
+    # the kind's own prepare_model (which reseeds the shifts) keeps the shared one's loss fix (see test_ddp)
+    model = SimpleNamespace()
+    ImageClassification().prepare_model(model, RunConfig())
+    assert model.accepts_loss_kwargs is False
 
 
 def test_searched_run_with_augmentation_reproduces_its_best_trial(tiny_vit, image_folder, tmp_path):

@@ -151,6 +151,7 @@ class ImageClassification(TaskKind):
         """Called as each training starts (a search trial, or the run): its augmentations start from the seed
         too, so a trial and the run trained with its values see the same images (without loader workers,
         this process draws them, and the trials before would have moved the generator on)."""
+        super().prepare_model(model, config)
         if getattr(self, "augmentation_rng", None) is not None:
             self.augmentation_rng.seed(config.seed)
 
