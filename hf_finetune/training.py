@@ -7,6 +7,8 @@ metrics, card, outputs), wired to a ``transformers.Trainer``.
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import json
 import logging
@@ -545,6 +547,26 @@ class _Outcome:
     test_output: Any = None        # the final test predictions (for the card's analysis)
 
 
+@contextlib.contextmanager
+def _random_state_kept():
+    """Python's, numpy's and torch's random states as they were before the block."""
+    import random
+
+    import numpy as np
+    import torch
+
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
 def _train_and_measure(job: _Run, trainer: Any, progress: ProgressCallback, stop: "GracefulStop",
                        stage: outputs.Stage) -> _Outcome:
     """(Zero-shot test,) train, then the kept checkpoint's validation and test metrics."""
@@ -552,7 +574,10 @@ def _train_and_measure(job: _Run, trainer: Any, progress: ProgressCallback, stop
     if job.kind.evaluate_before_training:
         job.say("evaluating the base model on the test split (zero-shot) ...")
         progress.phase = "final evaluation"
-        zero_shot = _split_metrics(trainer.predict(job.tokenized["test"], metric_key_prefix="test").metrics, "test_")
+        # the random streams training starts from are those a search trial starts from (it has no zero-shot step)
+        with _random_state_kept():
+            zero_shot = _split_metrics(trainer.predict(job.tokenized["test"], metric_key_prefix="test").metrics,
+                                       "test_")
         progress.phase = "training"
     started = time.perf_counter()
     stop.install()

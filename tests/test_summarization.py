@@ -103,3 +103,17 @@ def test_seq2seq_run_reports_zero_shot_and_after(tiny_seq2seq, summaries_jsonl, 
     snippet = re.search(r"```python\n(.*?)```", card.text, re.S).group(1)
     ran = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr            # the usage snippet runs as written
+
+
+def test_searched_run_is_its_best_trial_despite_the_zero_shot_step(tiny_seq2seq, summaries_jsonl, tmp_path):
+    """A run scores the base model (generation) before training and a search trial does not: that step must
+    not move the random streams, or the best trial, trained again, lands elsewhere."""
+    out = tmp_path / "out"
+    finetune("summarization", model=str(tiny_seq2seq), dataset=str(summaries_jsonl), output_dir=str(out),
+             hp_search=2, max_length=64, per_device_train_batch_size=8, max_steps=6, eval_strategy="steps",
+             eval_steps=3)
+    search = read_json(out / "run_info.json")["hp_search"]
+    best = search["trials"][search["best_trial"]]
+    validation = read_json(out / "metrics.json")["validation"]
+    assert validation["loss"] == pytest.approx(best["validation_loss"], abs=1e-6)
+    assert "zero_shot_test" in read_json(out / "metrics.json")           # the step was there
