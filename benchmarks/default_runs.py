@@ -10,12 +10,7 @@ summarization), the wall time of the whole command and the training throughput.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,19 +18,7 @@ import results  # noqa: E402
 
 
 def run(task: str) -> Path:
-    with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=f"{tmp}/hf", HF_FINETUNE_CACHE=f"{tmp}/cache",
-                   HF_HUB_DISABLE_TELEMETRY="1")
-        out = Path(tmp) / "run"
-        command = ["hf-finetune", task, "--output-dir", str(out)]
-        started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "hf_finetune", task, "--output-dir", str(out)], env=env,
-                              capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            sys.exit(f"{task} failed:\n{proc.stderr}")
-        metrics = json.loads((out / "metrics.json").read_text())
-        info = json.loads((out / "run_info.json").read_text())
+    wall, metrics, info, _ = results.run_offline(task, [])
     figures = {
         "task": task, "baseline": baseline(task), "wall_seconds": round(wall, 1), "test": metrics["test"],
         "zero_shot_test": metrics.get("zero_shot_test"), "validation": metrics["validation"],
@@ -44,7 +27,7 @@ def run(task: str) -> Path:
         "splits": info["splits"], "precision": info["precision"],
         "run_baselines": info.get("baseline"),   # what the run itself reports in its card
     }
-    return results.write(f"default-{task}", figures, command=[*command[:2], "--output-dir", "RUN"])
+    return results.write(f"default-{task}", figures, command=["hf-finetune", task, "--output-dir", "RUN"])
 
 
 def baseline(task: str) -> dict | None:

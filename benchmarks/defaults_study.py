@@ -15,10 +15,7 @@ figure (picking on test would tune to the test split), and its test figures are 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -112,12 +109,11 @@ def animal_mnist_folder(root: Path) -> Path:
 
 HEADLINE = {"image-classification": "accuracy", "sentiment": "f1", "summarization": "rougeLsum",
             "multi-label": "f1_micro", "regression": "mse"}
-LOWER_IS_BETTER = {"mse"}
 
 
 def best_by_validation(rows: dict[str, Any], metric: str) -> str | None:
     """The row a default would be taken from: the best validation figure (picking on test would tune to it)."""
-    sign = -1 if metric in LOWER_IS_BETTER else 1
+    sign = -1 if metric in results.LOWER_IS_BETTER else 1
     return max(rows, key=lambda r: sign * rows[r]["validation"].get(metric, sign * float("-inf")), default=None)
 
 
@@ -126,22 +122,7 @@ def run_row(task: str, flags: list[str], dataset: tuple[str, Path] | None = None
     baselines it reports, its wall time (and the search's trials). `dataset`: (its name in the command, folder)."""
     shown = ["--dataset", dataset[0], *flags] if dataset else flags
     flags = ["--dataset", str(dataset[1]), *flags] if dataset else flags
-    with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=f"{tmp}/hf", HF_FINETUNE_CACHE=f"{tmp}/cache",
-                   HF_HUB_DISABLE_TELEMETRY="1")
-        out = Path(tmp) / "run"
-        started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "hf_finetune", task, "--output-dir", str(out), *flags], env=env,
-                              capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            sys.exit(f"{task} {shlex.join(flags)} failed:\n{proc.stderr[-3000:]}")
-        metrics = json.loads((out / "metrics.json").read_text())
-        info = json.loads((out / "run_info.json").read_text())
-        config = (out / "run_config.yaml").read_text()
-    import yaml
-
-    saved = yaml.safe_load(config)
+    wall, metrics, info, saved = results.run_offline(task, flags)
     return {"command": shlex.join(["hf-finetune", task, *shown]), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "wall_seconds": round(wall, 1),
             "test": metrics["test"], "validation": metrics["validation"], "steps": metrics["train"]["steps"],

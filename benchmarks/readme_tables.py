@@ -47,7 +47,7 @@ def _own_baseline(row: dict, chosen: dict, metric: str) -> str:
     baseline = row.get("baseline")
     if not baseline or row.get("splits") == chosen.get("splits"):
         return ""
-    sign = -1 if metric == "mse" else 1
+    sign = -1 if metric in results.LOWER_IS_BETTER else 1
     best = max([baseline, *baseline.get("also", [])], key=lambda b: sign * b["metrics"].get(metric, sign * -1e9))
     return f"; this run's own splits: {best['name']} {NAMES[metric]} {best['metrics'][metric]:.3f}"
 
@@ -119,9 +119,9 @@ def defaults_study() -> str:
                         f"| {NAMES[metric]} **{r['test'][metric]:.3f}**{_lengths(r['test'])}"
                         f"{_own_baseline(r, chosen_row, metric)} | {_minutes(r['wall_seconds'])} "
                         f"| `{r.get('source') or f'benchmarks/results/{name}.json'}` |")
-        row = figures["rows"][chosen or next(iter(figures["rows"]))]
-        source = (row.get("source") if not row.get("baseline_measured_by") else None) or f"benchmarks/results/{name}.json"
-        baseline = row.get("baseline")
+        source = ((chosen_row.get("source") if not chosen_row.get("baseline_measured_by") else None)
+                  or f"benchmarks/results/{name}.json")
+        baseline = chosen_row.get("baseline")
         for b in ([baseline, *baseline.get("also", [])] if baseline else []):
             shown = metric if metric in b["metrics"] else next(iter(b["metrics"]))
             rows.append(f"| {task} | baseline on the same test split: {b['name']} | | {NAMES[shown]} "

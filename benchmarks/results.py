@@ -14,6 +14,29 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+LOWER_IS_BETTER = {"mse"}   # headline metrics where a smaller figure is the better one
+
+
+def run_offline(task: str, flags: list[str]) -> tuple[float, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """`hf-finetune TASK FLAGS` in a fresh process, offline, with a private cache (nothing reused from an
+    earlier run): its wall time, metrics.json, run_info.json and run_config.yaml. Exits on a failed run."""
+    import subprocess
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=f"{tmp}/hf", HF_FINETUNE_CACHE=f"{tmp}/cache",
+                   HF_HUB_DISABLE_TELEMETRY="1")
+        out = Path(tmp) / "run"
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "hf_finetune", task, "--output-dir", str(out), *flags], env=env,
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            sys.exit(f"{task} {shlex.join(flags)} failed:\n{proc.stderr[-3000:]}")
+        return (wall, json.loads((out / "metrics.json").read_text()), json.loads((out / "run_info.json").read_text()),
+                yaml.safe_load((out / "run_config.yaml").read_text()))
 
 
 def machine() -> dict[str, Any]:

@@ -8,7 +8,6 @@ metrics, card, outputs), wired to a ``transformers.Trainer``.
 from __future__ import annotations
 
 import contextlib
-
 import hashlib
 import json
 import logging
