@@ -42,11 +42,11 @@ def baseline(task: str) -> dict | None:
     kind = kinds.get(template.kind)
     if template.kind in ("multi-label-classification", "regression"):
         # the kind's own trivial predictor (label-frequency prior / training mean) on the run's test split
-        prepared = data_mod.prepare(template, config, kind.roles)
-        return kind.baseline(prepared.splits["train"], prepared.splits["test"], prepared.labels, config)
+        prepared = data_mod.prepare(template, config, kind)
+        return kind(template).baseline(prepared.splits["train"], prepared.splits["test"], prepared.labels, config)
     if not kind.classification:
         return None
-    prepared = data_mod.prepare(template, config, kind.roles)
+    prepared = data_mod.prepare(template, config, kind)
     top = Counter(prepared.splits["train"]["label"]).most_common(1)[0][0]
     test = prepared.splits["test"]["label"]
     return {"majority_label": prepared.labels[top], "majority_accuracy": sum(y == top for y in test) / len(test)}

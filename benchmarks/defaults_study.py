@@ -156,8 +156,8 @@ def default_baseline(task: str) -> dict[str, Any] | None:
 
     template, config = resolve_config(task)
     kind = kinds.get(template.kind)
-    prepared = data_mod.prepare(template, config, kind.roles)
-    return kind.baseline(prepared.splits["train"], prepared.splits["test"], prepared.labels, config)
+    prepared = data_mod.prepare(template, config, kind)
+    return kind(template).baseline(prepared.splits["train"], prepared.splits["test"], prepared.labels, config)
 
 
 def main() -> None:

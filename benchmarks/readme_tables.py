@@ -129,11 +129,30 @@ def defaults_study() -> str:
     return "\n".join(rows) + "\n"
 
 
+def startup() -> str:
+    """Start-up times of each install measured (this checkout, and the one it was compared with)."""
+    record = results.read("startup")
+    installs = [name for name, value in record["figures"].items() if isinstance(value, dict)]
+    rows = ["| command | " + " | ".join(installs) + " |", "|---|" + "---:|" * len(installs)]
+    for command in record["figures"][installs[0]]:
+        cells = []
+        for name in installs:
+            figure = record["figures"][name][command]
+            heavy = ", ".join(figure["heavy_modules_imported"])
+            cells.append(f"{figure['median_seconds']:.2f} s ({figure['ratio_to_import_huggingface_hub']:.1f}x)"
+                         + (f", imports {heavy}" if heavy else ""))
+        rows.append(f"| `{command}` | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + f"\n\nMedian of {record['figures']['rounds']} rounds, fresh interpreters, the installs " \
+        f"interleaved; `{record['command']}` (`benchmarks/results/startup.json`).\n"
+
+
 def render(name: str) -> str:
     if name == "default-runs":
         return default_runs()
     if name == "defaults-study":
         return defaults_study()
+    if name == "startup":
+        return startup()
     return side_by_side(name)
 
 

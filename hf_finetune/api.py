@@ -11,13 +11,15 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from . import config as config_mod, metrics as metrics_mod, templates, tokens
 from .config import RunConfig
-from .training import FinetuneResult, run
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .training import FinetuneResult
 
 
 def resolve_config(task: str | None = None, *, template: str | None = None, config: str | Path | None = None,
@@ -66,8 +68,8 @@ def quiet_libraries(debug: bool = False) -> None:
 
 
 def finetune(task: str | None = None, *, template: str | None = None, config: str | Path | None = None,
-             token: str | None = None, quiet: bool = True, console: Console | None = None,
-             debug: bool = False, trust_remote_code: bool = False, **overrides: Any) -> FinetuneResult:
+             token: str | None = None, quiet: bool = True, console: "Console | None" = None,
+             debug: bool = False, trust_remote_code: bool = False, **overrides: Any) -> "FinetuneResult":
     """Fine-tune a checkpoint on a task and return the metrics and the output dir.
 
     ``task`` names a bundled template (``hf_finetune.templates.bundled_names()``) or a template YAML
@@ -76,6 +78,8 @@ def finetune(task: str | None = None, *, template: str | None = None, config: st
     only and is never written anywhere. ``trust_remote_code`` allows template classes from outside
     transformers, metrics that are not built in and models with their own code, as in transformers.
     """
+    from .training import run   # torch, transformers, datasets: only now that a run needs them
+
     quiet_libraries(debug)
     token = tokens.check(token, "the token argument") if token else None
     tmpl, resolved = resolve_config(task, template=template, config=config, trust_remote_code=trust_remote_code,

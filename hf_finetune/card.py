@@ -14,12 +14,13 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import hub, kinds
+from .config import display_value
+from .run_info import BaseModel, RunInfo
 from .rundir import CARD, CONFUSION, CURVES, RunDir
 
 HYPERPARAMETERS = ["learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
                    "per_device_eval_batch_size", "gradient_accumulation_steps", "weight_decay", "warmup_steps",
                    "lr_scheduler_type", "seed", "max_length", "train_sampling_strategy", "early_stopping_patience"]
-KIND_HYPERPARAMETERS = {"image-classification": ["image_size", "image_augmentation"]}   # what else shapes the run
 
 
 FINAL_ROW_NAMES = {"zero_shot_test": "test, base model before fine-tuning (zero-shot)",
@@ -30,10 +31,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return "" if value is None else str(value)
-
-
-def _plain(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def cell(value: Any) -> str:
@@ -48,7 +45,7 @@ def _epoch_rows(log_history: list[dict], metric_names: list[str], best_step: int
             last_train_loss = entry["loss"]
         if "eval_loss" in entry:
             rows.append({
-                "epoch": _plain(round(entry.get("epoch", 0), 2)),
+                "epoch": display_value(round(entry.get("epoch", 0), 2)),
                 "step": entry.get("step", ""),
                 "train_loss": _fmt(last_train_loss) if last_train_loss is not None else "—",
                 "eval_loss": _fmt(entry["eval_loss"]),
@@ -64,24 +61,23 @@ def _hub_link(repo_id: str, repo_type: str = "model") -> str:
     return f"[`{repo_id}`]({hub.endpoint()}/{prefix}{repo_id})"
 
 
-def _base_line(base: dict[str, Any], local: bool) -> str:
-    if base.get("hub_id"):
-        line = _hub_link(base["hub_id"])
-        if base.get("revision"):
-            line += f" at commit `{base['revision']}`"
+def _base_line(base: BaseModel, local: bool) -> str:
+    if base.hub_id:
+        line = _hub_link(base.hub_id)
+        if base.revision:
+            line += f" at commit `{base.revision}`"
         return line
-    return f"a local model folder `{base.get('ref')}`" if local else f"`{base.get('ref')}`"
+    return f"a local model folder `{base.ref}`" if local else f"`{base.ref}`"
 
 
-def _local_inputs(info: dict[str, Any], config: dict[str, Any]) -> list[str]:
+def _local_inputs(info: RunInfo, config: dict[str, Any]) -> list[str]:
     """The original run's inputs that were local files (named by file name), for "How to reproduce"."""
-    local = info.get("local_inputs") or {}
     return [f"{key} `{Path(str(config[key])).name}`" for key in ("model", "dataset", "template")
-            if local.get(key) and config.get(key)]
+            if getattr(info.local_inputs, key) and config.get(key)]
 
 
-def _data_stats(info: dict[str, Any]) -> str:
-    stats = info.get("stats") or {}
+def _data_stats(info: RunInfo) -> str:
+    stats = info.stats
     if not stats:
         return ""
     parts = []
@@ -97,39 +93,38 @@ def _data_stats(info: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _provenance(info: dict[str, Any]) -> str:
+def _provenance(info: RunInfo) -> str:
     """Where the data came from, in words: the embedded asset's description, the Hub id, or the local files."""
-    data = info["dataset"]
-    if data.get("description"):
-        return data["description"]
-    if data.get("hub_id"):
-        config = f" (configuration `{data['config']}`)" if data.get("config") else ""
-        return f"The Hub data set {_hub_link(data['hub_id'], 'dataset')}{config}."
-    files = data.get("files") or {}
-    listing = "; ".join(f"{split}: {', '.join(f'`{f}`' for f in names)}" for split, names in files.items())
-    columns = ", ".join(f"`{col}` as {role}" for role, col in (info.get("columns") or {}).items())
-    text = f"Local data `{data['name']}`" + (f" ({listing})" if listing else "") + "."
+    data = info.dataset
+    if data.description:
+        return data.description
+    if data.hub_id:
+        config = f" (configuration `{data.config}`)" if data.config else ""
+        return f"The Hub data set {_hub_link(data.hub_id, 'dataset')}{config}."
+    listing = "; ".join(f"{split}: {', '.join(f'`{f}`' for f in names)}" for split, names in data.files.items())
+    columns = ", ".join(f"`{col}` as {role}" for role, col in info.columns.items())
+    text = f"Local data `{data.name}`" + (f" ({listing})" if listing else "") + "."
     if columns:
         text += f" Columns used: {columns}."
-    if data.get("label_names_file"):
-        text += f" Label names from `{data['label_names_file']}`."
+    if data.label_names_file:
+        text += f" Label names from `{data.label_names_file}`."
     return text
 
 
-def _eval_results(info: dict[str, Any], metrics: dict[str, Any]) -> list[EvalResult] | None:
+def _eval_results(info: RunInfo, metrics: dict[str, Any]) -> list[EvalResult] | None:
     """model-index results, only for a data set on the Hub: its `type` is a Hub data set id."""
-    data = info["dataset"]
-    if not data.get("hub_id"):
+    data = info.dataset
+    if not data.hub_id:
         return None
     for split in ("test", "validation"):
         values = metrics.get(split, {})
         results = [EvalResult(
-            task_type=info["pipeline_tag"], task_name=info["pipeline_tag"].replace("-", " ").title(),
-            dataset_type=data["hub_id"], dataset_name=data["name"], dataset_config=data.get("config"),
-            dataset_split=info["splits"][split]["origin"].split(" (")[0].split(":")[0],
+            task_type=info.pipeline_tag, task_name=info.pipeline_tag.replace("-", " ").title(),
+            dataset_type=data.hub_id, dataset_name=data.name, dataset_config=data.config,
+            dataset_split=info.splits[split].origin.split(" (")[0].split(":")[0],
             metric_type=name, metric_name=name.replace("_", " ").title(), metric_value=round(float(values[name]), 4),
-            metric_args=info["metric_args"].get(name) or None,
-        ) for name in info["metric_names"] if name in values]
+            metric_args=info.metric_args.get(name) or None,
+        ) for name in info.metric_names if name in values]
         if results:
             return results   # the Hub shows one result table; prefer the test split
     return None
@@ -151,13 +146,13 @@ def _tracking(config: dict[str, Any]) -> str:
     return ""
 
 
-def _baselines(info: dict[str, Any]) -> list[dict[str, Any]]:
+def _baselines(info: RunInfo) -> list[dict[str, Any]]:
     """The run's baselines on the test split (a trivial one first, then cheap classical models)."""
-    baseline = info.get("baseline")
+    baseline = info.baseline
     return [baseline, *baseline.get("also", [])] if baseline else []
 
 
-def _baseline_line(info: dict[str, Any], metric_names: list[str]) -> str:
+def _baseline_line(info: RunInfo, metric_names: list[str]) -> str:
     """One sentence putting the headline metric beside the baselines', so a reader sees what fine-tuning added."""
     parts = []
     for entry in _baselines(info):
@@ -167,17 +162,17 @@ def _baseline_line(info: dict[str, Any], metric_names: list[str]) -> str:
     return ("Baselines on the same test split: " + "; ".join(parts) + ".") if parts else ""
 
 
-def _search(info: dict[str, Any]) -> dict[str, Any] | None:
+def _search(info: RunInfo) -> dict[str, Any] | None:
     """The hyper-parameter search's trials table: each trial's values and validation metric, the chosen one marked."""
-    search = info.get("hp_search")
+    search = info.hp_search
     if not search:
         return None
     names = list(search["space"])
-    rows = [{"number": t["number"] + 1, "cells": [cell(_plain(t["params"].get(n, ""))) for n in names],
+    rows = [{"number": t["number"] + 1, "cells": [cell(display_value(t["params"].get(n, ""))) for n in names],
              "value": _fmt(t["value"]), "chosen": "← trained" if t["number"] == search["best_trial"] else ""}
             for t in search["trials"]]
-    space = "; ".join(f"`{n}` " + (f"from {', '.join(map(_plain, spec['choices']))}" if "choices" in spec else
-                                   f"{_plain(spec['low'])} to {_plain(spec['high'])}" + (" (log scale)" if spec["log"] else ""))
+    space = "; ".join(f"`{n}` " + (f"from {', '.join(map(display_value, spec['choices']))}" if "choices" in spec else
+                                   f"{display_value(spec['low'])} to {display_value(spec['high'])}" + (" (log scale)" if spec["log"] else ""))
                       for n, spec in search["space"].items())
     intro = (f"{search['n_trials']} trials with `Trainer.hyperparameter_search` ({search['backend']}, "
              f"{search['sampler']}) over {space}, each trained from the base model and compared by its best validation "
@@ -186,57 +181,56 @@ def _search(info: dict[str, Any]) -> dict[str, Any] | None:
     return {"intro": intro, "names": names, "metric": search["metric"], "rows": rows}
 
 
-def _intended_use(info: dict[str, Any]) -> list[str]:
+def _intended_use(info: RunInfo) -> list[str]:
     """What the model is for and where it is weak, from the task, the data and the measured results."""
-    labels = info.get("labels") or []
-    task = info["pipeline_tag"].replace("-", " ")
-    if info.get("kind") in ("multi-label-classification", "regression"):   # served by the text-classification pipeline
-        task = "multi-label text classification" if info["kind"] != "regression" else "text regression"
-    data = info["dataset"]["name"]
+    labels = info.labels
+    task = kinds.get(info.kind).task_words or info.pipeline_tag.replace("-", " ")
+    data = info.dataset.name
     lines = [f"{task.capitalize()} of inputs like those of the {data} data set"
              + (f", into {len(labels)} labels ({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''})."
                 if labels else ".")]
-    stats = info.get("stats") or {}
+    stats = info.stats
     if "max_length" in stats:
         lines.append(f"Inputs longer than {stats['max_length']} tokens are truncated: the model sees only their "
                      "beginning.")
-    train = info["splits"].get("train", {}).get("count")
+    train = info.splits["train"].count if "train" in info.splits else None
     if train:
         lines.append(f"It was fine-tuned on {train} examples; inputs unlike them (another domain, language or "
                      "label definition) may get confident wrong answers. Check it on your own data "
                      "(`hf-finetune evaluate`) before relying on it.")
-    per_class = (info.get("test_analysis") or {}).get("per_class") or {}
+    per_class = (info.test_analysis or {}).get("per_class") or {}
     if per_class:
         weakest = min(per_class.items(), key=lambda item: item[1]["f1"])
         lines.append(f"Weakest label on the test split: `{weakest[0]}` (F1 {weakest[1]['f1']:.3f}).")
-    if any("hold-out" in s.get("origin", "") for s in info["splits"].values()):
+    if any("hold-out" in s.origin for s in info.splits.values()):
         lines.append("Some evaluation data was held out at random from the training data; near-duplicates across "
                      "them make such figures optimistic.")
     return lines
 
 
 def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
-          info: dict[str, Any] | None = None) -> ModelCard:
+          info: RunInfo | None = None) -> ModelCard:
     """Build the card of a finished run directory. Without a repo id, the usage snippet loads the model
     from ``location`` (default: the run dir), as an absolute path, so it works from any folder."""
     config, metrics, history, info = run.config, run.metrics, run.log_history, info or run.info
-    metric_names = info["metric_names"]
-    model_name = repo_id.split("/")[-1] if repo_id else info.get("model_name", run.path.name)
+    metric_names = info.metric_names
+    model_name = repo_id.split("/")[-1] if repo_id else (info.model_name or run.path.name)
+    kind = kinds.get(info.kind)
     card_data = ModelCardData(
         model_name=model_name,
-        base_model=info["base_model"]["hub_id"],
-        datasets=[info["dataset"]["hub_id"]] if info["dataset"]["hub_id"] else None,
-        license=info.get("license"),
-        language=info.get("language"),
+        base_model=info.base_model.hub_id,
+        datasets=[info.dataset.hub_id] if info.dataset.hub_id else None,
+        license=info.license,
+        language=info.language,
         library_name="transformers",
-        pipeline_tag=info["pipeline_tag"],
-        tags=["hf-finetune", *info.get("tags", [])],
-        metrics=list(info.get("metric_args") or metric_names),   # the evaluate metric ids ("rouge", "f1")
+        pipeline_tag=info.pipeline_tag,
+        tags=["hf-finetune", *info.tags],
+        metrics=list(info.metric_args or metric_names),   # the evaluate metric ids ("rouge", "f1")
         eval_results=_eval_results(info, metrics),
     )
-    labels = info.get("labels") or []
-    counts = info.get("label_counts", {})
-    analysis = info.get("test_analysis") or {}
+    labels = info.labels
+    counts = info.label_counts
+    analysis = info.test_analysis or {}
     per_class = analysis.get("per_class") or {}
     label_rows = [{"id": i, "name": cell(name), **{s: counts.get(s, {}).get(name, 0) for s in
                                                     ("train", "validation", "test")},
@@ -246,20 +240,19 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
     results_line = ""
     if headline:
         results_line = "On the test split ({}): {}.".format(
-            info["splits"]["test"]["origin"],
+            info.splits["test"].origin,
             ", ".join(f"**{name}** {headline[name]:.4f}" for name in metric_names if name in headline))
         results_line += (" " + _baseline_line(info, metric_names)).rstrip()
-    base_desc = info["base_model"].get("hub_id") or info["base_model"]["ref"]
-    summary = (f"This model is a fine-tuned version of `{base_desc}` for {info['pipeline_tag'].replace('-', ' ')} "
-               f"on the {info['dataset']['name']} data set"
+    base_desc = info.base_model.hub_id or info.base_model.ref
+    summary = (f"This model is a fine-tuned version of `{base_desc}` for {info.pipeline_tag.replace('-', ' ')} "
+               f"on the {info.dataset.name} data set"
                + (f" ({len(labels)} labels)." if labels else "."))
-    usage = kinds.get(info["kind"]).usage(repo_id or str((location or run.path).resolve()), info.get("example_input"),
-                                          info.get("prefix", ""))
+    usage = kind.usage(repo_id or str((location or run.path).resolve()), info.example_input, info.prefix)
     confusion = analysis.get("confusion")
     license_note = ""
-    if info.get("data_license") and info["data_license"] != info.get("license"):
-        license_note = (f"The training data is licensed `{info['data_license']}`; this card states `{info.get('license')}`"
-                        + (", the base model's license" if info.get("license") == info.get("model_license") else "")
+    if info.data_license and info.data_license != info.license:
+        license_note = (f"The training data is licensed `{info.data_license}`; this card states `{info.license}`"
+                        + (", the base model's license" if info.license == info.model_license else "")
                         + ". Check that the data's terms allow your use of the model.")
     template_path = Path(str(resources.files("hf_finetune") / "card_template.md"))
     return ModelCard.from_template(
@@ -279,19 +272,18 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         usage=usage,
         data_description=_provenance(info),
         license_note=license_note,
-        split_rows=[{"name": s, "count": info["splits"][s]["count"], "origin": cell(info["splits"][s]["origin"])}
-                    for s in ("train", "validation", "test") if s in info["splits"]],
-        task=info["task"],
-        base_line=_base_line(info["base_model"], bool((info.get("local_inputs") or {}).get("model"))),
+        split_rows=[{"name": s, "count": info.splits[s].count, "origin": cell(info.splits[s].origin)}
+                    for s in ("train", "validation", "test") if s in info.splits],
+        task=info.task,
+        base_line=_base_line(info.base_model, info.local_inputs.model),
         data_stats=_data_stats(info),
-        best_metric=info["metric_for_best_model"],
+        best_metric=info.metric_for_best_model,
         tracking=_tracking(config),
-        hyperparameters={**{k: cell(_plain(config.get(k)))
-                            for k in [*HYPERPARAMETERS, *KIND_HYPERPARAMETERS.get(info.get("kind"), [])]
-                            if config.get(k) is not None},
-                         **({"precision": info["precision"]} if info.get("precision") else {})},
-        install=info.get("install"),
-        hf_finetune_version=info.get("versions", {}).get("hf-finetune", ""),
+        hyperparameters={**{k: cell(display_value(config.get(k)))
+                            for k in [*HYPERPARAMETERS, *kind.card_hyperparameters] if config.get(k) is not None},
+                         **({"precision": info.precision} if info.precision else {})},
+        install=info.install,
+        hf_finetune_version=info.versions.get("hf-finetune", ""),
         local_inputs=_local_inputs(info, config),
         metric_headers=metric_names,
         epoch_rows=_epoch_rows(history, metric_names, metrics.get("best_checkpoint_step")),
@@ -300,14 +292,14 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
                     for s in FINAL_ROW_NAMES if s in metrics]
         + [{"split": cell(f"test, baseline: {b['name']}"), "cells": [_fmt(b["metrics"].get(m)) for m in metric_names]}
            for b in _baselines(info)],
-        checkpoint_notes=info.get("checkpoint_notes") or [],
+        checkpoint_notes=info.checkpoint_notes,
         search=_search(info),
-        versions=info.get("versions", {}),
+        versions=info.versions,
     )
 
 
 def write(run: RunDir, repo_id: str | None = None, location: Path | None = None,
-          info: dict[str, Any] | None = None) -> Path:
+          info: RunInfo | None = None) -> Path:
     """(Re)write README.md: a new file renamed over the old one, never written through a link. ``info``
     is the run's info before run_info.json is written (a run writes that file last)."""
     return run.write_text(CARD, build(run, repo_id, location, info).content)

@@ -19,9 +19,12 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, did_you_mean
+from .repo_id import check_repo_id
 
 
 def _opt(default: Any, help: str, group: str, **extra: Any) -> Any:
+    """A field with its help text and flag group; ``per_kind``: an option only the task kinds that list it in
+    ``TaskKind.options`` read (``--summary-column``), so only their tasks offer it."""
     return field(default=default, metadata={"help": help, "group": group, **extra})
 
 
@@ -65,27 +68,25 @@ class RunConfig:
         None, "Split for the final test metrics (default: 'test' if present, else a stratified split).", "data"
     )
     text_column: str | None = _opt(None, "Input text column (default: auto-detected).", "data",
-                                   kinds=("text-classification", "summarization", "multi-label-classification",
-                                          "regression"))
+                                   per_kind=True)
     label_column: str | None = _opt(None, "Label column (default: auto-detected); for multi-label a column of "
                                           "label lists or of separated labels, for regression the number to predict.",
-                                    "data", kinds=("text-classification", "image-classification",
-                                                   "multi-label-classification", "regression"))
+                                    "data", per_kind=True)
     label_columns: list[str] | None = _opt(
         None, "Multi-label: several 0/1 columns, one per label, e.g. toxic,obscene,insult (instead of "
-              "--label-column).", "data", kinds=("multi-label-classification",))
+              "--label-column).", "data", per_kind=True)
     label_separator: str = _opt(",", "Multi-label: the separator of a label column of text, e.g. 'joy,surprise'.",
-                                "data", kinds=("multi-label-classification",))
+                                "data", per_kind=True)
     target_unit: str | None = _opt(None, "Regression: what the target measures, for the card (e.g. 'stars, 1-5').",
-                                   "data", kinds=("regression",))
+                                   "data", per_kind=True)
     summary_column: str | None = _opt(None, "Target summary column, for summarization (default: auto-detected).", "data",
-                                      kinds=("summarization",))
+                                      per_kind=True)
     image_column: str | None = _opt(None, "Image column, for image classification (default: auto-detected).", "data",
-                                    kinds=("image-classification",))
+                                    per_kind=True)
     label_names: list[str] | None = _opt(
         None, "Names of integer labels 0, 1, ... in order, e.g. negative,positive (default: the data's own: a "
               "ClassLabel feature, or a label_names.txt beside the data, one name per line).", "data",
-        kinds=("text-classification", "image-classification", "multi-label-classification"))
+        per_kind=True)
     validation_size: float = _opt(0.1, "Fraction of train held out for validation when there is no such split.", "data")
     test_size: float = _opt(0.1, "Fraction of train held out for test when there is no such split.", "data")
     max_train_samples: int | None = _opt(None, "Use at most this many training examples.", "data")
@@ -94,16 +95,16 @@ class RunConfig:
     max_length: int = _opt(128, "Truncate inputs to this many tokens.", "data")
     image_size: int | None = _opt(None, "Image classification: resize images to this many pixels square "
                                         "(default: the model processor's size).", "data",
-                                  kinds=("image-classification",))
+                                  per_kind=True)
     image_augmentation: str = _opt(
         "crop+flip", "Image classification: training augmentation, 'crop+flip', 'crop', 'shift' (small random "
                      "translation and rotation, nothing cut away: for digits, glyphs, icons) or 'none'.", "data",
-        choices=["crop+flip", "crop", "shift", "none"], kinds=("image-classification",))
+        choices=["crop+flip", "crop", "shift", "none"], per_kind=True)
     max_target_length: int | None = _opt(
         None, "Summarization: truncate/generate targets to this many tokens "
-              "(default: the 95th percentile of the training summaries).", "data", kinds=("summarization",))
+              "(default: the 95th percentile of the training summaries).", "data", per_kind=True)
     generation_num_beams: int = _opt(1, "Summarization: beams for generate() in evaluation and in the saved model.",
-                                     "training", kinds=("summarization",))
+                                     "training", per_kind=True)
 
     # -- training (TrainingArguments names) ----------------------------------------------------
     learning_rate: float = _opt(5e-5, "Peak learning rate of AdamW.", "training")
@@ -133,7 +134,7 @@ class RunConfig:
         choices=["length_buckets", "group_by_length", "random", "sequential"],
     )
     length_buckets: int = _opt(8, "How many padded lengths 'length_buckets' may use.", "training",
-                               kinds=("text-classification", "multi-label-classification", "regression"))
+                               per_kind=True)
     torch_compile: bool = _opt(False, "Compile the model with torch.compile (pays off on long GPU runs).", "training")
     dataloader_num_workers: int | None = _opt(None, "Data-loading worker processes (default: 2 on a GPU, 0 on CPU).",
                                               "training")
@@ -182,6 +183,11 @@ class RunConfig:
 
 
 _HINTS = typing.get_type_hints(RunConfig)
+
+
+def display_value(value: Any) -> str:
+    """An option's value as people read it (1e-05, not 1.0000000000000001e-05; 3, not 3.0)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def field_type(name: str) -> tuple[type, bool]:
@@ -343,8 +349,6 @@ def validate(config: RunConfig) -> RunConfig:
     if config.output_dir is not None and not config.output_dir.strip():
         raise ConfigError("'output_dir' can't be empty.", "Leave it out for the default, or name a folder.")
     if config.push_to_hub:
-        from .hub import check_repo_id
-
         check_repo_id(config.push_to_hub)   # a bad target fails now, not after training
     if config.resume_from_hub and not config.push_to_hub:
         raise ConfigError("--resume-from-hub keeps checkpoints on a branch of the --push-to-hub repo; name that repo.",

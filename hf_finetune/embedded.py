@@ -149,78 +149,6 @@ def build_bert2bert(asset: "EmbeddedAsset") -> Path:
     return _build_once(asset.name, write)
 
 
-DOCSTRING_MODULES = (
-    "numpy", "numpy.linalg", "numpy.fft", "numpy.random", "numpy.ma", "numpy.polynomial.polynomial",
-    "scipy.stats", "scipy.linalg", "scipy.signal", "scipy.optimize", "scipy.special", "scipy.interpolate",
-    "scipy.sparse", "scipy.spatial", "scipy.ndimage", "scipy.integrate", "pandas", "sklearn.metrics",
-    "sklearn.linear_model", "sklearn.preprocessing", "sklearn.model_selection", "sklearn.ensemble",
-    "sklearn.cluster", "sklearn.decomposition", "sklearn.feature_extraction.text", "sklearn.tree", "sklearn.svm",
-    "sklearn.neighbors", "matplotlib.pyplot",
-)
-
-
-def build_docstring_summaries(asset: "EmbeddedAsset") -> Path:
-    """Pairs (extended description -> one-line summary) from the docstrings of installed scientific packages.
-
-    PEP 257 asks a docstring to open with a one-line summary of what follows; numpy-style
-    docstrings (numpy, scipy, scikit-learn, pandas, matplotlib) follow it with an extended
-    description. Both are written by people, so each pair is a real, tiny summarization example.
-    """
-    import importlib
-    import inspect
-    import json
-    import re
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = []
-    for dist in ("numpy", "scipy", "scikit-learn", "pandas", "matplotlib"):
-        try:
-            versions.append(f"{dist}-{version(dist)}")
-        except PackageNotFoundError:
-            pass
-    section = re.compile(r"^\s*(Parameters|Returns|Yields|Raises|See Also|Notes|Examples|References|Attributes|"
-                         r"Methods|Other Parameters|Warns|Warnings)\s*$", re.M)
-
-    def write(folder: Path) -> None:
-        import warnings
-
-        rows, seen_objects, bodies = [], set(), {}
-        for module_name in DOCSTRING_MODULES:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    module = importlib.import_module(module_name)
-            except Exception:  # noqa: BLE001 - a missing optional package just contributes nothing
-                continue
-            for attr in sorted(dir(module)):
-                obj = getattr(module, attr, None) if not attr.startswith("_") else None
-                if obj is None or not callable(obj) or id(obj) in seen_objects:
-                    continue
-                seen_objects.add(id(obj))
-                doc = inspect.getdoc(obj) or ""
-                head, _, rest = doc.partition("\n\n")
-                summary = " ".join(head.split())
-                body = " ".join(section.split(rest)[0].split()) if rest else ""
-                if not (3 <= len(summary.split()) <= 30) or summary.endswith(":") or "(" in summary.split(" ")[0]:
-                    continue
-                if not (20 <= len(body.split()) <= 250) or body.startswith("..") or ".. " in body[:40]:
-                    continue
-                if len(summary.split()) >= len(body.split()) // 2:
-                    continue
-                rows.append({"document": f"{module_name}.{attr}: {body}", "summary": summary,
-                             "source": f"{module_name}.{attr}"})
-                key = body[:120]
-                bodies[key] = bodies.get(key, 0) + 1
-        # templated docstrings (e.g. every scipy.stats distribution) would teach copying, not summarizing
-        rows = [r for r in rows if bodies[r["document"].split(": ", 1)[1][:120]] == 1]
-        with (folder / "docstring_summaries.jsonl").open("w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    # the builder's version and the source packages' versions name the build
-    return _build_once(f"{asset.name}-v2-{'_'.join(versions)}", write) / "docstring_summaries.jsonl"
-
-
 def convert_efficientnet_lite(state: dict, num_labels: int = 1000):
     """EfficientNet-Lite0 weights (efficientnet_pytorch layout) -> transformers' EfficientNetForImageClassification.
 
@@ -356,7 +284,7 @@ def _detokenize(text: str) -> str:
     return re.sub(r"([(\[])\s+", r"\1", text)
 
 
-BUILDERS = {"aclsum": build_aclsum, "aclsum-highlights": build_aclsum_highlights, "bert2bert": build_bert2bert, "docstrings": build_docstring_summaries,
+BUILDERS = {"aclsum": build_aclsum, "aclsum-highlights": build_aclsum_highlights, "bert2bert": build_bert2bert,
             "efficientnet-lite0": build_efficientnet_lite0}
 
 
@@ -402,20 +330,6 @@ DATASETS["aclsum"] = EmbeddedAsset(
     format="json",
     columns=(("text", "document"), ("summary", "summary")),
     build="aclsum",
-)
-
-DATASETS["docstring-summaries"] = EmbeddedAsset(
-    name="docstring-summaries",
-    pip_package="numpy",
-    module="numpy",
-    path="",
-    source="about 1,000 (extended description -> one-line summary) pairs taken from the docstrings of the "
-           "installed numpy, scipy, scikit-learn, pandas and matplotlib (BSD-licensed); PEP 257 makes the "
-           "first docstring line a human-written summary of the rest",
-    license="bsd-3-clause",
-    format="json",
-    columns=(("text", "document"), ("summary", "summary")),
-    build="docstrings",
 )
 
 MODELS["efficientnet-lite0"] = EmbeddedAsset(

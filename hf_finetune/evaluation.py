@@ -6,18 +6,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import batching, config as config_mod, data as data_mod, kinds, metrics as metrics_mod, modeling, templates
+from . import arguments, batching, config as config_mod, data as data_mod, kinds, metrics as metrics_mod, modeling, \
+    templates
+from .data.sources import content_hash
+from .run_info import RunInfo
 from .rundir import RunDir
-from .training import precision, stock_sampling_strategy
 
 
-def _is_run_data(dataset: str, saved: dict[str, Any], info: dict[str, Any]) -> bool:
+def _is_run_data(dataset: str, saved: dict[str, Any], info: RunInfo) -> bool:
     """Whether ``dataset`` is the data the run was trained on (the same reference, or the same bytes)."""
     if dataset == saved.get("dataset"):
         return True
-    content = (info.get("dataset") or {}).get("content")
+    content = info.dataset.content
     path = Path(dataset).expanduser()
-    return bool(content) and path.exists() and data_mod.content_hash(path) == content
+    return bool(content) and path.exists() and content_hash(path) == content
 
 
 def evaluate_run(run_dir: str | Path, dataset: str, *, split: str | None = None, dataset_config: str | None = None,
@@ -32,48 +34,36 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str | None = None,
     The run's saved config and template are read as data: a template naming code from outside
     transformers, or a metric that is not built in, is refused unless ``trust_remote_code``.
     """
-    from transformers import TrainingArguments
-
     run = RunDir.open(run_dir)
     saved, info = run.config, run.info
     template = templates.load(saved.get("template") or saved["task"], trust_remote_code=trust_remote_code)
-    kind = kinds.get(template.kind)
+    kind_class = kinds.get(template.kind)
     overrides = {"dataset": dataset, "dataset_config": dataset_config, "model": str(run.path), "revision": None,
                  **({"max_test_samples": max_samples} if max_samples else {}),
                  **{k: v for k, v in (columns or {}).items() if v}}
     config = config_mod.resolve(saved, overrides)
-    metric_specs = [(name, info.get("metric_args", {}).get(name) or {}) for name in
+    metric_specs = [(name, info.metric_args.get(name) or {}) for name in
                     ([name for name, _ in template.metrics] if not config.metrics else config.metrics)]
     metrics_mod.check_trusted([name for name, _ in metric_specs], trust_remote_code)
-    labels = info.get("labels") or None
+    labels = info.labels or None
     if split in (None, "test") and _is_run_data(dataset, saved, info):
-        prepared = data_mod.prepare(template, config, kind.roles, labels=labels)
+        prepared = data_mod.prepare(template, config, kind_class, labels=labels)
     else:
-        prepared = data_mod.prepare_split(template, config, kind.roles, labels, split)
+        prepared = data_mod.prepare_split(template, config, kind_class, labels, split)
     model_source = modeling.ModelSource(str(run.path), run.path.name, None, local=True)
     processor = modeling.load_processor(template, model_source)
     model = modeling.load_model(template, model_source)
-    kind.prefix = info.get("prefix", "")
-    kind.model_config = model.config
-    kind.use_trained(model.config)
-    if template.kind == "summarization":
-        config.max_target_length = config.max_target_length or max(8, (model.generation_config.max_length or 65) - 1)
-    tokenized, _ = kind.preprocess(prepared, processor, config, template)
+    kind = kind_class(template, model.config)
+    kind.use_trained(model)
+    tokenized, _ = kind.preprocess(prepared, processor, config)
     suite = metrics_mod.MetricSuite(metric_specs, trust_remote_code)
-    extra = kind.training_arguments(config)
-    args_class = extra.pop("args_class", TrainingArguments)
     with tempfile.TemporaryDirectory() as tmp:
-        args = args_class(output_dir=tmp, per_device_eval_batch_size=config.per_device_eval_batch_size,
-                          report_to="none", disable_tqdm=True, log_level="error", **precision(config, kind),
-                          # the same (length-grouped, seeded) evaluation batches as the run itself
-                          seed=config.seed, data_seed=config.seed,
-                          **{"train_sampling_strategy": stock_sampling_strategy(config), **extra})
-        collator = kind.collator(template, processor, model)
-        widths = info.get("stats", {}).get("length_buckets", {}).get("buckets")
+        collator = kind.collator(processor, model)
+        widths = info.stats.get("length_buckets", {}).get("buckets")
         if widths and batching.pads_to_width(collator):   # pad as the run's own evaluation did
             collator = batching.PadToBucket(collator, widths)
-        trainer = template.trainer.resolve()(model=model, args=args, processing_class=processor,
-                                             data_collator=collator,
+        trainer = template.trainer.resolve()(model=model, args=arguments.evaluation_arguments(config, kind, tmp),
+                                             processing_class=processor, data_collator=collator,
                                              compute_metrics=kind.compute_metrics(suite, processor, config))
         output = trainer.predict(tokenized["test"], metric_key_prefix="eval")
     result = {k[len("eval_"):]: float(v) for k, v in output.metrics.items()

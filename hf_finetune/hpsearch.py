@@ -17,40 +17,7 @@ from transformers import TrainerCallback
 
 from . import config as config_mod
 from .errors import ConfigError
-
-# RunConfig fields a search may vary: TrainingArguments names, so the Trainer applies them per trial
-SEARCHABLE = {"learning_rate": float, "num_train_epochs": float, "warmup_steps": float, "weight_decay": float,
-              "per_device_train_batch_size": int, "lr_scheduler_type": str}
-
-
-def parse_space(raw: Any, source: str) -> dict[str, dict[str, Any]]:
-    """A template's ``search_space``: ``{name: {low, high[, log]}}`` or ``{name: {choices: [...]}}``."""
-    if raw is None:
-        return {}
-    where = f"Template {source} 'search_space'"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a mapping of option: {{low, high, log}} or {{choices}}.")
-    space: dict[str, dict[str, Any]] = {}
-    for name, spec in raw.items():
-        if name not in SEARCHABLE:
-            raise ConfigError(f"{where}: {name!r} can't be searched; these can: {', '.join(SEARCHABLE)}.")
-        kind = SEARCHABLE[name]
-        if isinstance(spec, dict) and set(spec) == {"choices"} and isinstance(spec["choices"], list) and spec["choices"]:
-            space[name] = {"choices": [config_mod.coerce(name, v, where) for v in spec["choices"]]}
-        elif isinstance(spec, dict) and {"low", "high"} <= set(spec) <= {"low", "high", "log"} and kind is not str:
-            try:
-                low, high = kind(spec["low"]), kind(spec["high"])
-            except (TypeError, ValueError):
-                raise ConfigError(f"{where}: {name} needs numbers for 'low' and 'high', got {spec!r}.") from None
-            log = bool(spec.get("log", False))
-            if not low < high or (log and low <= 0) or low < 0:
-                raise ConfigError(f"{where}: {name} needs 0 <= low < high (low > 0 with log: true), got {spec!r}.")
-            space[name] = {"low": low, "high": high, "log": log}
-        else:
-            raise ConfigError(f"{where}: {name} must be {{low, high}} (optionally log: true) or {{choices: [...]}}, "
-                              f"got {spec!r}.")
-    return space
-
+from .templates import SEARCHABLE
 
 def hp_space(space: dict[str, dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
     """The optuna ``hp_space`` function ``Trainer.hyperparameter_search`` calls once per trial."""
@@ -106,7 +73,7 @@ class TrialProgress(TrainerCallback):
         if self.progress is not None:
             self.progress.description = f"trial {self.number}/{self.n_trials}"
         self.say(f"hp-search trial {self.number}/{self.n_trials}: "
-                 + ", ".join(f"{name} {_plain(getattr(args, name))}" for name in self.names))
+                 + ", ".join(f"{name} {config_mod.display_value(getattr(args, name))}" for name in self.names))
 
     def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
         if self.batch_sizes and self.batch_sizes[-1] is None:
@@ -121,10 +88,6 @@ class TrialProgress(TrainerCallback):
         self.say(f"hp-search trial {self.number}/{self.n_trials}: validation {self.objective.key[5:]} "
                  + (f"{value:.4f} (best so far {self.best:.4f})" if value is not None else "not measured")
                  + f", {time.perf_counter() - self._t0:.0f} s")
-
-
-def _plain(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def check(config: config_mod.RunConfig, space: dict[str, Any], template_source: str) -> None:
@@ -176,7 +139,7 @@ def run(trainer: Any, model_init: Callable[[], Any], *, config: config_mod.RunCo
                "validation_loss": losses[t.number] if t.number < len(losses) else None} for t in study.trials]
     chosen = {k: config_mod.coerce(k, v, "hp-search") for k, v in best.hyperparameters.items()}
     say(f"hp-search best: trial {int(best.run_id) + 1}, validation {metric} {best.objective:.4f}: "
-        + ", ".join(f"{k} {_plain(v)}" for k, v in chosen.items()) + "; training it")
+        + ", ".join(f"{k} {config_mod.display_value(v)}" for k, v in chosen.items()) + "; training it")
     record = {"n_trials": config.hp_search, "metric": metric, "direction": direction, "backend": "optuna",
               "sampler": f"TPESampler(seed={config.seed})", "space": space, "trials": trials,
               "best_trial": int(best.run_id), "best_value": best.objective, "best_params": chosen}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlparse
 
 from huggingface_hub import constants
@@ -86,6 +87,8 @@ def reachable(timeout: float = 3.0) -> bool:
     try:
         with socket.create_connection((url.hostname, port), timeout=timeout):
             return True
+    except ConnectionResetError:   # something answered (and hung up at once): the request will say what
+        return True
     except OSError:
         return False
 
@@ -133,22 +136,6 @@ def resolve_token(token: str | None = None) -> str | None:
     return stored
 
 
-def check_repo_id(repo_id: str) -> str:
-    """Refuse an id the Hub would refuse, before any training or request."""
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    from .errors import ConfigError
-
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as err:
-        raise ConfigError(f"{repo_id!r} is not a valid Hub repo id: {str(err).splitlines()[0]}",
-                          "Use 'name' or 'namespace/name' with letters, digits, '-', '_' and '.' only, "
-                          "e.g. me/bert-imdb.") from None
-    return repo_id
-
-
 def pull(repo_id: str, revision: str | None = None, *, token: str | None = None, cache_dir: str | None = None,
          repo_type: str = "model") -> tuple[str, str]:
     """Download a base checkpoint's useful files at a pinned revision; return (local folder, commit sha).
@@ -156,11 +143,10 @@ def pull(repo_id: str, revision: str | None = None, *, token: str | None = None,
     Safetensors weights are taken, `.bin` only when a repo has no safetensors, and TF / Flax / ONNX /
     msgpack files never. Offline, the same revision is looked up in the local cache.
     """
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from .errors import HubError, OfflineError
+    from .errors import OfflineError
 
     token = resolve_token(token)
     use_timeouts()
@@ -173,26 +159,14 @@ def pull(repo_id: str, revision: str | None = None, *, token: str | None = None,
                 f"{repo_id!r} is not a local folder, so it must come from the Hugging Face Hub ({endpoint()}), "
                 "which can't be reached from here, and it is not in the local cache.", OFFLINE_ADVICE) from None
         return path, _sha_of_snapshot(path)
-    api = HfApi(endpoint=endpoint(), token=token)
-    try:
-        info = api.repo_info(repo_id, revision=revision, repo_type=repo_type)
+    with errors(f"Downloading {repo_id!r}", repo_id=repo_id, repo_type=repo_type, revision=revision):
+        info = api(token).repo_info(repo_id, revision=revision, repo_type=repo_type)
         files = [s.rfilename for s in info.siblings or []]
         patterns = list(PULL_PATTERNS)
         if not any(f.endswith(".safetensors") for f in files):
             patterns += PULL_FALLBACK_WEIGHTS
         path = snapshot_download(repo_id, revision=info.sha, repo_type=repo_type, allow_patterns=patterns,
                                  cache_dir=cache_dir, token=token, endpoint=endpoint())
-    except RepositoryNotFoundError:
-        raise HubError(f"There is no {repo_type} {repo_id!r} on the Hub ({endpoint()}), or it is private.",
-                       "Check the id; for a private repo, log in (`hf auth login`) or set HF_TOKEN.") from None
-    except RevisionNotFoundError:
-        raise HubError(f"{repo_id!r} has no revision {revision!r}.", "Give a branch, tag or commit sha.") from None
-    except GatedRepoError:
-        raise HubError(f"{repo_id!r} is gated: accept its terms on the Hub, then use a token with access.") from None
-    except HfHubHTTPError as err:
-        raise _http_error(err, f"Downloading {repo_id!r}") from None
-    except Exception as err:  # noqa: BLE001 - network failures come as several types
-        raise (transport_error(err, f"Downloading {repo_id!r}") or err) from None
     return path, info.sha
 
 
@@ -219,56 +193,52 @@ def _sha_of_snapshot(path: str) -> str:
     return Path(path).name
 
 
-def _http_error(err, doing: str):
+def api(token: str | None) -> Any:
+    """An HfApi on this endpoint, every request of it bounded in time."""
+    from huggingface_hub import HfApi
+
+    use_timeouts()
+    return HfApi(endpoint=endpoint(), token=token)
+
+
+@contextlib.contextmanager
+def errors(doing: str, *, repo_id: str | None = None, repo_type: str = "model",
+           revision: str | None = None) -> Iterator[None]:
+    """Hub failures inside the block as one HubError each: what was being done, what the Hub said, what to
+    do; never a traceback or a token. ``repo_id``: say what is missing when the repo or revision is."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from .errors import FinetuneError
+
+    try:
+        yield
+    except HfHubHTTPError as err:
+        raise _http_failure(err, doing, repo_id, repo_type, revision) from None
+    except FinetuneError:
+        raise
+    except Exception as err:  # noqa: BLE001 - network failures come as several types
+        failure = transport_error(err, doing)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _http_failure(err: Exception, doing: str, repo_id: str | None, repo_type: str, revision: str | None) -> Exception:
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
     from .errors import HubError
 
+    # subclass before its parent: a GatedRepoError is a RepositoryNotFoundError
+    if repo_id and isinstance(err, GatedRepoError):
+        return HubError(f"{repo_id!r} is gated: accept its terms on the Hub, then use a token with access.")
+    if repo_id and isinstance(err, RepositoryNotFoundError):
+        return HubError(f"There is no {repo_type} {repo_id!r} on the Hub ({endpoint()}), or it is private.",
+                        "Check the id; for a private repo, log in (`hf auth login`) or set HF_TOKEN.")
+    if repo_id and isinstance(err, RevisionNotFoundError):
+        return HubError(f"{repo_id!r} has no revision {revision!r}.", "Give a branch, tag or commit sha.")
     status = err.response.status_code if getattr(err, "response", None) is not None else None
     if status in (401, 403):
         return HubError(f"{doing} was refused by the Hub (HTTP {status}): the token is missing, invalid, "
                         "or lacks access.", "Set HF_TOKEN, run `hf auth login`, or pass --token.")
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return HubError(f"{doing} failed: {first}")
-
-
-def push_run(run_dir, repo_id: str, *, token: str | None = None, private: bool = False,
-             create_pr: bool = False, revision: str | None = None, commit_message: str | None = None) -> str:
-    """Create (or reuse) the repo and upload a finished run in one commit; return the commit (or PR) URL.
-
-    Exactly the files of ``RunDir.push_plan`` are uploaded (the model, processor, card, metrics, curves
-    and a path-free config; never checkpoints, pickles, links or files a run does not write), and files
-    of an earlier push that this run no longer has are deleted in the same commit.
-    """
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from .errors import OfflineError
-    from .rundir import RunDir, is_pushed_name
-
-    check_repo_id(repo_id)
-    run = RunDir.open(run_dir)
-    plan = run.push_plan()
-    if not reachable():
-        raise OfflineError(f"Can't push to {repo_id!r}: the Hub ({endpoint()}) can't be reached.",
-                           "The run is saved; push it later with `hf-finetune push RUN_DIR REPO_ID`.")
-    api = HfApi(endpoint=endpoint(), token=resolve_token(token))
-    use_timeouts()
-    additions = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes)
-                                    else str(content)) for name, content in plan.files]
-    pushed = {name for name, _ in plan.files}
-    try:
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        if revision:
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        stale = [CommitOperationDelete(path_in_repo=path) for path in api.list_repo_files(repo_id, revision=revision)
-                 if is_pushed_name(path) and path not in pushed]
-        commit = api.create_commit(
-            repo_id, operations=[*additions, *stale], revision=revision, create_pr=create_pr,
-            commit_message=commit_message or f"hf-finetune: upload run {run.path.name}")
-    except HfHubHTTPError as err:
-        raise _http_error(err, f"Pushing to {repo_id!r}") from None
-    except Exception as err:  # noqa: BLE001 - network failures come as several types
-        failure = transport_error(err, f"Pushing to {repo_id!r} failed")
-        if failure is None:
-            raise
-        raise failure from None
-    return commit.pr_url or commit.commit_url

@@ -21,31 +21,14 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from . import hub
+from .outputs import RESUME_STATE, latest_checkpoint
+
 BRANCH = "hf-finetune-checkpoints"
 FOLDER = "last-checkpoint"
 BEST = "best-checkpoint"         # the weights of the best checkpoint so far, when it is not the last one
 BEST_FILES = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json")
-STATE = "resume.json"            # outputs.RESUME_STATE, uploaded beside the checkpoint
 NOT_UPLOADED = {"training_args.bin"}
-
-
-def _api(token: str | None):
-    from huggingface_hub import HfApi
-
-    from . import hub
-
-    hub.use_timeouts()
-    return HfApi(endpoint=hub.endpoint(), token=token)
-
-
-def _failure(err: Exception, doing: str) -> Exception:
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from . import hub
-
-    if isinstance(err, HfHubHTTPError):
-        return hub._http_error(err, doing)
-    return hub.transport_error(err, doing) or err
 
 
 class HubCheckpoints(TrainerCallback):
@@ -57,12 +40,10 @@ class HubCheckpoints(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        api = _api(self.token)
-        try:
+        api = hub.api(self.token)
+        with hub.errors(f"Preparing the checkpoint branch of {self.repo_id!r}"):
             api.create_repo(self.repo_id, private=self.private, exist_ok=True)
             api.create_branch(self.repo_id, branch=BRANCH, exist_ok=True)
-        except Exception as err:  # noqa: BLE001 - HTTP and transport errors, reported as one
-            raise _failure(err, f"Preparing the checkpoint branch of {self.repo_id!r}") from None
 
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
@@ -82,63 +63,55 @@ def upload(repo_id: str, folder: Path, resume_state: Path, token: str | None, st
     lacks is deleted."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-    api = _api(token)
+    api = hub.api(token)
     names = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and not path.is_symlink() and path.name not in NOT_UPLOADED:
             names[f"{FOLDER}/{path.relative_to(folder).as_posix()}"] = str(path)
     if resume_state.is_file():
-        names[f"{FOLDER}/{STATE}"] = str(resume_state)
+        names[f"{FOLDER}/{RESUME_STATE}"] = str(resume_state)
     if best is not None:
         for name in BEST_FILES:
             if (best / name).is_file() and not (best / name).is_symlink():
                 names[f"{BEST}/{name}"] = str(best / name)
         for shard in sorted(best.glob("model-*-of-*.safetensors")):
             names[f"{BEST}/{shard.name}"] = str(shard)
-    try:
+    with hub.errors(f"Saving the checkpoint of step {step} to {repo_id!r}"):
         existing = [p for p in api.list_repo_files(repo_id, revision=BRANCH)
                     if p.startswith((FOLDER + "/", BEST + "/"))]
         operations: list[Any] = [CommitOperationAdd(path_in_repo=n, path_or_fileobj=p) for n, p in names.items()]
         operations += [CommitOperationDelete(path_in_repo=p) for p in existing if p not in names]
         api.create_commit(repo_id, operations=operations, revision=BRANCH,
                           commit_message=f"hf-finetune: checkpoint at step {step}")
-    except Exception as err:  # noqa: BLE001
-        raise _failure(err, f"Saving the checkpoint of step {step} to {repo_id!r}") from None
 
 
-def pull(repo_id: str, token: str | None, checkpoints: Path, resume_state_name: str) -> int | None:
+def pull(repo_id: str, token: str | None, checkpoints: Path) -> int | None:
     """Put the Hub's last checkpoint into ``checkpoints`` (unless a local one is as recent); return its step,
     or None when the branch holds none."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    from . import hub, outputs
-
-    api = _api(token)
-    try:
-        files = api.list_repo_files(repo_id, revision=BRANCH)
-    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
-        return None
-    except Exception as err:  # noqa: BLE001
-        raise _failure(err, f"Looking for a checkpoint of {repo_id!r}") from None
-    if f"{FOLDER}/trainer_state.json" not in files or f"{FOLDER}/{STATE}" not in files:
+    with hub.errors(f"Looking for a checkpoint of {repo_id!r}"):
+        try:
+            files = hub.api(token).list_repo_files(repo_id, revision=BRANCH)
+        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+            return None   # no repo or no branch yet: nothing to resume
+    if f"{FOLDER}/trainer_state.json" not in files or f"{FOLDER}/{RESUME_STATE}" not in files:
         return None
     with tempfile.TemporaryDirectory(prefix=".hub-checkpoint-", dir=checkpoints.parent) as tmp:
-        try:
+        with hub.errors(f"Downloading the checkpoint of {repo_id!r}"):
             snapshot_download(repo_id, revision=BRANCH, allow_patterns=[f"{FOLDER}/*", f"{BEST}/*"], local_dir=tmp,
                               token=token, endpoint=hub.endpoint())
-        except Exception as err:  # noqa: BLE001
-            raise _failure(err, f"Downloading the checkpoint of {repo_id!r}") from None
         source = Path(tmp) / FOLDER
         state = json.loads((source / "trainer_state.json").read_text())
         step = int(state["global_step"])
-        local = outputs.latest_checkpoint(checkpoints)
+        local = latest_checkpoint(checkpoints)
         if local and int(Path(local).name.rsplit("-", 1)[1]) >= step:
             return step   # this machine holds the same or a later checkpoint of the run
         if checkpoints.exists():
             shutil.rmtree(checkpoints)
         checkpoints.mkdir(parents=True)
-        (source / STATE).replace(checkpoints / resume_state_name)
+        (source / RESUME_STATE).replace(checkpoints / RESUME_STATE)
         _relocate_best(state, Path(tmp) / BEST, checkpoints, step)
         (source / "trainer_state.json").write_text(json.dumps(state, indent=2) + "\n")
         source.replace(checkpoints / f"checkpoint-{step}")
@@ -163,6 +136,6 @@ def _relocate_best(state: dict[str, Any], best_source: Path, checkpoints: Path, 
 def delete_branch(repo_id: str, token: str | None) -> None:
     """After the final push: the checkpoints are no longer needed (a failure here only leaves the branch)."""
     try:
-        _api(token).delete_branch(repo_id, branch=BRANCH)
+        hub.api(token).delete_branch(repo_id, branch=BRANCH)
     except Exception:  # noqa: BLE001 - best effort: the run itself is pushed
         pass

@@ -35,7 +35,8 @@ from typing import Any, Iterable
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, config as config_mod, embedded, hub, install, progress as progress_mod
+from . import __version__, config as config_mod, embedded, hub, install
+from .progress import parse_step_line
 from .config import RunConfig
 from .errors import ConfigError, FinetuneError, HubError, did_you_mean
 from .templates import TaskTemplate
@@ -188,28 +189,6 @@ def plan(template: TaskTemplate, config: RunConfig, *, flavor: str, timeout: str
 
 
 # -- 2. submit -------------------------------------------------------------------------------------
-def _api(token: str | None):
-    from huggingface_hub import HfApi
-
-    hub.use_timeouts()
-    return HfApi(endpoint=hub.endpoint(), token=token)
-
-
-def _hub_call(doing: str, call, *args, **kwargs):
-    """One Hub call, its failures as our errors (status and hint, never a traceback or a token)."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        return call(*args, **kwargs)
-    except HfHubHTTPError as err:
-        raise hub._http_error(err, doing) from None
-    except Exception as err:  # noqa: BLE001 - network failures come as several types
-        failure = hub.transport_error(err, doing)
-        if failure is None:
-            raise
-        raise failure from None
-
-
 def build_wheel(source: str, folder: Path) -> Path:
     """A wheel of the local hf-finetune tree (no dependencies: the Job installs those from the index), or
     the local wheel this hf-finetune was installed from."""
@@ -233,8 +212,9 @@ def submit(job: JobPlan, token: str | None, say) -> Any:
     if not token:
         raise HubError("Submitting a Job needs a Hub token (it is passed to the Job as the secret HF_TOKEN).",
                        "Set HF_TOKEN, run `hf auth login`, or pass --token.")
-    api = _api(token)
-    namespace = job.namespace or _hub_call("Asking the Hub who the token belongs to", api.whoami)["name"]
+    api = hub.api(token)
+    with hub.errors("Asking the Hub who the token belongs to"):
+        namespace = job.namespace or api.whoami()["name"]
     inputs_repo = f"{namespace}/{INPUTS_REPO}"
     folder = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets_mod.token_hex(3)}"
     with tempfile.TemporaryDirectory(prefix="hf-finetune-job-") as tmp:
@@ -248,16 +228,16 @@ def submit(job: JobPlan, token: str | None, say) -> Any:
         operations = [CommitOperationAdd(path_in_repo=f"{folder}/{name}",
                                          path_or_fileobj=content if isinstance(content, bytes) else str(content))
                       for name, content in sorted(files.items())]
-        _hub_call(f"Creating {inputs_repo}", api.create_repo, inputs_repo, repo_type="dataset", private=True,
-                  exist_ok=True)
-        commit = _hub_call(f"Uploading the Job's inputs to {inputs_repo}", api.create_commit, inputs_repo,
-                           repo_type="dataset", operations=operations,
-                           commit_message=f"hf-finetune: inputs of a {job.name} Job")
+        with hub.errors(f"Uploading the Job's inputs to {inputs_repo}"):
+            api.create_repo(inputs_repo, repo_type="dataset", private=True, exist_ok=True)
+            commit = api.create_commit(inputs_repo, repo_type="dataset", operations=operations,
+                                       commit_message=f"hf-finetune: inputs of a {job.name} Job")
     volume = Volume(type="dataset", source=inputs_repo, mount_path=MOUNT, revision=commit.oid, path=folder,
                     read_only=True)
-    return _hub_call("Submitting the Job", api.run_job, image=job.image, command=job.command, env=job.env,
-                     secrets={SECRET: token}, flavor=job.flavor, timeout=job.timeout_seconds, name=job.name,
-                     volumes=[volume], namespace=namespace)
+    with hub.errors("Submitting the Job"):
+        return api.run_job(image=job.image, command=job.command, env=job.env, secrets={SECRET: token},
+                           flavor=job.flavor, timeout=job.timeout_seconds, name=job.name, volumes=[volume],
+                           namespace=namespace)
 
 
 # -- 3. follow -------------------------------------------------------------------------------------
@@ -285,7 +265,7 @@ class _LogView:
 
     def line(self, text: str) -> None:
         self.tail.append(text)
-        step = progress_mod.parse_step_line(text)
+        step = parse_step_line(text)
         if step is not None and self.console.is_terminal:
             if self.bar is None:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -310,7 +290,7 @@ class _LogView:
 def follow(job_id: str, namespace: str | None, token: str | None, console: Console,
            repo_id: str | None = None) -> int:
     """Stream the Job's logs until it ends; return its exit status (0 completed, 130 canceled, 1 otherwise)."""
-    api = _api(token)
+    api = hub.api(token)
     view = _LogView(console)
     try:
         for text in _logs(api, job_id, namespace, True):
@@ -321,7 +301,8 @@ def follow(job_id: str, namespace: str | None, token: str | None, console: Conso
             console.print(f"detached; the Job keeps running. Follow it again: hf-finetune jobs logs {job_id} "
                           f"--follow{_ns_flag(namespace)}", highlight=False)
             return 0
-        _hub_call("Canceling the Job", api.cancel_job, job_id=job_id, namespace=namespace)
+        with hub.errors("Canceling the Job"):
+            api.cancel_job(job_id=job_id, namespace=namespace)
         console.print(f"canceled Job {job_id}", highlight=False)
         return 130
     finally:
@@ -332,10 +313,11 @@ def follow(job_id: str, namespace: str | None, token: str | None, console: Conso
 
 def _logs(api: Any, job_id: str, namespace: str | None, follow: bool) -> Iterable[str]:
     """The log lines, with failures while streaming reported as ours too."""
-    lines = iter(_hub_call("Reading the Job's logs", api.fetch_job_logs, job_id=job_id, namespace=namespace,
-                           follow=follow))
+    with hub.errors("Reading the Job's logs"):
+        lines = iter(api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=follow))
     while True:
-        text = _hub_call("Reading the Job's logs", next, lines, None)
+        with hub.errors("Reading the Job's logs"):
+            text = next(lines, None)
         if text is None:
             return
         yield text
@@ -345,7 +327,8 @@ def _wait_terminal(api: Any, job_id: str, namespace: str | None) -> Any:
     """The log stream may end a moment before the Job's stage does."""
     deadline = time.monotonic() + 60
     while True:
-        info = _hub_call("Reading the Job's status", api.inspect_job, job_id=job_id, namespace=namespace)
+        with hub.errors("Reading the Job's status"):
+            info = api.inspect_job(job_id=job_id, namespace=namespace)
         if info.status.stage in TERMINAL or time.monotonic() > deadline:
             return info
         time.sleep(1)
@@ -380,38 +363,36 @@ def _step_summary(info: Any, outcome: str, repo_id: str | None, metrics: dict[st
     """In GitHub Actions: the Job, its outcome, the pushed card and its test metrics in the run's summary."""
     import os
 
+    from .metrics import summary_rows
+
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
     lines = [f"### hf-finetune: Hugging Face Job [{info.id}]({info.url}) {outcome}", ""]
     if repo_id and metrics:
         lines += [f"Model card: {hub.endpoint()}/{repo_id}", "", "| split | metric | value |", "|---|---|---|"]
-        lines += [f"| {split} | {key} | {value:.4f} |" for split, key, value in _metric_rows(metrics)]
+        lines += [f"| {split} | {key} | {value:.4f} |" for split, key, value in summary_rows(metrics)]
     elif repo_id:
         lines.append(f"Re-run to continue from its last checkpoint on {repo_id} (branch hf-finetune-checkpoints).")
     with open(path, "a", encoding="utf-8") as summary:
         summary.write("\n".join(lines) + "\n")
 
 
-def _metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str, float]]:
-    return [(split, key, value) for split in ("validation", "test") for key, value in (metrics.get(split) or {}).items()
-            if isinstance(value, (int, float)) and not key.endswith(("runtime", "per_second"))]
-
-
 def _print_pushed(repo_id: str, token: str | None, console: Console) -> dict[str, Any]:
     """The pushed repo and its metrics, read back from the Hub (not from the Job's log)."""
     from huggingface_hub import hf_hub_download
 
+    from .metrics import summary_rows
     from .rundir import METRICS
 
-    path = _hub_call(f"Reading the metrics of {repo_id}", hf_hub_download, repo_id, METRICS, token=token,
-                     endpoint=hub.endpoint())
+    with hub.errors(f"Reading the metrics of {repo_id}"):
+        path = hf_hub_download(repo_id, METRICS, token=token, endpoint=hub.endpoint())
     metrics = json.loads(Path(path).read_text(encoding="utf-8"))
     table = Table(title=f"{hub.endpoint()}/{repo_id}")
     table.add_column("split")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for split, key, value in _metric_rows(metrics):
+    for split, key, value in summary_rows(metrics):
         table.add_row(split, key, f"{value:.4f}")
     console.print(table)
     return metrics
@@ -421,19 +402,21 @@ def _print_pushed(repo_id: str, token: str | None, console: Console) -> dict[str
 def logs(job_id: str, namespace: str | None, token: str | None, console: Console, follow_logs: bool) -> int:
     if follow_logs:
         return follow(job_id, namespace, token, console)
-    for text in _logs(_api(token), job_id, namespace, False):
+    for text in _logs(hub.api(token), job_id, namespace, False):
         console.print(text, highlight=False, markup=False, soft_wrap=True)
     return 0
 
 
 def status(job_id: str, namespace: str | None, token: str | None, console: Console) -> int:
-    info = _hub_call("Reading the Job's status", _api(token).inspect_job, job_id=job_id, namespace=namespace)
+    with hub.errors("Reading the Job's status"):
+        info = hub.api(token).inspect_job(job_id=job_id, namespace=namespace)
     console.print_json(json.dumps({"id": info.id, "stage": info.status.stage, "message": info.status.message,
                                    "flavor": str(info.flavor), "url": info.url}))
     return 0
 
 
 def cancel(job_id: str, namespace: str | None, token: str | None, console: Console) -> int:
-    _hub_call("Canceling the Job", _api(token).cancel_job, job_id=job_id, namespace=namespace)
+    with hub.errors("Canceling the Job"):
+        hub.api(token).cancel_job(job_id=job_id, namespace=namespace)
     console.print(f"canceled Job {job_id}", highlight=False)
     return 0

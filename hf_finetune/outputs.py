@@ -207,7 +207,7 @@ def recover(layout: Layout) -> list[str]:
             done.append(f"restored the previous run to {layout.target}")
     finished = RunDir(layout.target)
     if layout.checkpoints.exists() and finished.is_finished and \
-            finished.info.get("run_id") == _run_id(layout.checkpoints):
+            finished.info.run_id == _run_id(layout.checkpoints):
         _remove(layout.checkpoints, layout)       # the published run's own checkpoints
     return done
 

@@ -1,7 +1,8 @@
 """Predictions with a fine-tuned model: a run dir or a Hub id, inputs from a file or stdin.
 
 Kept apart from training: it needs only the saved model, its processor and (for runs made
-here) run_info.json, which says the task kind and the input prefix.
+here) run_info.json, which says the task kind and the input prefix. The kind loads the model and
+turns its outputs into predictions.
 """
 
 from __future__ import annotations
@@ -14,17 +15,16 @@ from typing import Any, Iterator
 
 import torch
 
-from . import data as data_mod
+from . import data as data_mod, kinds
+from .data.sources import FILE_BUILDERS, load_local
 from .errors import DataError, ModelError
+from .run_info import RunInfo
 from .rundir import RunDir
 
-KIND_BY_ARCHITECTURE = (("ForSequenceClassification", "text-classification"),
-                        ("ForConditionalGeneration", "summarization"), ("ForSeq2SeqLM", "summarization"),
-                        ("ForImageClassification", "image-classification"))
 
-
-def load_run(model_ref: str, token: str | None = None, revision: str | None = None) -> tuple[str, dict[str, Any]]:
-    """(local folder, run info) for a run dir, a model folder or a Hub repo id (at ``revision``)."""
+def load_run(model_ref: str, token: str | None = None, revision: str | None = None) -> tuple[str, RunInfo]:
+    """(local folder, run record) for a run dir, a model folder or a Hub repo id (at ``revision``). A model
+    with no record of ours gets a record naming the kind that serves it (by its config.json)."""
     path = Path(model_ref)
     from_hub = not path.exists()
     if from_hub:
@@ -35,13 +35,14 @@ def load_run(model_ref: str, token: str | None = None, revision: str | None = No
     run = RunDir(path, hub_snapshot=from_hub)
     if not run.has("config.json"):
         raise ModelError(f"{model_ref} holds no model (no config.json).")
-    info = dict(run.info)
-    if "kind" not in info:
+    info = run.info
+    if not info.kind:
         config = run.read_json("config.json")
-        arch = " ".join(config.get("architectures") or [])
-        info["kind"] = next((kind for key, kind in KIND_BY_ARCHITECTURE if key in arch), None)
-        if info["kind"] is None:
+        kind = kinds.serving(config) if isinstance(config, dict) else None
+        if kind is None:
+            arch = " ".join(config.get("architectures") or []) if isinstance(config, dict) else ""
             raise ModelError(f"Can't tell the task of {model_ref} (architectures: {arch or 'none'}).")
+        info = RunInfo(kind=kind.name)
     return str(path), info
 
 
@@ -49,19 +50,20 @@ INPUT_COLUMNS = {"text": ["text", "sentence", "document", "review", "content", "
                  "image": ["image", "path", "file", "image_path", "filename"]}
 
 
-def read_inputs(source: str, column: str | None, kind: str, info: dict[str, Any] | None = None) -> list[str]:
+def read_inputs(source: str, column: str | None, kind: str, info: RunInfo | None = None) -> list[str]:
     """The inputs to predict on: a table (CSV, TSV, JSON Lines, JSON, Parquet) read with the same loader
     and column detection as training; text lines (.txt); image paths; '-' reads standard input (JSON
     Lines or text lines)."""
-    role = "image" if kind == "image-classification" else "text"
+    role = kinds.get(kind).input_role
+    columns = info.columns if info is not None else {}
     if source == "-":
-        return _read_stdin(column, role, info or {})
+        return _read_stdin(column, role, columns)
     path = Path(source)
     if not path.is_file():
         raise DataError(f"Input file {source} does not exist.")
     suffix = path.suffix.lower()
-    if suffix in data_mod.FILE_BUILDERS and suffix != ".txt":
-        return _read_table(path, column, role, info or {})
+    if suffix in FILE_BUILDERS and suffix != ".txt":
+        return _read_table(path, column, role, columns)
     if column:
         raise DataError(f"--column names a column of a table; {path.name} is read as plain lines.",
                         "Give a CSV / TSV / JSON Lines / Parquet file, or leave --column out.")
@@ -74,7 +76,7 @@ def read_inputs(source: str, column: str | None, kind: str, info: dict[str, Any]
     return [line for line in text.splitlines() if line.strip()]
 
 
-def _read_stdin(column: str | None, role: str, info: dict[str, Any]) -> list[str]:
+def _read_stdin(column: str | None, role: str, columns: dict[str, str]) -> list[str]:
     try:
         text = sys.stdin.read() if sys.stdin is not None else ""
     except (OSError, ValueError):   # closed or unreadable standard input
@@ -90,13 +92,13 @@ def _read_stdin(column: str | None, role: str, info: dict[str, Any]) -> list[str
     with tempfile.TemporaryDirectory() as tmp:   # JSON Lines: through the same loader as files
         path = Path(tmp) / "stdin.jsonl"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return _read_table(path, column, role, info)
+        return _read_table(path, column, role, columns)
 
 
-def _read_table(path: Path, column: str | None, role: str, info: dict[str, Any]) -> list[str]:
-    split = next(iter(data_mod.read_local(path).values()))
+def _read_table(path: Path, column: str | None, role: str, trained_columns: dict[str, str]) -> list[str]:
+    split = next(iter(load_local(path).values()))
     columns = split.column_names
-    candidates = [c for c in [(info.get("columns") or {}).get(role), *INPUT_COLUMNS[role]] if c]
+    candidates = [c for c in [trained_columns.get(role), *INPUT_COLUMNS[role]] if c]
     try:
         name = data_mod.resolve_column(columns, role, column, candidates, "--column")
     except DataError:
@@ -134,98 +136,19 @@ def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
 def predict(model_ref: str, inputs: list[str], *, batch_size: int = 32, token: str | None = None,
             revision: str | None = None, trust_remote_code: bool = False,
             progress: Any = None) -> list[dict[str, Any]]:
-    """Predictions for ``inputs`` (texts, or image paths), one dict per input. A model with its own
-    Python code (a custom architecture) is loaded only with ``trust_remote_code``."""
+    """Predictions for ``inputs`` (texts, or image paths), one dict per input, by the run's task kind. A
+    model with its own Python code (a custom architecture) is loaded only with ``trust_remote_code``."""
     folder, info = load_run(model_ref, token, revision)
-    remote = {"trust_remote_code": True} if trust_remote_code else {}
     saved = RunDir(folder, hub_snapshot=not Path(model_ref).exists())
     run_max_length = saved.config.get("max_length") if saved.has("run_config.yaml") else None
-    kind = info["kind"]
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    results: list[dict[str, Any]] = []
-    if kind == "summarization":
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(folder, **remote)
-        model = AutoModelForSeq2SeqLM.from_pretrained(folder, **remote)
-        model.to(device).eval()
-        prefix = info.get("prefix", "")
-        for chunk in batches(inputs, batch_size):
-            enc = tokenizer([prefix + t for t in chunk], return_tensors="pt", padding=True, truncation=True,
-                            max_length=input_limit(tokenizer, model, run_max_length)).to(device)
-            with torch.inference_mode():   # only what every encoder-decoder's generate() takes
-                ids = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            for text, summary in zip(chunk, tokenizer.batch_decode(ids, skip_special_tokens=True)):
-                results.append({"input": text, "summary": summary.strip()})
-            if progress:
-                progress(len(chunk))
-        return results
-    if kind == "image-classification":
-        from PIL import Image
-        from transformers import AutoImageProcessor, AutoModelForImageClassification
-
-        processor = AutoImageProcessor.from_pretrained(folder, **remote)
-        model = AutoModelForImageClassification.from_pretrained(folder, **remote).to(device).eval()
-
-        def encode(chunk: list[str]) -> Any:
-            images = []
-            for p in chunk:
-                try:
-                    with Image.open(p) as image:
-                        images.append(image.convert("RGB"))
-                except Exception:  # noqa: BLE001
-                    raise DataError(f"{p} is not a readable image.") from None
-            return processor(images=images, return_tensors="pt")
-    else:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(folder, **remote)
-        model = AutoModelForSequenceClassification.from_pretrained(folder, **remote).to(device).eval()
-
-        limit = input_limit(tokenizer, model, run_max_length)
-
-        def encode(chunk: list[str]) -> Any:
-            return tokenizer(data_mod.bounded(chunk, limit), return_tensors="pt", padding=True, truncation=True,
-                             max_length=limit)
-    id2label = model.config.id2label
-    problem = getattr(model.config, "problem_type", None)
-    if problem in ("multi_label_classification", "regression"):
-        return _predict_scores(model, encode, inputs, batch_size, device, progress)
-    for chunk in batches(inputs, batch_size):
-        enc = encode(chunk).to(device)
-        with torch.inference_mode():
-            probs = model(**enc).logits.float().softmax(-1).cpu()
-        for value, row in zip(chunk, probs):
-            best = int(row.argmax())
-            results.append({"input": value, "label": id2label[best], "score": round(float(row[best]), 6),
-                            "scores": {id2label[i]: round(float(p), 6) for i, p in enumerate(row)}})
-        if progress:
-            progress(len(chunk))
-    return results
-
-
-def _predict_scores(model: Any, encode: Any, inputs: list[str], batch_size: int, device: str,
-                    progress: Any) -> list[dict[str, Any]]:
-    """Multi-label: every label whose sigmoid score reaches the threshold saved at training (tuned on the
-    validation split). Regression: the output mapped back to the target's units with the saved scaling."""
-    config = model.config
-    threshold = float(getattr(config, "multi_label_threshold", None) or 0.5)
-    scaling = getattr(config, "regression_target", None) or {"mean": 0.0, "std": 1.0, "name": "score"}
+    kind_class = kinds.get(info.kind)
+    processor, model = kind_class.load_trained(folder, trust_remote_code)
+    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    kind = kind_class(model_config=model.config, prefix=info.prefix)
+    limit = input_limit(processor, model, run_max_length)
     results: list[dict[str, Any]] = []
     for chunk in batches(inputs, batch_size):
-        enc = encode(chunk).to(device)
-        with torch.inference_mode():
-            logits = model(**enc).logits.float().cpu()
-        for value, row in zip(chunk, logits):
-            if config.problem_type == "regression":
-                results.append({"input": value,
-                                scaling["name"]: round(float(row[0]) * scaling["std"] + scaling["mean"], 6)})
-                continue
-            scores = row.sigmoid()
-            results.append({"input": value,
-                            "labels": [config.id2label[i] for i, p in enumerate(scores) if float(p) >= threshold],
-                            "threshold": threshold,
-                            "scores": {config.id2label[i]: round(float(p), 6) for i, p in enumerate(scores)}})
+        results.extend(kind.predict_batch(processor, model, chunk, limit))
         if progress:
             progress(len(chunk))
     return results

@@ -1,129 +1,20 @@
-"""Live progress for training: a rich display on a terminal, plain log lines elsewhere (CI).
-
-It is a ``TrainerCallback``; it reads only what the Trainer already logs, so it adds no
-per-step device synchronisation.
-"""
+"""The progress line a run prints where there is no terminal (CI, a Job's log), and its reader: the
+writer and the reader of one format, in one place, importing nothing heavy (a Job's log is followed
+by a process that never trains)."""
 
 from __future__ import annotations
 
 import re
-import sys
-import time
-from typing import Any
-
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.text import Text
-from transformers import TrainerCallback
-
 
 STEP_LINE = re.compile(r"\[hf-finetune\] step (\d+)/(\d+) \(\d+%\)\s*(.*)")
 
 
+def step_line(done: int, total: int, status: str, eta: str = "") -> str:
+    """``[hf-finetune] step 12/40 (30%)  phase: training  loss 0.6931 ...  eta 42s``"""
+    return f"[hf-finetune] step {done}/{total} ({100 * done / total:.0f}%)  {status}{eta}"
+
+
 def parse_step_line(text: str) -> tuple[int, int, str] | None:
-    """(step, steps, status) of a progress line this callback printed (a Job's log, read elsewhere)."""
+    """(step, steps, status) of a progress line a run printed (a Job's log, read elsewhere)."""
     match = STEP_LINE.search(text)
     return (int(match[1]), int(match[2]), match[3].strip()) if match else None
-
-
-class ProgressCallback(TrainerCallback):
-    def __init__(self, console: Console, metric: str, samples_per_step: int, quiet: bool = False,
-                 live: bool | None = None):
-        self.console = console
-        self.metric = metric
-        self.samples_per_step = samples_per_step
-        self.quiet = quiet
-        self.live_mode = (console.is_terminal if live is None else live) and not quiet
-        self.phase = "training"
-        self.description = "training"   # the bar's label ("trial 2/8" during a hyper-parameter search)
-        self.loss: float | None = None
-        self.eval_value: float | None = None
-        self.rate: float | None = None
-        self._progress: Progress | None = None
-        self._task: Any = None
-        self._live: Live | None = None
-        self._t0 = 0.0
-        self._last_print = 0.0
-
-    # -- helpers ----------------------------------------------------------------------------
-    def _status(self) -> Text:
-        parts = [f"phase: {self.phase}"]
-        if self.loss is not None:
-            parts.append(f"loss {self.loss:.4f}")
-        if self.eval_value is not None:
-            parts.append(f"eval {self.metric} {self.eval_value:.4f}")
-        if self.rate is not None:
-            parts.append(f"{self.rate:.1f} samples/s")
-        return Text("  ".join(parts))
-
-    def _refresh(self) -> None:
-        if self._live is not None:
-            self._live.update(Group(self._progress, self._status()))
-
-    def _line(self, state: Any) -> None:
-        if self.quiet or self.live_mode:
-            return
-        done, total = state.global_step, max(state.max_steps, 1)
-        eta = ""
-        if self.rate and done:
-            remaining = (total - done) * self.samples_per_step / self.rate
-            eta = f"  eta {remaining:.0f}s"
-        print(f"[hf-finetune] step {done}/{total} ({100 * done / total:.0f}%)  {self._status()}{eta}",
-              file=sys.stdout, flush=True)
-
-    # -- Trainer events ---------------------------------------------------------------------
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._t0 = time.perf_counter()
-        if not state.is_world_process_zero:
-            self.quiet, self.live_mode = True, False
-        if self.live_mode:
-            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                      console=self.console)
-            self._task = self._progress.add_task(self.description, total=state.max_steps)
-            self._live = Live(Group(self._progress, self._status()), console=self.console, refresh_per_second=4)
-            self._live.start()
-        elif not self.quiet:
-            print(f"[hf-finetune] training for {state.max_steps} step{'s' if state.max_steps != 1 else ''}",
-                  flush=True)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        elapsed = time.perf_counter() - self._t0
-        if elapsed > 0:
-            self.rate = state.global_step * self.samples_per_step / elapsed
-        if self._progress is not None:
-            self._progress.update(self._task, completed=state.global_step)
-            self._refresh()
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        logs = logs or {}
-        if "loss" in logs:
-            self.loss = float(logs["loss"])
-            self._line(state)
-        self._refresh()
-
-    def on_prediction_step(self, args, state, control, **kwargs):
-        if self.phase == "training":
-            self.phase = "evaluating"
-            self._refresh()
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        metrics = metrics or {}
-        key = f"eval_{self.metric}"
-        if key in metrics:
-            self.eval_value = float(metrics[key])
-        final = self.phase == "final evaluation"
-        if not self.live_mode and not self.quiet and not final:
-            print(f"[hf-finetune] epoch {state.epoch:.2f}: validation {self.metric} = {self.eval_value:.4f}", flush=True)
-        if not final:
-            self.phase = "training"
-        self._refresh()
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self._live is not None:
-            self._progress.update(self._task, completed=state.global_step)
-            self.phase = "done"
-            self._refresh()
-            self._live.stop()
-            self._live = None

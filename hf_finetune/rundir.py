@@ -25,10 +25,10 @@ from typing import Any
 
 from . import config as config_mod
 from .errors import ConfigError
+from .run_info import FILE as INFO, RunInfo   # INFO's presence (a regular file) means "finished"
 
 CONFIG = "run_config.yaml"
 METRICS = "metrics.json"
-INFO = "run_info.json"        # its presence (a regular file) means "finished"
 HISTORY = "log_history.json"
 CARD = "README.md"
 CURVES = "training_curves.png"
@@ -125,8 +125,9 @@ class RunDir:
             raise ConfigError(f"{self.path / name} is not valid JSON ({err.msg}, line {err.lineno}).") from None
 
     @cached_property
-    def info(self) -> dict[str, Any]:
-        return self.read_json(INFO) if self.has(INFO) else {}
+    def info(self) -> RunInfo:
+        """The run record (an empty one for a model folder that has none)."""
+        return RunInfo.read(self.read_text(INFO), str(self.path / INFO)) if self.has(INFO) else RunInfo()
 
     @cached_property
     def metrics(self) -> dict[str, Any]:
@@ -204,25 +205,25 @@ class RunDir:
         headline metric on the test split, which then shows on the model page and the data set's board."""
         from huggingface_hub import EvalResultEntry, eval_result_entries_to_yaml
 
-        data, info = self.info.get("dataset") or {}, self.info
-        metric = info.get("metric_for_best_model")
+        info = self.info
+        data, metric = info.dataset, info.metric_for_best_model
         value = (self.metrics.get("test") or {}).get(metric) if self.has(METRICS) else None
-        if not data.get("hub_id") or value is None:
+        if not data.hub_id or value is None:
             return []
-        origin = (info.get("splits") or {}).get("test", {}).get("origin", "test")
-        entry = EvalResultEntry(dataset_id=data["hub_id"], task_id=data.get("config") or "default",
+        origin = info.splits["test"].origin if "test" in info.splits else "test"
+        entry = EvalResultEntry(dataset_id=data.hub_id, task_id=data.config or "default",
                                 value=round(float(value), 4), notes=f"{metric} on {origin}, fine-tuned with hf-finetune")
-        name = data["hub_id"].replace("/", "__")
+        name = data.hub_id.replace("/", "__")
         return [(f"{EVAL_RESULTS}/{name}.yaml", config_mod.dump_yaml(eval_result_entries_to_yaml([entry])).encode())]
 
     def shareable_config(self) -> str:
         """run_config.yaml as others can use it: local inputs named by their file name, no local paths."""
         values = dict(self.config)
         values["output_dir"] = None   # where it was written here is nobody else's business
-        local = self.info.get("local_inputs") or {}
+        local = self.info.local_inputs
         notes = []
         for key in ("model", "dataset", "template"):
-            if local.get(key) and values.get(key):
+            if getattr(local, key) and values.get(key):
                 values[key] = Path(str(values[key])).name
                 notes.append(f"{key} {values[key]}")
         header = "# hf-finetune run configuration: repeat this run with `hf-finetune --config run_config.yaml`\n"

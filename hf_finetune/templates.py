@@ -1,10 +1,9 @@
 """Task templates: declarative YAML files that say which classes and defaults a task uses.
 
-A template is data. The engine only interprets it: ``kind`` picks the data/pre-processing path
-(``text-classification``, ``summarization``, ``image-classification``), everything else names
-classes (resolved from ``transformers`` and hf-finetune's registry; a ``module:attr`` path only with
-``trust_remote_code``) and values. A new task of an
-existing kind is one new YAML file; ``--template my.yaml`` runs a user's own.
+A template is data. The engine only interprets it: ``kind`` picks the task kind (``hf_finetune.kinds``:
+how examples become model inputs, metrics, card sections), everything else names classes (resolved
+from ``transformers``; a ``module:attr`` path only with ``trust_remote_code``) and values. A new task
+of an existing kind is one new YAML file; ``--template my.yaml`` runs a user's own.
 
 Keys:
   name, description, kind, pipeline_tag
@@ -31,12 +30,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import hpsearch
-from .config import RunConfig, check_keys, coerce, read_yaml
+from . import kinds
+from .config import check_keys, coerce, read_yaml
 from .errors import ConfigError, did_you_mean
 
-KINDS = ("text-classification", "summarization", "image-classification", "multi-label-classification",
-         "regression")
 _TOP_KEYS = {"name", "description", "kind", "pipeline_tag", "model", "data", "collator", "trainer",
              "metrics", "metric_for_best_model", "greater_is_better", "defaults", "card", "search_space"}
 _SECTION_KEYS = {
@@ -49,16 +46,9 @@ _SECTION_KEYS = {
 
 
 # Trust, as transformers' trust_remote_code: a template is data. Without trust_remote_code the classes it
-# names resolve only from transformers (a class of the kind each slot needs) and hf-finetune's REGISTRY,
-# and their arguments can't switch on remote code, push anywhere or carry credentials. A `module:attr`
-# name is code someone else wrote: it is imported only with trust_remote_code.
-REGISTRY: dict[str, type] = {}
-
-
-def register(cls: type) -> type:
-    """Make a class of hf-finetune's (or of a notebook's own code) nameable in templates without trust."""
-    REGISTRY[cls.__name__] = cls
-    return cls
+# names resolve only from transformers (a class of the kind each slot needs), and their arguments can't
+# switch on remote code, push anywhere or carry credentials. A `module:attr` name is code someone else
+# wrote: it is imported only with trust_remote_code.
 
 
 def _has_from_pretrained(cls: type) -> bool:
@@ -113,14 +103,11 @@ class ClassSpec:
     source: str = ""
 
     def resolve(self) -> Any:
-        """Import the class: ``Name`` from hf-finetune's registry or transformers; ``package.module:Name``
-        only when trusted."""
+        """Import the class: ``Name`` from transformers; ``package.module:Name`` only when trusted."""
         module_name, _, attr = self.name.rpartition(":")
         if module_name and not self.trusted:
             raise _untrusted(f"names the class {self.name!r} ({self.slot}), from outside transformers and hf-finetune",
                              self.source)
-        if not module_name and attr in REGISTRY:
-            return REGISTRY[attr]
         try:
             obj = getattr(importlib.import_module(module_name or "transformers"), attr)
         except (ImportError, AttributeError) as err:
@@ -159,16 +146,11 @@ class TaskTemplate:
     trust_remote_code: bool = False
     search_space: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    @property
-    def class_specs(self) -> list[ClassSpec]:
-        return [self.auto_class, self.processor, self.collator, self.trainer, *self.callbacks]
-
-
-def input_prefix(template: "TaskTemplate", model_type: str | None) -> str:
-    """The template's input prefix: one string, or one per model family (``{t5: "summarize: "}``)."""
-    if isinstance(template.prefix, dict):
-        return template.prefix.get(model_type or "", template.prefix.get("default", ""))
-    return template.prefix
+    def input_prefix(self, model_type: str | None) -> str:
+        """The input prefix for a model family: one string, or one per family (``{t5: "summarize: "}``)."""
+        if isinstance(self.prefix, dict):
+            return self.prefix.get(model_type or "", self.prefix.get("default", ""))
+        return self.prefix
 
 
 def bundled_dir() -> Path:
@@ -177,6 +159,49 @@ def bundled_dir() -> Path:
 
 def bundled_names() -> list[str]:
     return sorted(p.stem for p in bundled_dir().glob("*.yaml"))
+
+
+def bundled_path(name: str) -> Path:
+    """The file of a bundled template, or a clear error naming the tasks there are."""
+    names = bundled_names()
+    if name not in names:
+        raise ConfigError(f"Unknown task {name!r}. {did_you_mean(name, names)}",
+                          "Run `hf-finetune tasks` to list them, or pass --template my_task.yaml.")
+    return bundled_dir() / f"{name}.yaml"
+
+
+# RunConfig fields a search may vary: TrainingArguments names, so the Trainer applies them per trial
+SEARCHABLE = {"learning_rate": float, "num_train_epochs": float, "warmup_steps": float, "weight_decay": float,
+              "per_device_train_batch_size": int, "lr_scheduler_type": str}
+
+
+def parse_search_space(raw: Any, source: str) -> dict[str, dict[str, Any]]:
+    """A template's ``search_space``: ``{name: {low, high[, log]}}`` or ``{name: {choices: [...]}}``."""
+    if raw is None:
+        return {}
+    where = f"Template {source} 'search_space'"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping of option: {{low, high, log}} or {{choices}}.")
+    space: dict[str, dict[str, Any]] = {}
+    for name, spec in raw.items():
+        if name not in SEARCHABLE:
+            raise ConfigError(f"{where}: {name!r} can't be searched; these can: {', '.join(SEARCHABLE)}.")
+        value_type = SEARCHABLE[name]
+        if isinstance(spec, dict) and set(spec) == {"choices"} and isinstance(spec["choices"], list) and spec["choices"]:
+            space[name] = {"choices": [coerce(name, v, where) for v in spec["choices"]]}
+        elif isinstance(spec, dict) and {"low", "high"} <= set(spec) <= {"low", "high", "log"} and value_type is not str:
+            try:
+                low, high = value_type(spec["low"]), value_type(spec["high"])
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: {name} needs numbers for 'low' and 'high', got {spec!r}.") from None
+            log = bool(spec.get("log", False))
+            if not low < high or (log and low <= 0) or low < 0:
+                raise ConfigError(f"{where}: {name} needs 0 <= low < high (low > 0 with log: true), got {spec!r}.")
+            space[name] = {"low": low, "high": high, "log": log}
+        else:
+            raise ConfigError(f"{where}: {name} must be {{low, high}} (optionally log: true) or {{choices: [...]}}, "
+                              f"got {spec!r}.")
+    return space
 
 
 def _args(value: Any, where: str) -> dict[str, Any]:
@@ -230,8 +255,9 @@ def parse(raw: Any, source: str, *, trust_remote_code: bool = False, bundled: bo
     for required in ("name", "kind", "model", "data", "metrics", "metric_for_best_model"):
         if required not in raw:
             raise ConfigError(f"Template {source} lacks the required key {required!r}.")
-    if raw["kind"] not in KINDS:
-        raise ConfigError(f"Template {source}: kind {raw['kind']!r} is not supported. {did_you_mean(raw['kind'], KINDS)}")
+    if raw["kind"] not in kinds.names():
+        raise ConfigError(f"Template {source}: kind {raw['kind']!r} is not supported. "
+                          f"{did_you_mean(raw['kind'], kinds.names())}")
     model, data = raw["model"], raw["data"]
     for key in ("auto_class", "processor"):
         if key not in model:
@@ -272,7 +298,7 @@ def parse(raw: Any, source: str, *, trust_remote_code: bool = False, bundled: bo
         source=source,
         bundled=bundled,
         trust_remote_code=trust_remote_code,
-        search_space=hpsearch.parse_space(raw.get("search_space"), source),
+        search_space=parse_search_space(raw.get("search_space"), source),
     )
 
 
@@ -288,11 +314,7 @@ def load(name_or_path: str, *, trust_remote_code: bool = False) -> TaskTemplate:
         if not path.is_file():
             raise ConfigError(f"Template file {path} does not exist.")
     else:
-        names = bundled_names()
-        if name_or_path not in names:
-            raise ConfigError(f"Unknown task {name_or_path!r}. {did_you_mean(name_or_path, names)}",
-                              "Run `hf-finetune tasks` to list them, or pass --template my_task.yaml.")
-        path, bundled = bundled_dir() / f"{name_or_path}.yaml", True
+        path, bundled = bundled_path(name_or_path), True
     raw = read_yaml(path, "Template")
     return parse(raw, str(path), trust_remote_code=trust_remote_code, bundled=bundled)
 
@@ -301,4 +323,4 @@ def list_templates() -> list[TaskTemplate]:
     return [load(name) for name in bundled_names()]
 
 
-__all__ = ["TaskTemplate", "ClassSpec", "load", "list_templates", "bundled_names", "RunConfig"]
+__all__ = ["TaskTemplate", "ClassSpec", "load", "list_templates", "bundled_names"]

@@ -11,7 +11,24 @@ from pathlib import Path
 import pytest
 import torch
 
+# The CLI imports datasets and transformers only when a command needs them, and their loggers keep the
+# sys.stderr they find then: from an in-process CLI call, one test's captured stream, closed after it
+# ("--- Logging error ---" in a later test). Imported here, they keep the session's stream.
+import hf_finetune.training  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
+RUN_SLOW = os.environ.get("RUN_SLOW", "").lower() in ("1", "true", "yes")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `slow` (kill loops, Jobs, CI venvs, long learning runs) run only with RUN_SLOW=1, as in
+    transformers: `pytest` alone is the quick tier; `RUN_SLOW=1 pytest -m slow` the rest."""
+    if RUN_SLOW:
+        return
+    skip = pytest.mark.skip(reason="slow: set RUN_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +117,25 @@ def write_reviews_csv(path: Path) -> Path:
         for text, stars in rows:
             f.write(f"\"{text}\",{stars}\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run_data(tmp_path_factory) -> Path:
+    """The reviews table the shared tiny run trains on (its columns: review, stars), in a folder of its own."""
+    return write_reviews_csv(tmp_path_factory.mktemp("tiny-run-data") / "reviews.csv")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, session_env, tiny_model, tiny_run_data) -> Path:
+    """One tiny finished sentiment run (the tiny BERT on a local reviews table), shared by every test that only
+    reads a finished run; a test that changes it works on a copy."""
+    data = tiny_run_data
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    proc = run_cli(["sentiment", "--model", str(tiny_model), "--dataset", str(data), "--text-column", "review",
+                    "--output-dir", str(out), "--max-length", "16", "--num-train-epochs", "1",
+                    "--per-device-train-batch-size", "16"], session_env)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return out
 
 
 @pytest.fixture

@@ -178,13 +178,17 @@ class JobRunner:
             start = max(len(job.lines) - tail, 0) if tail else 0
         sent = start
         while True:
+            # never yield while holding the lock: a client that hangs up leaves this generator suspended at its
+            # yield, and a lock held there would block cancel_job and the Job's own log lines forever
             with job.changed:
-                while sent >= len(job.lines) and job.stage not in TERMINAL:
+                if sent >= len(job.lines) and job.stage not in TERMINAL:
                     job.changed.wait(timeout=5)
-                    if sent >= len(job.lines) and job.stage not in TERMINAL:
-                        yield b": keep-alive\n\n"
+                idle = sent >= len(job.lines) and job.stage not in TERMINAL
                 lines, done = job.lines[sent:], job.stage in TERMINAL
                 sent = len(job.lines)
+            if idle:
+                yield b": keep-alive\n\n"
+                continue
             for timestamp, text in lines:
                 yield b"data: " + json.dumps({"timestamp": timestamp, "data": text}).encode() + b"\n\n"
             if done and sent >= len(job.lines):

@@ -315,6 +315,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass   # the client stopped reading (Ctrl-C, detach)
+        finally:
+            getattr(response.stream, "close", lambda: None)()   # end the generator now, not at garbage collection
 
     def _route(self, method: str, path: str, query: dict, body: bytes) -> Response:
         for route_method, pattern, name in ROUTES:

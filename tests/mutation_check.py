@@ -1,22 +1,29 @@
-"""Mutation check: apply each one-line break of a feature, run the test that must catch it, restore the file.
+"""Mutation check: apply each one-line break of a feature, run the test that must catch it, undo the break.
 
     python tests/mutation_check.py          # all of them
     python tests/mutation_check.py 3 7      # by index
 
-Prints one JSON line per break ("caught": true when its test failed). Run on a clean tree: every file is
-restored after its test, even when the test run is interrupted by an exception.
+Works on a temporary copy of the tree (the files git tracks, and new ones it does not ignore), installed
+into a throwaway virtual environment that sees this one's packages: the checkout is never edited, so an
+interrupted check leaves nothing broken, and everything the tests start (subprocesses, a Job's wheel
+built from the installed tree) runs the mutated copy. Prints one JSON line per break ("caught": true
+when its test failed).
 """
 import json
+import os
+import shutil
+import site
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BREAKS = [   # (what breaks, file, exact text, its replacement, the tests that must then fail)
  ("argmax->argmin in classification metrics", "hf_finetune/kinds/base.py",
-  "return suite.compute(np.argmax(logits, axis=-1), eval_pred.label_ids)",
-  "return suite.compute(np.argmin(logits, axis=-1), eval_pred.label_ids)",
+  "return suite.compute(np.argmax(logits_of(eval_pred.predictions), axis=-1), eval_pred.label_ids)",
+  "return suite.compute(np.argmin(logits_of(eval_pred.predictions), axis=-1), eval_pred.label_ids)",
   "tests/test_learning.py::test_sentiment_beats_the_majority_class"),
  ("accepts_loss_kwargs line removed", "hf_finetune/kinds/base.py",
   "            model.accepts_loss_kwargs = False", "            pass",
@@ -27,11 +34,11 @@ BREAKS = [   # (what breaks, file, exact text, its replacement, the tests that m
  ("*.bin pushed", "hf_finetune/rundir.py",
   'PUSHED_PATTERNS = ("model-*-of-*.safetensors",)', 'PUSHED_PATTERNS = ("model-*-of-*.safetensors", "*.bin")',
   "tests/test_hub.py::test_push_pull_round_trip tests/test_security.py"),
- ("SIGTERM does not save", "hf_finetune/training.py",
+ ("SIGTERM does not save", "hf_finetune/callbacks.py",
   "            control.should_save = True", "            pass",
   "tests/test_reliability.py::test_sigterm_saves_a_checkpoint_and_exits_non_zero"),
- ("predict softmax over the batch axis", "hf_finetune/predict.py",
-  "probs = model(**enc).logits.float().softmax(-1).cpu()", "probs = model(**enc).logits.float().softmax(0).cpu()",
+ ("predict softmax over the batch axis", "hf_finetune/kinds/base.py",
+  "probabilities = logits.softmax(-1)", "probabilities = logits.softmax(0)",
   "tests/test_predict_evaluate.py::test_predict_text_lines_to_jsonl_and_csv"),
  ("evaluate never recognises the run's own data", "hf_finetune/evaluation.py",
   '    if dataset == saved.get("dataset"):\n        return True', '    if dataset == saved.get("dataset"):\n        return False',
@@ -64,25 +71,25 @@ BREAKS = [   # (what breaks, file, exact text, its replacement, the tests that m
   "accuracy **0.763**", "accuracy **0.783**",
   "tests/test_readme_figures.py"),
  ("card snippet uses the run's folder name", "hf_finetune/card.py",
-  'usage(repo_id or str((location or run.path).resolve()),', 'usage(repo_id or (location or run.path).name,',
+  "kind.usage(repo_id or str((location or run.path).resolve()),", "kind.usage(repo_id or (location or run.path).name,",
   "tests/test_benchmark_layout.py::test_card_tables_are_well_formed_and_say_where_the_data_came_from"),
  ("real-token share reported as 1.0", "hf_finetune/batching.py",
   'round(float(lengths.sum()) / max(padded, 1), 4)', '1.0',
   "tests/test_length_buckets.py::test_training_sees_only_bucket_widths"),
- ("multi-label test scored with a threshold not tuned on validation", "hf_finetune/kinds/multi_label.py",
+ ("multi-label test scored with a threshold not tuned on validation", "hf_finetune/kinds/multi_label_classification.py",
   'self.threshold = float(validation.get("threshold", DEFAULT_THRESHOLD))', "self.threshold = 0.95",
   "tests/test_multi_label_regression.py::test_threshold_is_tuned_on_validation_saved_and_used_by_predict"),
- ("multi-label predict scores with a softmax", "hf_finetune/predict.py",
-  "            scores = row.sigmoid()", "            scores = row.softmax(-1)",
+ ("multi-label predict scores with a softmax", "hf_finetune/kinds/multi_label_classification.py",
+  "        scores = logits.sigmoid()", "        scores = logits.softmax(-1)",
   "tests/test_multi_label_regression.py::test_threshold_is_tuned_on_validation_saved_and_used_by_predict"),
- ("held-out label sets split at random", "hf_finetune/data.py",
+ ("held-out label sets split at random", "hf_finetune/kinds/multi_label_classification.py",
   "            place(int(i), np.flatnonzero(need == need.max()))", "            place(int(i), np.array([0, 1]))",
   "tests/test_multi_label_regression.py::test_iterative_stratification_gives_each_label_its_share"),
  ("regression metrics on the standardised scale", "hf_finetune/kinds/regression.py",
-  "return suite.compute(self.to_units(outputs), self.to_units(eval_pred.label_ids))",
-  "return suite.compute(np.ravel(outputs), np.ravel(eval_pred.label_ids))",
+  "return suite.compute(self.to_units(logits_of(eval_pred.predictions)), self.to_units(eval_pred.label_ids))",
+  "return suite.compute(np.ravel(logits_of(eval_pred.predictions)), np.ravel(eval_pred.label_ids))",
   "tests/test_multi_label_regression.py::test_regression_beats_the_mean_predictor"),
- ("regression predict forgets the target's scaling", "hf_finetune/predict.py",
+ ("regression predict forgets the target's scaling", "hf_finetune/kinds/regression.py",
   'round(float(row[0]) * scaling["std"] + scaling["mean"], 6)', "round(float(row[0]), 6)",
   "tests/test_multi_label_regression.py::test_regression_predictions_come_back_in_the_targets_units"),
  ("the saved model made multi-label (sigmoid scores)", "hf_finetune/training.py",
@@ -93,7 +100,7 @@ BREAKS = [   # (what breaks, file, exact text, its replacement, the tests that m
   "command=job.command, env=job.env,", "command=job.command, env={**job.env, SECRET: token},",
   "tests/test_jobs.py::test_the_token_travels_only_as_the_job_secret"),
  ("the Hub checkpoint is never pulled", "hf_finetune/hub_checkpoints.py",
-  '    if f"{FOLDER}/trainer_state.json" not in files or f"{FOLDER}/{STATE}" not in files:\n        return None',
+  '    if f"{FOLDER}/trainer_state.json" not in files or f"{FOLDER}/{RESUME_STATE}" not in files:\n        return None',
   "    if True:\n        return None",
   "tests/test_jobs.py::test_a_timed_out_job_resubmitted_resumes_from_the_hub_and_ends_equal"),
  ("a failed Job exits 0", "hf_finetune/jobs.py",
@@ -113,7 +120,7 @@ BREAKS = [   # (what breaks, file, exact text, its replacement, the tests that m
   '        shift = config.image_augmentation == "shift"', "        shift = False",
   "tests/test_image_classification.py::test_shift_augmentation_moves_a_digit_and_keeps_every_stroke"),
  ("a trial trains from another random state than the run", "hf_finetune/training.py",
-  "        # dropout masks and other worker seeds and lands elsewhere (0.988 vs 0.938 on digits).\n        set_seed(job.config.seed)\n",
+  "        # dropout masks and other worker seeds and lands elsewhere (0.988 vs 0.938 on digits).\n        set_seed(config.seed)\n",
   "        # dropout masks and other worker seeds and lands elsewhere (0.988 vs 0.938 on digits).\n",
   "tests/test_baselines_and_search.py::test_search_trains_the_best_trial_and_records_it"),
  ("the augmentations are not reseeded when a training starts", "hf_finetune/kinds/image_classification.py",
@@ -123,23 +130,62 @@ BREAKS = [   # (what breaks, file, exact text, its replacement, the tests that m
   "        with _random_state_kept():", "        with contextlib.nullcontext():",
   "tests/test_summarization.py::test_searched_run_is_its_best_trial_despite_the_zero_shot_step"),
 ]
-only = sys.argv[1:]
-out = []
-for i, (name, path, old, new, tests) in enumerate(BREAKS):
-    if only and str(i) not in only:
-        continue
-    f = REPO / path
-    text = f.read_text()
-    assert text.count(old) == 1, (name, text.count(old))
-    f.write_text(text.replace(old, new))
-    t = time.time()
-    try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests.split()],
-                              cwd=REPO, capture_output=True, text=True)
-    finally:
-        f.write_text(text)
-    tail = [l for l in proc.stdout.splitlines() if l.startswith(("FAILED", "ERROR")) or " passed" in l or " failed" in l][-3:]
-    out.append({"mutation": name, "file": path, "tests": tests, "rc": proc.returncode, "caught": proc.returncode == 1,
-                "seconds": round(time.time() - t), "tail": tail})
-    print(json.dumps(out[-1]), flush=True)
-sys.exit(0 if all(r["caught"] for r in out) else 1)
+
+
+def copy_of_the_tree(folder: Path) -> Path:
+    """The tree's files (tracked, and untracked but not ignored) under ``folder``."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    tree = folder / "tree"
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, tree / name)
+    return tree
+
+
+def environment_for(tree: Path, folder: Path) -> Path:
+    """A virtual environment whose hf-finetune is the copy (editable), and whose other packages are this
+    environment's (a plain path line: this environment's own editable install is not processed there)."""
+    venv = folder / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    packages = next(venv.glob("lib/python*/site-packages"))
+    (packages / "outer.pth").write_text(site.getsitepackages()[0] + "\n")
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e",
+                    str(tree)], check=True, env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
+    return python
+
+
+def main() -> int:
+    only = sys.argv[1:]
+    with tempfile.TemporaryDirectory(prefix="hf-finetune-mutations-") as tmp:
+        tree = copy_of_the_tree(Path(tmp))
+        python = environment_for(tree, Path(tmp))
+        bin_dir = python.parent
+        env = dict(os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(bin_dir.parent),
+                   RUN_SLOW="1")   # the tests named may be of either tier
+        results = []
+        for i, (name, path, old, new, tests) in enumerate(BREAKS):
+            if only and str(i) not in only:
+                continue
+            f = tree / path
+            text = f.read_text()
+            assert text.count(old) == 1, (name, text.count(old))
+            f.write_text(text.replace(old, new))
+            started = time.time()
+            try:
+                proc = subprocess.run([str(python), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                                       *tests.split()], cwd=tree, env=env, capture_output=True, text=True)
+            finally:
+                f.write_text(text)
+            tail = [line for line in proc.stdout.splitlines()
+                    if line.startswith(("FAILED", "ERROR")) or " passed" in line or " failed" in line][-3:]
+            results.append({"mutation": name, "file": path, "tests": tests, "rc": proc.returncode,
+                            "caught": proc.returncode == 1, "seconds": round(time.time() - started), "tail": tail})
+            print(json.dumps(results[-1]), flush=True)
+    return 0 if all(r["caught"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,7 +15,8 @@ import yaml
 from huggingface_hub import ModelCard, parse_eval_result_entries
 
 from hf_finetune import data as data_mod, resolve_config, templates
-from hf_finetune.data import load_raw
+from hf_finetune.data.sources import load_raw
+from hf_finetune.errors import DataError
 
 from conftest import read_json, run_cli
 from hub_server import HubServer
@@ -122,7 +123,7 @@ def test_split_choices_by_name_and_by_file(bench):
     _, config = resolve_config("sentiment", dataset=str(bench), test_split="dev")     # dev.tsv became validation
     assert data_mod.prepare(template, config).split_origin["test"] == "validation (dev.tsv)"
     _, config = resolve_config("sentiment", dataset=str(bench), test_split="devv")
-    with pytest.raises(data_mod.DataError, match=r"validation \(dev\.tsv\)"):
+    with pytest.raises(DataError, match=r"validation \(dev\.tsv\)"):
         data_mod.prepare(template, config)
 
 
@@ -171,7 +172,7 @@ def test_integer_labels_get_names_from_the_flag_or_a_label_names_file(run, bench
     prepared = data_mod.prepare(templates.load("sentiment"), config)
     assert prepared.labels == NAMES and prepared.source.label_names_file == "label_names.txt"
     _, config = resolve_config("sentiment", dataset=str(bench), label_names=["negative", "positive"])
-    with pytest.raises(data_mod.DataError, match="only 2 label names"):
+    with pytest.raises(DataError, match="only 2 label names"):
         data_mod.prepare(templates.load("sentiment"), config)
 
 

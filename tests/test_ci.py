@@ -106,6 +106,7 @@ def runner_python(tmp_path_factory) -> tuple[Path, Path]:
     return venv / "bin", next(wheels.glob("*.whl"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fail", [False, True], ids=["success", "failure-fails-the-job"])
 def test_workflow_run_steps_train_push_and_summarize(fail, tmp_path, session_env, tiny_model, reviews_csv,
                                                      runner_python):
@@ -149,6 +150,7 @@ def test_workflow_run_steps_train_push_and_summarize(fail, tmp_path, session_env
         assert all(TOKEN.encode() not in data for data in pushed.values())
 
 
+@pytest.mark.slow
 def test_jobs_workflow_run_steps_submit_follow_and_summarize(tmp_path, session_env, tiny_model, reviews_csv,
                                                             runner_python):
     """`init-ci --jobs-flavor`: the runner installs hf-finetune (no GPU, no CUDA torch) and only submits and

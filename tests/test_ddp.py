@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from conftest import read_json, run_cli
 
 
+@pytest.mark.slow
 def test_two_processes_write_one_run_with_gathered_metrics(tmp_path, tmp_path_factory, session_env, tiny_model,
                                                            reviews_csv):
     out = tmp_path / "ddp"

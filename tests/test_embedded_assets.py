@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import torch
 
 from hf_finetune import embedded
@@ -43,12 +41,3 @@ def test_bert2bert_starts_from_the_pretrained_encoder():
     name = "encoder.layer.3.attention.self.query.weight"
     assert torch.equal(seq2seq.encoder.state_dict()[name], encoder.state_dict()[name])
     assert torch.equal(seq2seq.decoder.bert.state_dict()[name], encoder.state_dict()[name])
-
-
-def test_docstring_summaries_are_real_pairs():
-    path = embedded.DATASETS["docstring-summaries"].locate()
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
-    assert len(rows) > 500
-    assert len({r["document"] for r in rows}) == len(rows)
-    assert all(len(r["summary"].split()) < len(r["document"].split()) for r in rows)
-    assert any(r["source"].startswith("numpy.") for r in rows)

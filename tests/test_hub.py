@@ -211,6 +211,7 @@ def test_only_a_finished_run_is_pushed(trained_run, tmp_path, session_env):
         assert server.requests == []
 
 
+@pytest.mark.slow
 def test_the_training_command_pushes_privately_to_a_branch_or_as_a_pr(small_model, tmp_path, session_env):
     with HubServer(tokens={TOKEN}) as server:
         env = hub_env(session_env, server.url, xet=True)

@@ -98,7 +98,7 @@ def test_shift_augmentation_moves_a_digit_and_keeps_every_stroke():
     def first_pixels(augmentation: str, split: str) -> list:
         data = SimpleNamespace(splits={split: Dataset.from_dict({"image": [digit], "label": [0]})}, dropped={})
         prepared, _ = ImageClassification().preprocess(data, ViTImageProcessor(size={"height": 32, "width": 32}),
-                                                       RunConfig(image_augmentation=augmentation), None)
+                                                       RunConfig(image_augmentation=augmentation))
         return [prepared[split][0]["pixel_values"] for _ in range(3)]
 
     train = first_pixels("shift", "train")

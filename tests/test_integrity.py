@@ -75,6 +75,7 @@ def reference(tmp_path_factory, session_env, tiny_model, data_dir) -> Path:
 
 # -- 1. one run per output dir at a time -----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_output_dir_fails_at_once(tmp_path, session_env, tiny_model, data_dir):
     out = tmp_path / "shared"
     long = [a if a not in ("24", "6") else {"24": "1200", "6": "600"}[a] for a in run_args(tiny_model, data_dir / "reviews.csv")]
@@ -170,6 +171,7 @@ def test_changed_normaliser_is_not_served_from_the_cache(tmp_path, tiny_model, d
 
 # -- 5. resume follows the data ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_resume_refuses_checkpoints_of_other_data(tmp_path, session_env, tiny_model, data_dir):
     data = tmp_path / "reviews.csv"
     data.write_text((data_dir / "reviews.csv").read_text())
@@ -196,6 +198,7 @@ def check_after_kill(out: Path, reference: Path) -> None:
         assert same_run(out, reference)
 
 
+@pytest.mark.slow
 def test_kill_at_twenty_points_then_rerun_is_bit_identical(tmp_path, session_env, tiny_model, data_dir, reference):
     """13 kills from outside at random instants, then the process killing itself at each named point of
     finishing and publishing, in one chain over the same output dir. After every kill, whatever looks
@@ -246,6 +249,7 @@ def test_kill_at_twenty_points_then_rerun_is_bit_identical(tmp_path, session_env
     assert kills >= 20, (kills, finished)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["publish:start", "publish:old-moved-aside", "publish:new-in-place",
                                    "publish:old-removed"])
 def test_kill_at_each_step_of_an_overwriting_publish(point, tmp_path, session_env, tiny_model, data_dir, reference):
@@ -271,6 +275,7 @@ def test_kill_at_each_step_of_an_overwriting_publish(point, tmp_path, session_en
 
 # -- 8. resource bounds ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_fifty_megabyte_line_costs_no_gigabytes(tmp_path, session_env, tiny_model, data_dir):
     data = tmp_path / "huge.csv"
     with data.open("w") as f:
@@ -334,11 +339,11 @@ class ResettingServer(StalledServer):
 
 @pytest.mark.parametrize("server, expected", [(StalledServer, "did not answer within 2 s"),
                                               (ResettingServer, "connection to the Hub")])
-def test_a_stalled_or_resetting_server_gives_one_clear_error(server, expected, reference, tmp_path, session_env):
+def test_a_stalled_or_resetting_server_gives_one_clear_error(server, expected, tiny_run, tmp_path, session_env):
     import shutil
 
     run = tmp_path / "run"
-    shutil.copytree(reference, run)
+    shutil.copytree(tiny_run, run)
     with server() as hub:
         env = dict(session_env, HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, HF_FINETUNE_HUB_TIMEOUT="2")
         env.pop("HF_HUB_OFFLINE", None)
@@ -347,7 +352,7 @@ def test_a_stalled_or_resetting_server_gives_one_clear_error(server, expected, r
     assert proc.returncode == 1, proc.stderr
     assert expected in proc.stderr and "disk space" not in proc.stderr and "may be a bug" not in proc.stderr
     assert time.perf_counter() - started < 120
-    assert RunDir(run).is_finished and same_run(run, reference)
+    assert RunDir(run).is_finished and same_run(run, tiny_run)
 
 
 # -- 9 and 10. real causes, not "may be a bug" -------------------------------------------------------------
@@ -370,14 +375,14 @@ def test_nested_columns_are_refused_clearly(tmp_path, cli):
     assert proc.returncode == 1 and "holds lists" in proc.stderr and "may be a bug" not in proc.stderr
 
 
-def test_invalid_repo_id_fails_before_training_and_writes_nothing(reference, tmp_path, cli):
+def test_invalid_repo_id_fails_before_training_and_writes_nothing(tiny_run, tmp_path, cli):
     import shutil
 
     proc = cli(["sentiment", "--push-to-hub", "me/My Model", "--output-dir", tmp_path / "out"])
     assert proc.returncode == 2 and "not a valid Hub repo id" in proc.stderr
     assert not (tmp_path / "out").exists()
     run = tmp_path / "run"
-    shutil.copytree(reference, run)
+    shutil.copytree(tiny_run, run)
     card = (run / "README.md").read_bytes()
     pushed = cli(["push", run, "me/My Model"])
     assert pushed.returncode == 2 and (run / "README.md").read_bytes() == card
@@ -404,29 +409,29 @@ def test_non_utf8_output_dir_is_refused_before_training(tmp_path, cli):
     assert proc.returncode == 2 and "not valid UTF-8" in proc.stderr
 
 
-def test_predict_handles_closed_stdin_null_texts_and_long_inputs(reference, tmp_path, session_env):
-    closed = subprocess.run([sys.executable, "-m", "hf_finetune", "predict", str(reference), "--input", "-"],
+def test_predict_handles_closed_stdin_null_texts_and_long_inputs(tiny_run, tmp_path, session_env):
+    closed = subprocess.run([sys.executable, "-m", "hf_finetune", "predict", str(tiny_run), "--input", "-"],
                             env=session_env, capture_output=True, text=True, timeout=120,
                             preexec_fn=lambda: os.close(0))
     assert closed.returncode == 1 and "Standard input is empty or closed" in closed.stderr
     nulls = tmp_path / "in.jsonl"
     nulls.write_text('{"text": "fine"}\n{"text": null}\n')
-    proc = run_cli(["predict", str(reference), "--input", str(nulls)], session_env)
+    proc = run_cli(["predict", str(tiny_run), "--input", str(nulls)], session_env)
     assert proc.returncode == 1 and "Row 2 of in.jsonl has no text" in proc.stderr and "None" not in proc.stdout
     long = tmp_path / "long.txt"
     long.write_text("great product " * 5000 + "\n")             # far beyond the model's 128 positions
-    proc = run_cli(["predict", str(reference), "--input", str(long)], session_env)
+    proc = run_cli(["predict", str(tiny_run), "--input", str(long)], session_env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["label"] in ("1", "5")
 
 
 # -- 11. leftovers ------------------------------------------------------------------------------------------
 
-def test_repush_deletes_files_the_run_no_longer_has(reference, tmp_path, session_env):
+def test_repush_deletes_files_the_run_no_longer_has(tiny_run, tmp_path, session_env):
     import shutil
 
     run = tmp_path / "run"
-    shutil.copytree(reference, run)
+    shutil.copytree(tiny_run, run)
     (run / "vocab.txt").write_text("[PAD]\n")                # a file of an earlier version of the run
     with HubServer(tokens={TOKEN}) as server:
         env = dict(session_env, HF_ENDPOINT=server.url, HF_TOKEN=TOKEN)
@@ -439,6 +444,7 @@ def test_repush_deletes_files_the_run_no_longer_has(reference, tmp_path, session
         assert "vocab.txt" not in server.files("tester/re") and "model.safetensors" in server.files("tester/re")
 
 
+@pytest.mark.slow
 def test_temp_files_of_a_killed_tokenization_are_cleaned(tmp_path, session_env, tiny_model, data_dir):
     env = dict(session_env, HF_FINETUNE_CACHE=str(tmp_path / "cache"))
     args = ["sentiment", "--model", str(tiny_model), "--dataset", str(data_dir / "reviews.csv"), "--text-column",

@@ -99,6 +99,7 @@ def test_push_to_hub_is_required_and_checked_before_anything_is_sent(server, cli
     assert len(server.requests) == sent
 
 
+@pytest.mark.slow
 def test_a_job_trains_streams_its_log_and_pushes_to_the_hub(completed, server):
     proc, job = completed
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
@@ -113,6 +114,7 @@ def test_a_job_trains_streams_its_log_and_pushes_to_the_hub(completed, server):
     assert f"{test_accuracy:.4f}" in proc.stdout
 
 
+@pytest.mark.slow
 def test_the_job_installs_the_wheel_it_was_given(completed, server):
     _, job = completed
     uploaded = server.files("tester/hf-finetune-jobs", repo_type="dataset")
@@ -125,6 +127,7 @@ def test_the_job_installs_the_wheel_it_was_given(completed, server):
     assert "output_dir" not in config
 
 
+@pytest.mark.slow
 def test_the_token_travels_only_as_the_job_secret(completed, server):
     proc, job = completed
     bodies = [body for body in server.received if TOKEN.encode() in body]
@@ -139,6 +142,7 @@ def test_the_token_travels_only_as_the_job_secret(completed, server):
     assert job_env["HF_TOKEN"] == TOKEN   # the secret did reach the Job
 
 
+@pytest.mark.slow
 def test_a_failing_job_exits_non_zero_with_the_tail_of_its_log(server, session_env, tiny_model, reviews):
     proc = run_cli(submit_args(tiny_model, reviews, "tester/failing", "--label-column", "no_such_column"),
                    jobs_env(session_env, server.url))
@@ -154,6 +158,7 @@ def _wait(predicate, seconds: float = 120) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_job_when_nobody_can_answer_and_jobs_cancel(server, session_env, tiny_model, reviews):
     env = jobs_env(session_env, server.url)
     before = len(server.jobs.jobs)
@@ -164,7 +169,12 @@ def test_ctrl_c_cancels_the_job_when_nobody_can_answer_and_jobs_cancel(server, s
         "[hf-finetune] step" in text for _, text in list(server.jobs.jobs.values())[before].lines))
     time.sleep(1)   # the line reaches the follower
     follower.send_signal(signal.SIGINT)
-    out, err = follower.communicate(timeout=60)
+    try:
+        out, err = follower.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        follower.kill()
+        out, err = follower.communicate()
+        pytest.fail(f"the follower did not end after SIGINT:\n{out}\n{err}")
     job = list(server.jobs.jobs.values())[before]
     assert follower.returncode == 130, out + err
     assert job.stage == "CANCELED" and "canceled Job " + job.id in out
@@ -180,6 +190,7 @@ def test_ctrl_c_cancels_the_job_when_nobody_can_answer_and_jobs_cancel(server, s
     assert json.loads(status.stdout)["stage"] == "CANCELED"
 
 
+@pytest.mark.slow
 def test_a_timed_out_job_resubmitted_resumes_from_the_hub_and_ends_equal(server, session_env, tiny_model, reviews,
                                                                          completed):
     """The first Job is ended by its time-out right after its checkpoint of step 8 lands on the Hub (the
@@ -216,6 +227,7 @@ def test_a_timed_out_job_resubmitted_resumes_from_the_hub_and_ends_equal(server,
     assert all((pushed[k] == reference[k]).all() for k in reference)
 
 
+@pytest.mark.slow
 def test_jobs_logs_replays_a_finished_job(completed, server, session_env):
     _, job = completed
     proc = run_cli(["jobs", "logs", job.id, "--namespace", "tester"], jobs_env(session_env, server.url))

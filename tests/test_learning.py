@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 
 from hf_finetune import data as data_mod, finetune, resolve_config
+
+pytestmark = pytest.mark.slow   # long learning runs on the embedded models and data
 
 
 def majority_accuracy(task: str, **settings) -> float:
     """Accuracy on the run's test split of always answering the training split's most frequent label."""
     template, config = resolve_config(task, **settings)
-    prepared = data_mod.prepare(template, config, ("image", "label") if task == "image-classification" else
-                                ("text", "label"))
+    prepared = data_mod.prepare(template, config)
     top = Counter(prepared.splits["train"]["label"]).most_common(1)[0][0]
     test = prepared.splits["test"]["label"]
     return sum(label == top for label in test) / len(test)

@@ -118,6 +118,7 @@ def test_length_buckets_must_be_positive(bad, tmp_path):
         finetune("sentiment", output_dir=str(tmp_path / "x"), length_buckets=bad)
 
 
+@pytest.mark.slow
 def test_torch_compile_on_bucketed_shapes(tiny_model, tmp_path, caplog):
     """--torch-compile really compiles (dynamo captures graphs), and no bucket shape falls back to eager at
     a recompile limit. The template picks dynamo's aot_eager backend, as a template may: the graph capture

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from hf_finetune import data as data_mod, kinds, resolve_config
+from hf_finetune.data.sources import load_raw
 from hf_finetune.errors import DataError
+from hf_finetune.kinds.multi_label_classification import encode_label_sets, iterative_stratification
 
 from conftest import run_cli
 
@@ -58,7 +60,7 @@ def regression_run(tmp_path_factory, session_env) -> Path:
 def _prepared(task: str, args: list[str]):
     template, config = resolve_config(task, **_settings(args))
     kind = kinds.get(template.kind)
-    return kind, config, data_mod.prepare(template, config, kind.roles)
+    return kind(template), config, data_mod.prepare(template, config, kind)
 
 
 def _read(run: Path, name: str) -> dict:
@@ -81,6 +83,7 @@ def _usage_snippet(run: Path) -> str:
 # multi-label
 
 
+@pytest.mark.slow
 def test_multi_label_beats_the_label_frequency_prior(multi_label_run):
     kind, config, prepared = _prepared("multi-label", ML_SETTINGS)
     prior = kind.baseline(prepared.splits["train"], prepared.splits["test"], prepared.labels, config)
@@ -89,6 +92,7 @@ def test_multi_label_beats_the_label_frequency_prior(multi_label_run):
     assert test["f1_macro"] > prior["metrics"]["f1_macro"], (test, prior)
 
 
+@pytest.mark.slow
 def test_threshold_is_tuned_on_validation_saved_and_used_by_predict(multi_label_run, tmp_path):
     metrics, config = _read(multi_label_run, "metrics.json"), _read(multi_label_run, "config.json")
     threshold = config["multi_label_threshold"]
@@ -120,6 +124,7 @@ def test_threshold_is_tuned_on_validation_saved_and_used_by_predict(multi_label_
     assert {s["label"]: round(s["score"], 4) for s in scores} == {k: round(v, 4) for k, v in row["scores"].items()}
 
 
+@pytest.mark.slow
 def test_multi_label_card_lists_each_label_with_counts_and_f1(multi_label_run):
     kind, config, prepared = _prepared("multi-label", ML_SETTINGS)
     card = (multi_label_run / "README.md").read_text()
@@ -135,6 +140,7 @@ def test_multi_label_card_lists_each_label_with_counts_and_f1(multi_label_run):
     assert "multi_label_threshold" in card and "top_k=None" in card
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_the_multi_label_test_metrics(multi_label_run, cli):
     saved = _read(multi_label_run, "metrics.json")["test"]
     from hf_finetune.evaluation import evaluate_run
@@ -158,7 +164,7 @@ def test_label_lists_separated_text_and_0_1_columns_read_the_same(tmp_path):
     for path, extra in (("lists.jsonl", {}), ("joined.csv", {"label_column": "emotions", "label_separator": "|"}),
                         ("columns.csv", {"label_columns": names})):
         template, config = resolve_config("multi-label", dataset=str(tmp_path / path), **extra)
-        prepared = data_mod.prepare_split(template, config, ("text", "labels"), None, "train")
+        prepared = data_mod.prepare_split(template, config, kinds.get(template.kind), None, "train")
         encoded.append((prepared.labels, prepared.splits["test"]["labels"]))
     expected = [[float(n in ls) for n in names] for _, ls in rows]
     # the empty cell of the joined CSV is a missing label set: that row is dropped, not read as "no label"
@@ -169,10 +175,10 @@ def test_label_lists_separated_text_and_0_1_columns_read_the_same(tmp_path):
 
 def test_iterative_stratification_gives_each_label_its_share():
     template, config = resolve_config("multi-label")
-    raw, _, _ = data_mod.load_raw(template.default_dataset, config)
-    encoded, names = data_mod.encode_label_sets(raw, "aspects")
+    raw, _, _ = load_raw(template.default_dataset, config)
+    encoded, names = encode_label_sets(raw, "aspects")
     y = np.asarray(encoded["train"]["labels"], dtype=int)
-    rest, held = data_mod.iterative_stratification(y, 0.1, seed=42)
+    rest, held = iterative_stratification(y, 0.1, seed=42)
     assert sorted(rest + held) == list(range(len(y)))
     assert abs(len(held) - 0.1 * len(y)) <= 1
     # each label's held-out count is its 10% share to within one row (a random split misses by ~6 rows)
@@ -184,6 +190,7 @@ def test_iterative_stratification_gives_each_label_its_share():
 # regression
 
 
+@pytest.mark.slow
 def test_regression_beats_the_mean_predictor(regression_run):
     kind, config, prepared = _prepared("regression", REG_SETTINGS)
     mean = kind.baseline(prepared.splits["train"], prepared.splits["test"], None, config)
@@ -192,6 +199,7 @@ def test_regression_beats_the_mean_predictor(regression_run):
     assert test["pearson"] > 0.15, test
 
 
+@pytest.mark.slow
 def test_regression_predictions_come_back_in_the_targets_units(regression_run, tmp_path):
     kind, config, prepared = _prepared("regression", REG_SETTINGS)
     saved = _read(regression_run, "config.json")
@@ -218,6 +226,7 @@ def test_regression_predictions_come_back_in_the_targets_units(regression_run, t
     assert value == pytest.approx(json.loads(out.read_text())["confidence"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_regression_card_states_the_targets_range_and_unit(regression_run):
     card = (regression_run / "README.md").read_text()
     scaling = _read(regression_run, "config.json")["regression_target"]

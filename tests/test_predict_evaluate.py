@@ -1,4 +1,4 @@
-"""`predict` and `evaluate` on runs of all three tasks (tiny models: plumbing only)."""
+"""`predict` and `evaluate` on runs of every kind of task (tiny models: plumbing only)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ from conftest import read_json, run_cli
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_model, tiny_seq2seq, tiny_vit):
-    """One finished run per task."""
+def runs(tmp_path_factory, tiny_model, tiny_seq2seq, tiny_vit, tiny_run, tiny_run_data):
+    """One finished run per kind of task (the session's tiny run for sentiment)."""
     import numpy as np
     from PIL import Image
 
-    root = tmp_path_factory.mktemp("three")
-    reviews = root / "reviews.csv"
-    reviews.write_text("text,label\n" + "".join(f"good thing {i},pos\nbad thing {i},neg\n" for i in range(30)))
+    root = tmp_path_factory.mktemp("kinds")
+    tagged = root / "tagged.csv"   # multi-label: any number of labels per text, separated by ";"
+    tagged.write_text("text,labels\n" + "".join(f"cheap and good {i},price;quality\ncheap {i},price\n"
+                                               f"good {i},quality\nplain {i},\n" for i in range(15)))
+    scored = root / "scored.csv"   # regression: one number per text
+    scored.write_text("text,score\n" + "".join(f"{'great ' * (i % 5)}day {i},{i % 5 + 0.5}\n" for i in range(60)))
     news = root / "news.jsonl"
     news.write_text("\n".join(json.dumps({"document": f"Long report number {i}. It has details.",
                                           "summary": f"Report {i}."}) for i in range(40)))
@@ -31,8 +34,11 @@ def runs(tmp_path_factory, tiny_model, tiny_seq2seq, tiny_vit):
             Image.fromarray(np.full((16, 16, 3), value + i, dtype="uint8")).save(photos / label / f"{i}.png")
     common = dict(num_train_epochs=1, per_device_train_batch_size=8)
     return {
-        "sentiment": (finetune("sentiment", model=str(tiny_model), dataset=str(reviews), max_length=16,
-                               output_dir=str(root / "s"), **common).output_dir, reviews),
+        "sentiment": (tiny_run, tiny_run_data),
+        "multi-label": (finetune("multi-label", model=str(tiny_model), dataset=str(tagged), label_separator=";",
+                                 max_length=16, output_dir=str(root / "t"), **common).output_dir, tagged),
+        "regression": (finetune("regression", model=str(tiny_model), dataset=str(scored), target_unit="points",
+                                max_length=16, output_dir=str(root / "r"), **common).output_dir, scored),
         "summarization": (finetune("summarization", model=str(tiny_seq2seq), dataset=str(news), max_length=32,
                                    output_dir=str(root / "m"), **common).output_dir, news),
         "image-classification": (finetune("image-classification", model=str(tiny_vit), dataset=str(photos),
@@ -96,7 +102,9 @@ def test_predict_image_paths(runs, tmp_path, session_env):
 
 
 @pytest.mark.parametrize("task, metrics", [("sentiment", ("accuracy", "f1")), ("summarization", ("rougeLsum",)),
-                                           ("image-classification", ("accuracy", "f1"))])
+                                           ("image-classification", ("accuracy", "f1")),
+                                           ("multi-label", ("f1_micro", "f1_macro", "threshold")),
+                                           ("regression", ("mse", "pearson"))])
 def test_evaluate_reproduces_the_runs_own_test_metrics(task, metrics, runs, tmp_path, session_env):
     run, dataset = runs[task]
     out = tmp_path / "eval.json"
@@ -104,5 +112,32 @@ def test_evaluate_reproduces_the_runs_own_test_metrics(task, metrics, runs, tmp_
     assert proc.returncode == 0, proc.stderr
     result, saved = json.loads(out.read_text()), read_json(run / "metrics.json")["test"]
     assert result["examples"] == read_json(run / "run_info.json")["splits"]["test"]["count"]
-    assert {m: result[m] for m in metrics} == {m: saved[m] for m in metrics}
+    # within float noise (batches padded differently round differently); one flipped prediction moves 1/n
+    assert {m: result[m] for m in metrics} == pytest.approx({m: saved[m] for m in metrics}, rel=1e-4)
     assert result["loss"] == pytest.approx(saved["loss"], rel=1e-4)
+
+
+def test_predict_multi_label_sets_and_regression_units(runs, tmp_path, session_env):
+    """Each kind answers in its own terms: the labels whose sigmoid score reaches the run's saved threshold; a
+    number mapped back to the target's units with the run's saved scaling."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("cheap and good 99\nplain 99\n")
+    tagged, _ = runs["multi-label"]
+    proc = run_cli(["predict", str(tagged), "--input", str(inputs)], session_env)
+    assert proc.returncode == 0, proc.stderr
+    threshold = read_json(tagged / "config.json")["multi_label_threshold"]
+    for row in map(json.loads, proc.stdout.splitlines()):
+        assert set(row["scores"]) == {"price", "quality"} and row["threshold"] == threshold
+        assert row["labels"] == [name for name, p in row["scores"].items() if p >= threshold]
+    scored, _ = runs["regression"]
+    proc = run_cli(["predict", str(scored), "--input", str(inputs)], session_env)
+    assert proc.returncode == 0, proc.stderr
+    scaling = read_json(scored / "config.json")["regression_target"]
+    tokenizer, model = AutoTokenizer.from_pretrained(scored), AutoModelForSequenceClassification.from_pretrained(scored)
+    with torch.inference_mode():
+        raw = model(**tokenizer(["cheap and good 99", "plain 99"], return_tensors="pt", padding=True)).logits[:, 0]
+    assert [row["score"] for row in map(json.loads, proc.stdout.splitlines())] == pytest.approx(
+        (raw * scaling["std"] + scaling["mean"]).tolist(), abs=1e-4)

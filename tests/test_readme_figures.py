@@ -16,7 +16,7 @@ import results  # noqa: E402
 
 def test_readme_tables_match_the_result_files():
     found = readme_tables.blocks((REPO / "README.md").read_text())
-    assert {name for name, _ in found} >= {"default-runs", "cpu-side-by-side"}
+    assert {name for name, _ in found} >= {"default-runs", "cpu-side-by-side", "startup"}
     for name, body in found:
         assert body == readme_tables.render(name), f"README table {name!r} differs from its result file"
 

@@ -43,6 +43,7 @@ def _steps(out: Path) -> list[int]:
     return sorted(int(p.name.split("-")[1]) for p in _checkpoints(out).glob("checkpoint-*"))
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path, session_env):
     out = tmp_path / "terminated"
     proc = _start(out, session_env)
@@ -61,6 +62,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path, session_env):
     assert (out / "run_info.json").exists()
 
 
+@pytest.mark.slow
 def test_checkpoints_of_other_settings_are_not_resumed(tmp_path, session_env, tiny_model, reviews_csv):
     out = tmp_path / "changed"
     args = ["sentiment", "--model", str(tiny_model), "--dataset", str(reviews_csv), "--text-column", "review",

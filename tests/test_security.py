@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, read_json, run_cli, write_reviews_csv
+from conftest import REPO, read_json, run_cli
 from hub_server import HubServer
 
 TOKEN = "hf_securityTestToken0123456789abcdef"
@@ -33,22 +33,17 @@ def hub_env(session_env: dict, url: str, token: str | None = TOKEN) -> dict:
     return env
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> Path:
-    """A folder holding the data of the shared run (a local path that must never reach the Hub)."""
-    folder = tmp_path_factory.mktemp("private-inputs")
-    write_reviews_csv(folder / "reviews.csv")
-    return folder
+@pytest.fixture
+def inputs(tiny_run_data) -> Path:
+    """The folder holding the data of the shared run (a local path that must never reach the Hub)."""
+    return tiny_run_data.parent
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory, session_env, tiny_model, inputs) -> Path:
-    """One tiny finished run from a local model folder and local data; tests copy it before changing it."""
-    out = tmp_path_factory.mktemp("secure-runs") / "run"
-    proc = run_cli(["sentiment", "--model", str(tiny_model), "--dataset", str(inputs / "reviews.csv"),
-                    "--text-column", "review", "--output-dir", str(out), *QUICK], session_env)
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    return out
+@pytest.fixture
+def finished(tiny_run) -> Path:
+    """The session's tiny finished run, from a local model folder and local data; tests copy it before changing
+    it."""
+    return tiny_run
 
 
 def copy_run(finished: Path, tmp_path: Path) -> Path:
@@ -327,6 +322,7 @@ def test_a_token_in_an_error_and_its_traceback_is_masked(cli, monkeypatch):
     _no_token(proc, TOKEN)
 
 
+@pytest.mark.slow
 def test_child_processes_get_the_token_from_the_environment_not_argv(session_env, tiny_model, inputs, tmp_path):
     args = [sys.executable, "-m", "hf_finetune", "sentiment", "--model", str(tiny_model), "--dataset",
             str(inputs / "reviews.csv"), "--text-column", "review", "--output-dir", str(tmp_path / "ddp"),

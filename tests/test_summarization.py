@@ -48,8 +48,7 @@ def test_stopped_before_cap_counts_the_summaries_that_ended(tiny_seq2seq):
     from hf_finetune.kinds.summarization import Summarization
 
     tokenizer = _tokenizer(tiny_seq2seq)
-    kind = Summarization()
-    kind.model_config = SimpleNamespace(eos_token_id=7)
+    kind = Summarization(model_config=SimpleNamespace(eos_token_id=7))
     pad = tokenizer.pad_token_id
     words = [i for i in range(10, 40) if i not in (7, pad)]
     generated = np.array([[0, *words[:3], 7, pad, pad], [0, *words[3:9]], [0, *words[9:12], 7, pad, pad],
@@ -105,6 +104,7 @@ def test_seq2seq_run_reports_zero_shot_and_after(tiny_seq2seq, summaries_jsonl, 
     assert ran.returncode == 0, ran.stderr            # the usage snippet runs as written
 
 
+@pytest.mark.slow
 def test_searched_run_is_its_best_trial_despite_the_zero_shot_step(tiny_seq2seq, summaries_jsonl, tmp_path):
     """A run scores the base model (generation) before training and a search trial does not: that step must
     not move the random streams, or the best trial, trained again, lands elsewhere."""

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import ConfigError, did_you_mean
-from ..metrics import is_timing
+from ..metrics import summary_grid
 from ..rundir import RunDir
 
 WORKFLOW_PATH = Path(".github/workflows/hf-finetune-train.yml")
@@ -55,7 +55,7 @@ def write_workflow(repo_dir: str | Path = ".", task: str = "sentiment", force: b
     from ..install import install_spec as running_spec
 
     if not task.endswith((".yaml", ".yml")):
-        templates.load(task)  # a clear error for an unknown task, before anything is written
+        templates.bundled_path(task)  # a clear error for an unknown task, before anything is written
     spec = install_spec or running_spec("embedded")
     if not spec:
         raise ConfigError("This hf-finetune was installed from a local source tree, so there is no install command "
@@ -83,17 +83,13 @@ def summary_markdown(run_dir: str | Path) -> str:
     """A Markdown metrics table for $GITHUB_STEP_SUMMARY (or any Markdown report)."""
     run = RunDir.open(run_dir)
     metrics, info = run.metrics, run.info
-    rows = [(label, metrics[key]) for key, label in (("zero_shot_test", "test (before fine-tuning)"),
-                                                      ("validation", "validation (best checkpoint)"),
-                                                      ("test", "test")) if key in metrics]
-    names = sorted({k for _, values in rows for k in values if not is_timing(k)})
-    lines = [f"### hf-finetune: {info.get('task', 'run')} on {info.get('dataset', {}).get('name', '?')}", ""]
-    base = info.get("base_model", {})
+    names, rows = summary_grid(metrics)
+    lines = [f"### hf-finetune: {info.task or 'run'} on {info.dataset.name or '?'}", ""]
+    base = info.base_model.hub_id or info.base_model.ref
     if base:
-        lines += [f"Base model: `{base.get('hub_id') or base.get('ref')}`", ""]
+        lines += [f"Base model: `{base}`", ""]
     lines += ["| split | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for label, values in rows:
-        lines.append(f"| {label} | " + " | ".join(f"{values[n]:.4f}" if n in values else "" for n in names) + " |")
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
     train = metrics.get("train", {})
     if train:
         lines += ["", f"Training: {train.get('examples', '?')} examples, {train.get('steps', '?')} steps, "

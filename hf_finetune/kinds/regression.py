@@ -9,31 +9,109 @@ the data's own units.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import math
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..config import RunConfig
+from ..data.labels import is_missing, replace_feature
+from ..errors import DataError
+from .base import logits_of
 from .text_classification import TextClassification
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
+
+
+def encode_target(ds: DatasetDict, column: str) -> DatasetDict:
+    """Regression: the target column as float64 ``target``; text that is not a number is an error naming it."""
+    from datasets import ClassLabel, Value
+
+    feature = next(iter(ds.values())).features[column]
+    if isinstance(feature, ClassLabel):
+        raise DataError(f"The target column {column!r} holds classes ({', '.join(feature.names[:5])}), not numbers.",
+                        "Classify them with `hf-finetune sentiment`, or name a numeric column with --label-column.")
+    for name, split in ds.items():
+        for value in split[column]:
+            if is_missing(value) or isinstance(value, bool):
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise DataError(f"The target column {column!r} of split {name!r} holds {value!r}, not a number.",
+                                "Regression predicts one number per text: name a numeric column with "
+                                "--label-column, or classify with `hf-finetune sentiment`.") from None
+            if not math.isfinite(number):
+                raise DataError(f"The target column {column!r} of split {name!r} holds {value!r}.",
+                                "Give finite numbers (an empty cell drops the row).")
+
+    def to_float(batch: dict[str, list]) -> dict[str, list]:
+        return {"target": [None if is_missing(v) else float(v) for v in batch[column]]}
+
+    features = replace_feature(next(iter(ds.values())).features, column, None)
+    features["target"] = Value("float64")
+    return ds.map(to_float, batched=True, remove_columns=[column], features=features, desc="Reading the target")
+
+
+def hold_out_by_quantiles(train: Dataset, fraction: float, seed: int) -> tuple[DatasetDict, str]:
+    """A hold-out of a numeric target stratified by the target's deciles, so both parts span its range."""
+    from datasets import ClassLabel, DatasetDict
+
+    values = np.asarray(train["target"], dtype=np.float64)
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, 11)[1:-1]))
+    binned = train.add_column("_bin", np.searchsorted(edges, values, side="right").tolist())
+    binned = binned.cast_column("_bin", ClassLabel(num_classes=len(edges) + 1))
+    try:
+        parts = binned.train_test_split(test_size=fraction, seed=seed, stratify_by_column="_bin")
+        how = "target-decile stratified"
+    except ValueError:
+        parts, how = binned.train_test_split(test_size=fraction, seed=seed), "random"
+    return DatasetDict({k: v.remove_columns("_bin") for k, v in parts.items()}), how
 
 
 class Regression(TextClassification):
     name = "regression"
     roles = ("text", "target")
-    classification = False
     target_role = "target"
+    options = ("text_column", "label_column", "target_unit", "length_buckets")
+    classification = False
+    task_words = "text regression"   # served by the text-classification pipeline
+    problem_types = ("regression",)
 
-    def __init__(self) -> None:
+    def __init__(self, template: Any = None, model_config: Any = None, prefix: str | None = None):
+        super().__init__(template, model_config, prefix)
         self.scaling: dict[str, Any] | None = None   # {"name", "mean", "std", "min", "max", "unit"}
 
-    def preprocess(self, data: Any, processor: Any, config: RunConfig, template: Any) -> tuple[Any, bool]:
+    # -- preparing data -----------------------------------------------------------------------------------
+    @classmethod
+    def encode_targets(cls, splits: Any, column: str, names: list[str] | None, strict: bool,
+                       config: RunConfig) -> tuple[Any, list[str]]:
+        return encode_target(splits, column), []
+
+    @classmethod
+    def check_targets(cls, splits: Any, labels: list[str], column: str) -> None:
+        """Any numbers will do."""
+
+    @classmethod
+    def hold_out(cls, train: Any, fraction: float, seed: int) -> tuple[Any, Any, str]:
+        """Stratified by the target's deciles, so both parts span its range."""
+        parts, how = hold_out_by_quantiles(train, fraction, seed)
+        return parts["train"], parts["test"], how + " {share} hold-out of {source}, seed {seed}"
+
+    @classmethod
+    def label_counts(cls, split: Any, labels: list[str]) -> dict[str, int]:
+        return {}
+
+    # -- one run ------------------------------------------------------------------------------------------
+    def preprocess(self, data: Any, processor: Any, config: RunConfig) -> tuple[Any, bool]:
         if self.scaling is None:   # training: from the training split
             values = np.asarray(data.splits["train"]["target"], dtype=np.float64)
             std = float(values.std())
             self.scaling = {"name": data.columns.get("target", "target"), "mean": float(values.mean()),
                             "std": std if std > 0 else 1.0, "min": float(values.min()), "max": float(values.max()),
                             "unit": config.target_unit}
-        return super().preprocess(data, processor, config, template)
+        return super().preprocess(data, processor, config)
 
     def targets(self, values: list) -> list:
         return [(float(v) - self.scaling["mean"]) / self.scaling["std"] for v in values]
@@ -50,22 +128,20 @@ class Regression(TextClassification):
         model.config.regression_target = dict(self.scaling)
         model.config.id2label, model.config.label2id = {0: self.scaling["name"]}, {self.scaling["name"]: 0}
 
-    def use_trained(self, model_config: Any) -> None:
-        self.scaling = dict(model_config.regression_target)
+    def use_trained(self, model: Any) -> None:
+        self.scaling = dict(model.config.regression_target)
 
     def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
         """The metrics in the target's own units."""
 
         def compute(eval_pred) -> dict[str, float]:
-            outputs = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
-            return suite.compute(self.to_units(outputs), self.to_units(eval_pred.label_ids))
+            return suite.compute(self.to_units(logits_of(eval_pred.predictions)), self.to_units(eval_pred.label_ids))
 
         return compute
 
     def analyse(self, split: Any, predictions: Any, label_ids: Any, labels: list[str]) -> dict[str, Any] | None:
         """For the card: the target's range and unit, and the test texts with the largest errors."""
-        outputs = predictions[0] if isinstance(predictions, tuple) else predictions
-        predicted, truth = self.to_units(outputs), self.to_units(label_ids)
+        predicted, truth = self.to_units(logits_of(predictions)), self.to_units(label_ids)
         worst = np.argsort(-np.abs(predicted - truth), kind="stable")[:5]
         s = self.scaling
         unit = f" ({s['unit']})" if s.get("unit") else ""
@@ -89,7 +165,9 @@ class Regression(TextClassification):
         scores = metrics_mod.load("regression").compute(predictions=np.full_like(truth, mean), references=truth)
         return {"name": f"mean of the training targets ({mean:.4g})", "metrics": {k: float(v) for k, v in scores.items()}}
 
-    def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
+    # -- serving ------------------------------------------------------------------------------------------
+    @classmethod
+    def usage(cls, model_ref: str, example: str | None, prefix: str = "") -> str:
         text = " ".join((example or "I love this!").split())
         return (
             "from transformers import pipeline\n\n"
@@ -99,3 +177,10 @@ class Regression(TextClassification):
             f"raw = regressor({text!r})[0][\"score\"]\n"
             'print(raw * scaling["std"] + scaling["mean"])'
         )
+
+    def predictions(self, inputs: list[str], logits: Any) -> list[dict[str, Any]]:
+        """The output mapped back to the target's units with the scaling saved at training (none for a model
+        trained elsewhere)."""
+        scaling = getattr(self.model_config, "regression_target", None) or {"mean": 0.0, "std": 1.0, "name": "score"}
+        return [{"input": value, scaling["name"]: round(float(row[0]) * scaling["std"] + scaling["mean"], 6)}
+                for value, row in zip(inputs, logits)]

@@ -11,13 +11,11 @@ import logging
 from typing import Any, Callable
 
 import numpy as np
-from datasets import DatasetDict
 
-from .. import data as data_mod
+from ..data import tokenized
 from ..config import RunConfig
-from ..templates import TaskTemplate
 from . import baselines
-from .base import TaskKind
+from .base import TaskKind, logits_of
 
 log = logging.getLogger("hf_finetune")
 IGNORE_INDEX = -100
@@ -25,7 +23,7 @@ IGNORE_INDEX = -100
 
 def target_length(tokenizer: Any, summaries: list[str], percentile: float = 95, cap: int = 256) -> int:
     """Tokens that cover ``percentile`` % of the reference summaries, rounded up to a multiple of 8."""
-    sample = data_mod.bounded(summaries[:2000], cap)
+    sample = tokenized.bounded(summaries[:2000], cap)
     lengths = [len(ids) for ids in tokenizer(text_target=sample)["input_ids"]] if sample else [32]
     value = int(np.ceil(np.percentile(lengths, percentile)))
     return int(min(cap, max(8, -(-value // 8) * 8)))
@@ -52,15 +50,23 @@ def end_tokens(model_config: Any, tokenizer: Any) -> set[int]:
 class Summarization(TaskKind):
     name = "summarization"
     roles = ("text", "summary")
+    target_role = "summary"
+    options = ("text_column", "summary_column", "max_target_length", "generation_num_beams")
     evaluate_before_training = True   # zero-shot ROUGE on the same split, for the card
+    predict_classes = ("AutoTokenizer", "AutoModelForSeq2SeqLM")
 
-    def __init__(self) -> None:
+    def __init__(self, template: Any = None, model_config: Any = None, prefix: str | None = None):
+        super().__init__(template, model_config, prefix)
         self.max_target_length: int | None = None
+        self.trained_target_length: int | None = None   # what a trained model generates (evaluate)
 
-    def preprocess(self, data: Any, processor: Any, config: RunConfig,
-                   template: TaskTemplate) -> tuple[DatasetDict, bool]:
+    # -- one run ------------------------------------------------------------------------------------------
+    def preprocess(self, data: Any, processor: Any, config: RunConfig) -> tuple[Any, bool]:
+        from datasets import DatasetDict
+
         tokenizer = processor
-        self.max_target_length = config.max_target_length or target_length(tokenizer, data.splits["train"]["summary"])
+        self.max_target_length = (config.max_target_length or self.trained_target_length
+                                  or target_length(tokenizer, data.splits["train"]["summary"]))
         limit = getattr(tokenizer, "model_max_length", None) or config.max_length
         max_source = min(config.max_length, limit)
         max_target = self.max_target_length
@@ -72,19 +78,19 @@ class Summarization(TaskKind):
         start = getattr(self.model_config, "decoder_start_token_id", None)
 
         def tokenize(batch: dict[str, list]) -> dict[str, list]:
-            enc = tokenizer(data_mod.bounded([prefix + t for t in batch["text"]], max_source), truncation=True,
+            enc = tokenizer(tokenized.bounded([prefix + t for t in batch["text"]], max_source), truncation=True,
                             max_length=max_source)
-            labels = tokenizer(text_target=data_mod.bounded(batch["summary"], max_target), truncation=True,
+            labels = tokenizer(text_target=tokenized.bounded(batch["summary"], max_target), truncation=True,
                                max_length=max_target)["input_ids"]
             enc["labels"] = [ids[1:] if start is not None and ids and ids[0] == start else ids for ids in labels]
             return dict(enc)
 
         out, all_cached = DatasetDict(), True
-        key = [self.name, data_mod.processor_identity(tokenizer), max_source, max_target, prefix, start,
-               data_mod.CHARS_PER_TOKEN, "v3"]
+        key = [self.name, tokenized.processor_identity(tokenizer), max_source, max_target, prefix, start,
+               tokenized.CHARS_PER_TOKEN, "v3"]
         for split, ds in data.splits.items():
-            out[split], cached = data_mod.map_cached(ds, tokenize, [data.fingerprints[split], *key], split,
-                                                     f"Tokenizing {split}")
+            out[split], cached = tokenized.map_cached(ds, tokenize, [data.fingerprints[split], *key], split,
+                                                      f"Tokenizing {split}")
             all_cached &= cached
         return out, all_cached
 
@@ -98,9 +104,13 @@ class Summarization(TaskKind):
         if getattr(generation, "min_length", 0):
             generation.min_length = 0
 
-    def collator(self, template: TaskTemplate, processor: Any, model: Any) -> Any:
-        args = {"label_pad_token_id": IGNORE_INDEX, **template.collator.args}
-        return template.collator.resolve()(processor, model=model, **args)
+    def use_trained(self, model: Any) -> None:
+        """Summaries as long as the trained model writes them (its saved generation length)."""
+        self.trained_target_length = max(8, (model.generation_config.max_length or 65) - 1)
+
+    def collator(self, processor: Any, model: Any) -> Any:
+        args = {"label_pad_token_id": IGNORE_INDEX, **self.template.collator.args}
+        return self.template.collator.resolve()(processor, model=model, **args)
 
     def training_arguments(self, config: RunConfig) -> dict[str, Any]:
         from transformers import Seq2SeqTrainingArguments
@@ -109,8 +119,10 @@ class Summarization(TaskKind):
                 "generation_max_length": None, "generation_num_beams": config.generation_num_beams}
 
     def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
+        ends = end_tokens(self.model_config, processor)
+
         def compute(eval_pred) -> dict[str, float]:
-            predictions = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+            predictions = logits_of(eval_pred.predictions)
             generated = decode(processor, predictions)
             references = decode(processor, eval_pred.label_ids)
             results = suite.compute(generated, references)
@@ -118,12 +130,15 @@ class Summarization(TaskKind):
             lengths = [int(np.count_nonzero((np.asarray(p) != pad) & (np.asarray(p) >= 0))) for p in predictions]
             results["gen_len"] = float(np.mean(lengths)) if lengths else 0.0
             # a model that has not learned to end a summary writes up to the length cap every time
-            ends = end_tokens(self.model_config, processor)
             ended = [bool(ends & set(np.asarray(p).tolist())) for p in predictions]
             results["stopped_before_cap"] = float(np.mean(ended)) if ended else 0.0
             return results
 
         return compute
+
+    def data_stats(self, train: Any) -> dict[str, Any]:
+        return {"mean_target_tokens": float(np.mean([len(ids) for ids in train["labels"]])),
+                "max_target_length": self.max_target_length}
 
     LEAD_SENTENCES = 3
 
@@ -131,7 +146,14 @@ class Summarization(TaskKind):
         """Lead-3: the text's first three sentences, scored with ROUGE as the model is."""
         return baselines.lead_k(test["text"], test["summary"], self.LEAD_SENTENCES)
 
-    def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
+    # -- serving ------------------------------------------------------------------------------------------
+    @classmethod
+    def serves(cls, model_config: dict) -> bool:
+        architectures = " ".join(model_config.get("architectures") or [])
+        return "ForConditionalGeneration" in architectures or "ForSeq2SeqLM" in architectures
+
+    @classmethod
+    def usage(cls, model_ref: str, example: str | None, prefix: str = "") -> str:
         text = " ".join((example or "The text to summarize.").split())[:300]
         return (
             "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n\n"
@@ -143,3 +165,12 @@ class Summarization(TaskKind):
             "print(tokenizer.decode(summary_ids[0], skip_special_tokens=True))"
         )
 
+    def predict_batch(self, processor: Any, model: Any, inputs: list[str], max_length: int) -> list[dict[str, Any]]:
+        import torch
+
+        enc = processor([self.prefix + t for t in inputs], return_tensors="pt", padding=True, truncation=True,
+                        max_length=max_length).to(model.device)
+        with torch.inference_mode():   # only what every encoder-decoder's generate() takes
+            ids = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+        return [{"input": text, "summary": summary.strip()}
+                for text, summary in zip(inputs, processor.batch_decode(ids, skip_special_tokens=True))]

@@ -4,45 +4,48 @@ from __future__ import annotations
 
 from typing import Any
 
-from datasets import DatasetDict
-
-from .. import data as data_mod
-from . import baselines
 from ..config import RunConfig
-from ..templates import TaskTemplate
-from .base import TaskKind
+from ..data import tokenized
+from . import baselines
+from .base import SingleLabelClassification
 
 
-class TextClassification(TaskKind):
+class TextClassification(SingleLabelClassification):
     name = "text-classification"
     roles = ("text", "label")
-    classification = True
+    options = ("text_column", "label_column", "label_names", "length_buckets")
     length_buckets = True
-    target_role = "label"   # the column that becomes the model's `labels`
+    problem_types: tuple = (None, "single_label_classification")   # of the saved model's config (transformers)
 
+    # -- one run ------------------------------------------------------------------------------------------
     def targets(self, values: list) -> list:
         """The model's `labels` from the target column's values (as they are, for class ids)."""
         return values
 
-    def preprocess(self, data: Any, processor: Any, config: RunConfig,
-                   template: TaskTemplate) -> tuple[DatasetDict, bool]:
+    def cache_key(self) -> list:
+        """What else decides the tokenized `labels` (a regression target's scaling)."""
+        return []
+
+    def preprocess(self, data: Any, processor: Any, config: RunConfig) -> tuple[Any, bool]:
+        from datasets import DatasetDict
+
         tokenizer = processor
         limit = getattr(tokenizer, "model_max_length", None) or config.max_length
         max_length = min(config.max_length, limit)
         prefix = self.prefix
 
         def tokenize(batch: dict[str, list]) -> dict[str, list]:
-            texts = data_mod.bounded([prefix + t for t in batch["text"]], max_length)
+            texts = tokenized.bounded([prefix + t for t in batch["text"]], max_length)
             enc = tokenizer(texts, truncation=True, max_length=max_length)
             enc["labels"] = self.targets(batch[self.target_role])
             return dict(enc)
 
         out, all_cached = DatasetDict(), True
-        key = [self.name, data_mod.processor_identity(tokenizer), max_length, prefix, data_mod.CHARS_PER_TOKEN, "v2",
+        key = [self.name, tokenized.processor_identity(tokenizer), max_length, prefix, tokenized.CHARS_PER_TOKEN, "v2",
                *self.cache_key()]
         for split, ds in data.splits.items():
-            out[split], cached = data_mod.map_cached(ds, tokenize, [data.fingerprints[split], *key], split,
-                                                     f"Tokenizing {split}")
+            out[split], cached = tokenized.map_cached(ds, tokenize, [data.fingerprints[split], *key], split,
+                                                      f"Tokenizing {split}")
             all_cached &= cached
         return out, all_cached
 
@@ -57,11 +60,14 @@ class TextClassification(TaskKind):
                                                                   test["label"], config.seed)]
         return result
 
-    def cache_key(self) -> list:
-        """What else decides the tokenized `labels` (a regression target's scaling)."""
-        return []
+    # -- serving ------------------------------------------------------------------------------------------
+    @classmethod
+    def serves(cls, model_config: dict) -> bool:
+        return ("ForSequenceClassification" in " ".join(model_config.get("architectures") or [])
+                and model_config.get("problem_type") in cls.problem_types)
 
-    def usage(self, model_ref: str, example: str | None, prefix: str = "") -> str:
+    @classmethod
+    def usage(cls, model_ref: str, example: str | None, prefix: str = "") -> str:
         text = " ".join((example or "I love this!").split())
         return (
             "from transformers import pipeline\n\n"

@@ -11,12 +11,13 @@ import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import ConfigError, OfflineError
 from .. import hub
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("hf_finetune")
 
@@ -26,6 +27,30 @@ TIMING_SUFFIXES = ("runtime", "per_second", "preparation_time")   # Trainer book
 
 def is_timing(key: str) -> bool:
     return key.endswith(TIMING_SUFFIXES)
+
+
+SUMMARY_SPLITS = {"zero_shot_test": "test (before fine-tuning)", "validation": "validation (best checkpoint)",
+                  "test": "test"}
+
+
+def summary_rows(metrics: dict[str, Any]) -> Iterator[tuple[str, str, float]]:
+    """(split label, metric name, value) from a metrics.json, for every summary of a run (the CLI's last
+    table, the CI step summary, a Job's end), so that they all show the same: model quality per split."""
+    for split, label in SUMMARY_SPLITS.items():
+        for name, value in sorted((metrics.get(split) or {}).items()):
+            if isinstance(value, (int, float)) and not is_timing(name):
+                yield label, name, value
+
+
+def summary_grid(metrics: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """summary_rows laid out as (metric names, [(split label, its cells)]): a row per split, a column per
+    metric, a blank cell where a split lacks that metric."""
+    by_split: dict[str, dict[str, float]] = {}
+    for label, name, value in summary_rows(metrics):
+        by_split.setdefault(label, {})[name] = value
+    names = sorted({name for values in by_split.values() for name in values})
+    return names, [(label, [f"{values[n]:.4f}" if n in values else "" for n in names])
+                   for label, values in by_split.items()]
 
 
 def bundled_dir() -> Path:
@@ -80,11 +105,9 @@ class MetricSuite:
             if name not in self.modules:
                 self.modules[name] = load(name, self.trust_remote_code)
 
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _ in self.specs]
-
     def compute(self, predictions: np.ndarray, references: np.ndarray) -> dict[str, float]:
+        import numpy as np
+
         results: dict[str, float] = {}
         for name, args in self.specs:
             out = self.modules[name].compute(predictions=predictions, references=references, **args)

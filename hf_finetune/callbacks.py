@@ -1,0 +1,162 @@
+"""The Trainer callbacks every run adds: live progress (a rich display on a terminal, plain step lines
+elsewhere) and a graceful stop on SIGTERM. Both read only what the Trainer already logs or decides
+(``control``), so they add no per-step device synchronisation.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+from transformers import TrainerCallback
+
+from .errors import FinetuneError
+from .progress import step_line
+
+
+class ProgressCallback(TrainerCallback):
+    """Live progress: a rich bar and status on a terminal; elsewhere (CI, a Job's log) a plain step line each
+    time the loss is logged, which ``progress.parse_step_line`` reads back."""
+
+    def __init__(self, console: Console, metric: str, samples_per_step: int, quiet: bool = False,
+                 live: bool | None = None):
+        self.console = console
+        self.metric = metric
+        self.samples_per_step = samples_per_step
+        self.quiet = quiet
+        self.live_mode = (console.is_terminal if live is None else live) and not quiet
+        self.phase = "training"
+        self.description = "training"   # the bar's label ("trial 2/8" during a hyper-parameter search)
+        self.loss: float | None = None
+        self.eval_value: float | None = None
+        self.rate: float | None = None
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._live: Live | None = None
+        self._t0 = 0.0
+        self._last_print = 0.0
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _status(self) -> Text:
+        parts = [f"phase: {self.phase}"]
+        if self.loss is not None:
+            parts.append(f"loss {self.loss:.4f}")
+        if self.eval_value is not None:
+            parts.append(f"eval {self.metric} {self.eval_value:.4f}")
+        if self.rate is not None:
+            parts.append(f"{self.rate:.1f} samples/s")
+        return Text("  ".join(parts))
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(Group(self._progress, self._status()))
+
+    def _line(self, state: Any) -> None:
+        if self.quiet or self.live_mode:
+            return
+        done, total = state.global_step, max(state.max_steps, 1)
+        eta = ""
+        if self.rate and done:
+            remaining = (total - done) * self.samples_per_step / self.rate
+            eta = f"  eta {remaining:.0f}s"
+        print(step_line(done, total, str(self._status()), eta), file=sys.stdout, flush=True)
+
+    # -- Trainer events ---------------------------------------------------------------------
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._t0 = time.perf_counter()
+        if not state.is_world_process_zero:
+            self.quiet, self.live_mode = True, False
+        if self.live_mode:
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                      console=self.console)
+            self._task = self._progress.add_task(self.description, total=state.max_steps)
+            self._live = Live(Group(self._progress, self._status()), console=self.console, refresh_per_second=4)
+            self._live.start()
+        elif not self.quiet:
+            print(f"[hf-finetune] training for {state.max_steps} step{'s' if state.max_steps != 1 else ''}",
+                  flush=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        elapsed = time.perf_counter() - self._t0
+        if elapsed > 0:
+            self.rate = state.global_step * self.samples_per_step / elapsed
+        if self._progress is not None:
+            self._progress.update(self._task, completed=state.global_step)
+            self._refresh()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" in logs:
+            self.loss = float(logs["loss"])
+            self._line(state)
+        self._refresh()
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        if self.phase == "training":
+            self.phase = "evaluating"
+            self._refresh()
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        metrics = metrics or {}
+        key = f"eval_{self.metric}"
+        if key in metrics:
+            self.eval_value = float(metrics[key])
+        final = self.phase == "final evaluation"
+        if not self.live_mode and not self.quiet and not final:
+            print(f"[hf-finetune] epoch {state.epoch:.2f}: validation {self.metric} = {self.eval_value:.4f}", flush=True)
+        if not final:
+            self.phase = "training"
+        self._refresh()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._live is not None:
+            self._progress.update(self._task, completed=state.global_step)
+            self.phase = "done"
+            self._refresh()
+            self._live.stop()
+            self._live = None
+
+
+class GracefulStop(TrainerCallback):
+    """On SIGTERM (CI time-outs, preemption): save a checkpoint at the end of the current step, stop,
+    and exit non-zero; the same command then resumes from that checkpoint."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def uninstall(self) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def error(self, checkpoints: Path) -> FinetuneError:
+        err = FinetuneError(f"Stopped by SIGTERM; a checkpoint was saved in {checkpoints}.",
+                            "Run the same command (same --output-dir) to resume from it.")
+        err.exit_code = 143
+        return err

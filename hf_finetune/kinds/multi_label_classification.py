@@ -1,0 +1,326 @@
+"""Multi-label text classification: any number of labels per text (emotions, topics, toxicity types).
+
+The same ``AutoModelForSequenceClassification`` with ``problem_type="multi_label_classification"``
+(one sigmoid per label, binary cross-entropy on float 0/1 targets). What it needs beyond single-label
+classification: a decision threshold, tuned on the validation split at every evaluation and fixed
+from the kept checkpoint's evaluation before the test split is scored (saved in the model's config as
+``multi_label_threshold`` for ``predict``), and scores per label instead of a confusion matrix. Its
+labels come as lists, as separated text or as several 0/1 columns, and held-out splits keep each
+label's share by iterative stratification.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from ..config import RunConfig
+from ..data.labels import check_known, is_missing, replace_feature
+from ..errors import DataError, did_you_mean
+from .base import logits_of
+from .text_classification import TextClassification
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+log = logging.getLogger("hf_finetune")
+
+THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)   # candidates tuned on validation
+DEFAULT_THRESHOLD = 0.5
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def micro_f1(predicted: np.ndarray, truth: np.ndarray) -> float:
+    true_pos = float(np.sum((predicted == 1) & (truth == 1)))
+    denominator = float(np.sum(predicted == 1) + np.sum(truth == 1))
+    return 2 * true_pos / denominator if denominator else 0.0
+
+
+def best_threshold(probabilities: np.ndarray, truth: np.ndarray) -> float:
+    """The candidate threshold with the best micro-F1 (ties: the one nearest 0.5)."""
+    scores = [(micro_f1((probabilities >= t).astype(int), truth), -abs(t - 0.5), float(t)) for t in THRESHOLDS]
+    return max(scores)[2]
+
+
+def label_frequency_prior(train_targets: np.ndarray) -> np.ndarray:
+    """The best constant prediction: the k most frequent training labels, k chosen for the best micro-F1 on
+    the training split (k = 0 is "no label"); returned as one 0/1 row."""
+    truth = np.asarray(train_targets, dtype=int)
+    order = np.argsort(-truth.sum(axis=0), kind="stable")
+    best, best_row = -1.0, np.zeros(truth.shape[1], dtype=int)
+    for k in range(truth.shape[1] + 1):
+        row = np.zeros(truth.shape[1], dtype=int)
+        row[order[:k]] = 1
+        score = micro_f1(np.broadcast_to(row, truth.shape), truth)
+        if score > best:
+            best, best_row = score, row
+    return best_row
+
+
+LABEL_SETS = "__label_set__"   # the column that --label-columns are joined into
+
+
+def join_label_columns(raw: DatasetDict, config: RunConfig) -> DatasetDict:
+    """Multi-label data as several 0/1 columns (``--label-columns a,b,c``): one column holding each row's
+    list of label names, which the label role then reads (a split without those columns, an unlabelled
+    test file, is left as it is)."""
+    from datasets import DatasetDict
+
+    columns = config.label_columns
+    if not columns:
+        return raw
+    if config.label_column:
+        raise DataError("--label-column and --label-columns both name the labels.",
+                        "Give a column of label lists with --label-column, or several 0/1 columns with "
+                        "--label-columns, not both.")
+    out = DatasetDict()
+    for name, split in raw.items():
+        present = [c for c in columns if c in split.column_names]
+        if not present:
+            out[name] = split
+            continue
+        if len(present) < len(columns):
+            missing = next(c for c in columns if c not in split.column_names)
+            raise DataError(f"Split {name!r} has no column {missing!r} (--label-columns). "
+                            f"{did_you_mean(missing, split.column_names)}")
+        for column in columns:
+            bad = next((v for v in split[column] if not is_missing(v) and str(v).strip().lower() not in
+                        ("0", "1", "0.0", "1.0", "true", "false")), None)
+            if bad is not None:
+                raise DataError(f"Column {column!r} (--label-columns) holds {bad!r}; each of those columns must be "
+                                "0 or 1 (the label is absent or present).",
+                                "Give a column of label lists with --label-column instead.")
+
+        def join(batch: dict[str, list]) -> dict[str, list]:
+            rows = zip(*(batch[c] for c in columns))
+            return {LABEL_SETS: [None if any(is_missing(v) for v in row) else
+                                 [c for c, v in zip(columns, row) if str(v).strip().lower() in ("1", "1.0", "true")]
+                                 for row in rows]}
+
+        out[name] = split.map(join, batched=True, remove_columns=columns, desc="Joining label columns")
+    return out
+
+
+def encode_label_sets(ds: DatasetDict, column: str, names: list[str] | None = None, strict: bool = False,
+                      separator: str = ",") -> tuple[DatasetDict, list[str]]:
+    """Multi-label: a column of label lists (or of labels joined by ``separator``) becomes ``labels``, one
+    float 0/1 per label name (what BCEWithLogitsLoss takes), in the order of ``names`` or sorted."""
+    from datasets import ClassLabel, Sequence, Value
+
+    feature = next(iter(ds.values())).features[column]
+    inner = getattr(feature, "feature", None)
+    names_of_ids = list(inner.names) if isinstance(inner, ClassLabel) else None
+    is_list = type(feature).__name__ in ("List", "Sequence", "LargeList")
+    if not is_list and not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+        raise DataError(f"The label column {column!r} holds {feature}; multi-label needs a list of labels per row, "
+                        f"labels joined by {separator!r}, or several 0/1 columns.",
+                        "Name the columns with --label-columns a,b,c, or the separator with --label-separator.")
+
+    def as_set(value: Any) -> list[str] | None:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(separator) if part.strip()]
+        return [names_of_ids[v] if names_of_ids else str(v) for v in value]
+
+    seen = sorted({label for split in ds.values() for value in split[column] for label in (as_set(value) or [])})
+    label_names = list(names) if names else seen
+    index = {name: i for i, name in enumerate(label_names)}
+    unknown = [label for label in seen if label not in index]
+    check_known(unknown, strict, column, label_names, "Ignoring labels the model does not know")
+
+    def to_rows(batch: dict[str, list]) -> dict[str, list]:
+        rows = []
+        for value in batch[column]:
+            labels = as_set(value)
+            if labels is None:
+                rows.append(None)
+                continue
+            row = [0.0] * len(label_names)
+            for label in labels:
+                if label in index:
+                    row[index[label]] = 1.0
+            rows.append(row)
+        return {"labels": rows}
+
+    features = replace_feature(next(iter(ds.values())).features, column, None)
+    features["labels"] = Sequence(Value("float32"))
+    ds = ds.map(to_rows, batched=True, remove_columns=[column], features=features, desc="Encoding label sets")
+    return ds, label_names
+
+
+def iterative_stratification(rows: Any, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Split multi-label rows into (rest, held out) keeping each label's share in both, by iterative
+    stratification (Sechidis, Tsoumakas & Vlahavas, ECML 2011): the rarest label's rows are placed first,
+    each where that label is most wanted, ties by the fold size still wanted, then at random."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray(rows, dtype=np.int64).reshape(len(rows), -1)
+    shares = np.array([1 - fraction, fraction])
+    wanted = shares * len(y)
+    wanted_per_label = np.outer(shares, y.sum(axis=0)).astype(np.float64)
+    fold = np.full(len(y), -1)
+    left = np.ones(len(y), dtype=bool)
+
+    def place(i: int, candidates: np.ndarray) -> None:
+        if len(candidates) > 1:
+            candidates = candidates[wanted[candidates] == wanted[candidates].max()]
+        f = int(rng.choice(candidates))
+        fold[i], left[i] = f, False
+        wanted[f] -= 1
+        wanted_per_label[f] -= y[i]
+
+    while left.any():
+        counts = y[left].sum(axis=0)
+        if not counts.any():   # rows without any label: by fold size alone
+            for i in rng.permutation(np.flatnonzero(left)):
+                place(int(i), np.array([0, 1]))
+            break
+        label = int(np.where(counts > 0, counts, np.iinfo(np.int64).max).argmin())
+        for i in rng.permutation(np.flatnonzero(left & (y[:, label] > 0))):
+            need = wanted_per_label[:, label]
+            place(int(i), np.flatnonzero(need == need.max()))
+    return np.flatnonzero(fold == 0).tolist(), np.flatnonzero(fold == 1).tolist()
+
+
+class MultiLabelClassification(TextClassification):
+    name = "multi-label-classification"
+    roles = ("text", "labels")
+    target_role = "labels"
+    options = ("text_column", "label_column", "label_columns", "label_separator", "label_names", "length_buckets")
+    task_words = "multi-label text classification"   # served by the text-classification pipeline
+    problem_types = ("multi_label_classification",)
+
+    def __init__(self, template: Any = None, model_config: Any = None, prefix: str | None = None):
+        super().__init__(template, model_config, prefix)
+        self.threshold: float | None = None   # None: tune it on each validation pass (training)
+
+    # -- preparing data -----------------------------------------------------------------------------------
+    @classmethod
+    def read_columns(cls, raw: Any, config: RunConfig) -> tuple[Any, dict[str, str]]:
+        """Labels given as several 0/1 columns (--label-columns) are read as one column of label lists."""
+        return join_label_columns(raw, config), ({"labels": LABEL_SETS} if config.label_columns else {})
+
+    @classmethod
+    def named_labels(cls, config: RunConfig) -> list[str] | None:
+        """--label-columns name the labels too (each column is one)."""
+        return config.label_names or config.label_columns
+
+    @classmethod
+    def encode_targets(cls, splits: Any, column: str, names: list[str] | None, strict: bool,
+                       config: RunConfig) -> tuple[Any, list[str]]:
+        return encode_label_sets(splits, column, names, strict, config.label_separator)
+
+    @classmethod
+    def check_targets(cls, splits: Any, labels: list[str], column: str) -> None:
+        from ..errors import DataError
+
+        if len(labels) < 2:
+            raise DataError(f"The label column {column!r} holds {len(labels)} distinct label(s); multi-label "
+                            "classification needs at least two.", "Check the label column and --label-separator.")
+
+    @classmethod
+    def hold_out(cls, train: Any, fraction: float, seed: int) -> tuple[Any, Any, str]:
+        rest, held = iterative_stratification(train["labels"], fraction, seed)
+        return (train.select(rest), train.select(held),
+                "{share} hold-out of {source} by iterative stratification of the label sets, seed {seed}")
+
+    @classmethod
+    def label_counts(cls, split: Any, labels: list[str]) -> dict[str, int]:
+        """Rows that carry each label."""
+        rows = np.asarray(split["labels"]).reshape(-1, len(labels))
+        return {name: int(rows[:, i].sum()) for i, name in enumerate(labels)}
+
+    # -- one run ------------------------------------------------------------------------------------------
+    def prepare_model(self, model: Any, config: RunConfig) -> None:
+        """Training: the threshold is tuned anew (a base model's saved one is not reused)."""
+        super().prepare_model(model, config)
+        self.threshold = None
+
+    def use_trained(self, model: Any) -> None:
+        saved = getattr(model.config, "multi_label_threshold", None)
+        self.threshold = float(saved) if saved is not None else DEFAULT_THRESHOLD
+
+    def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
+        """Validation (no fixed threshold yet): tune it and report the metrics at it, and `threshold`.
+        Test (fixed): the metrics at the fixed threshold."""
+
+        def compute(eval_pred) -> dict[str, float]:
+            probabilities = sigmoid(logits_of(eval_pred.predictions))
+            truth = np.asarray(eval_pred.label_ids).round().astype(int)
+            threshold = self.threshold if self.threshold is not None else best_threshold(probabilities, truth)
+            results = suite.compute((probabilities >= threshold).astype(int), truth)
+            results["threshold"] = float(threshold)
+            return results
+
+        return compute
+
+    def after_validation(self, model: Any, validation: dict[str, float]) -> None:
+        self.threshold = float(validation.get("threshold", DEFAULT_THRESHOLD))
+        model.config.multi_label_threshold = self.threshold
+
+    def analyse(self, split: Any, predictions: Any, label_ids: Any, labels: list[str]) -> dict[str, Any] | None:
+        """Per-label precision / recall / F1 at the fixed threshold, and a few test texts it gets wrong."""
+        from sklearn.metrics import precision_recall_fscore_support
+
+        threshold = self.threshold if self.threshold is not None else DEFAULT_THRESHOLD
+        predicted = (sigmoid(logits_of(predictions)) >= threshold).astype(int)
+        truth = np.asarray(label_ids).round().astype(int)
+        precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, average=None,
+                                                                         zero_division=0)
+
+        def names(row: np.ndarray) -> str:
+            return ", ".join(labels[i] for i in np.flatnonzero(row)) or "(none)"
+
+        wrong = np.flatnonzero((predicted != truth).any(axis=1))[:5]
+        return {
+            "per_class": {name: {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
+                                 "f1": round(float(f1[i]), 4), "support": int(support[i])}
+                          for i, name in enumerate(labels)},
+            "errors": [{"input": self.describe(split, int(i)), "label": names(truth[i]),
+                        "predicted": names(predicted[i])} for i in wrong],
+            "notes": [f"A label is predicted when its sigmoid score is at least **{threshold:.2f}**: the threshold "
+                      "with the best micro-F1 on the validation split (at the kept checkpoint), saved in "
+                      "`config.json` as `multi_label_threshold` and used by `hf-finetune predict`."],
+        }
+
+    def baseline(self, train: Any, test: Any, labels: list[str] | None, config: RunConfig) -> dict | None:
+        """The label-frequency prior: the best constant label set on the training split, scored on test."""
+        from .. import metrics as metrics_mod
+
+        train_targets, test_targets = np.asarray(train["labels"]), np.asarray(test["labels"]).round().astype(int)
+        row = label_frequency_prior(train_targets)
+        predicted = np.broadcast_to(row, test_targets.shape)
+        scores = metrics_mod.load("multilabel").compute(predictions=predicted, references=test_targets)
+        chosen = [labels[i] for i in np.flatnonzero(row)] if labels else [str(i) for i in np.flatnonzero(row)]
+        return {"name": "label-frequency prior (always " + (", ".join(chosen) if chosen else "no label") + ")",
+                "metrics": {k: float(v) for k, v in scores.items()}}
+
+    # -- serving ------------------------------------------------------------------------------------------
+    @classmethod
+    def usage(cls, model_ref: str, example: str | None, prefix: str = "") -> str:
+        text = " ".join((example or "I love this!").split())
+        return (
+            "from transformers import pipeline\n\n"
+            f'classifier = pipeline("text-classification", model={model_ref!r}, top_k=None)\n'
+            "# a sigmoid score per label (problem_type multi_label_classification); the threshold was tuned on\n"
+            "# the validation split and saved in the model's config\n"
+            "threshold = classifier.model.config.multi_label_threshold\n"
+            f"scores = classifier([{text!r}])[0]   # every label's score for the one text\n"
+            'print([s["label"] for s in scores if s["score"] >= threshold], scores)'
+        )
+
+    def predictions(self, inputs: list[str], logits: Any) -> list[dict[str, Any]]:
+        """Every label whose sigmoid score reaches the threshold saved at training (tuned on the validation
+        split; 0.5 for a model trained elsewhere)."""
+        id2label = self.model_config.id2label
+        threshold = float(getattr(self.model_config, "multi_label_threshold", None) or DEFAULT_THRESHOLD)
+        scores = logits.sigmoid()
+        return [{"input": value, "labels": [id2label[i] for i, p in enumerate(row) if float(p) >= threshold],
+                 "threshold": threshold, "scores": {id2label[i]: round(float(p), 6) for i, p in enumerate(row)}}
+                for value, row in zip(inputs, scores)]
