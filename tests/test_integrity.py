@@ -425,6 +425,18 @@ def test_predict_handles_closed_stdin_null_texts_and_long_inputs(tiny_run, tmp_p
     assert json.loads(proc.stdout)["label"] in ("1", "5")
 
 
+def test_predict_into_a_reader_that_left_ends_quietly(tiny_run, tmp_path, session_env):
+    """`hf-finetune predict RUN ... | head -1`: the reader going away is not a network failure."""
+    texts = tmp_path / "many.txt"
+    texts.write_text("a fine product that works well\n" * 2000)
+    reader = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE)   # reads nothing, leaves
+    reader.wait()
+    proc = subprocess.run([sys.executable, "-m", "hf_finetune", "predict", str(tiny_run), "--input", str(texts)],
+                          env=session_env, stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=300)
+    reader.stdin.close()
+    assert proc.returncode == 141 and proc.stderr == "", proc.stderr
+
+
 # -- 11. leftovers ------------------------------------------------------------------------------------------
 
 def test_repush_deletes_files_the_run_no_longer_has(tiny_run, tmp_path, session_env):

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import select
+import sys
 import traceback
 from typing import Any, Callable
 
@@ -61,10 +64,27 @@ CLI_ERROR_MAPPINGS: tuple[tuple[type[BaseException] | tuple[type[BaseException],
 )
 
 
+def _reader_left(err: BaseException) -> bool:
+    """Our standard output is a pipe whose reader has closed it (`hf-finetune predict ... | head`): not a
+    network failure, and nothing to say (a socket that broke leaves stdout writable)."""
+    if not isinstance(err, BrokenPipeError):
+        return False
+    try:
+        poller = select.poll()
+        poller.register(sys.__stdout__.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def report(err: BaseException, debug: bool) -> int:
     """Say what went wrong as the table above words it, and return the exit code; an exception no row
     answers (GeneratorExit, ...) is raised again. Call it while ``err`` is being handled (--debug prints
     its traceback)."""
+    if _reader_left(err):
+        # as a program killed by SIGPIPE ends, without the interpreter's own complaint when it flushes at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+        return 141
     for types, describe in CLI_ERROR_MAPPINGS:
         answer = describe(err) if isinstance(err, types) else None
         if answer is not None:
