@@ -10,7 +10,9 @@ Everything a run to ``target`` keeps lives beside it (same file system, so renam
 
 At every instant a kill -9 leaves either the old run or the new one in place, or a state that
 ``recover`` (run under the lock at the start of the next run) completes: a finished staging dir is
-published, a moved-aside old run is restored or removed, leftovers are deleted.
+published, a moved-aside old run is restored or removed, leftovers are deleted. A run does the same,
+under their locks, for what killed runs left beside the other output dirs of its folder
+(``clean_abandoned``): a run with the default, timestamped output dir is never run again on that dir.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, FinetuneError
-from .rundir import RunDir
+from .rundir import RunDir, is_pushed_name
 
 RESUME_STATE = "resume.json"
 CRASH_AT = "HF_FINETUNE_CRASH_AT"   # tests: kill -9 this process at the named point
@@ -117,10 +120,33 @@ def check_target_contents(target: Path, overwrite: bool) -> bool:
     if not target.is_dir() or not any(target.iterdir()):
         return False
     if RunDir(target).is_finished:
+        if overwrite:
+            check_nothing_of_the_users(target)
         return True
     raise ConfigError(f"The output dir {target} already holds files that are not a finished hf-finetune run"
                       + ("; --overwrite-output-dir only replaces a finished run." if overwrite else "."),
                       "Choose another --output-dir.")
+
+
+def users_entries(run: Path) -> list[str]:
+    """What a finished run dir holds that no run writes (predictions, notes, sub-folders, links): the
+    user's, which replacing the run would delete."""
+    with os.scandir(run) as entries:
+        return sorted(e.name + ("/" if e.is_dir(follow_symlinks=False) else "") for e in entries
+                      if not e.is_file(follow_symlinks=False) or not is_pushed_name(e.name))
+
+
+def check_nothing_of_the_users(run: Path) -> None:
+    """Refuse to replace a finished run that holds files of the user's: --overwrite-output-dir replaces a
+    run, never what someone put beside it."""
+    if not run.is_dir():
+        return
+    theirs = users_entries(run)
+    if theirs:
+        shown = ", ".join(theirs[:8]) + (f" and {len(theirs) - 8} more" if len(theirs) > 8 else "")
+        raise ConfigError(f"The output dir {run} holds a finished run and also {shown}, which no run writes; "
+                          "--overwrite-output-dir would delete them with the old run, so nothing was replaced.",
+                          "Move them out of the folder (or choose another --output-dir), then run again.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,7 +169,7 @@ class TargetLock:
     def acquire(self, target: Path) -> "TargetLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:
@@ -165,6 +191,24 @@ class TargetLock:
         self._fd = fd
         return self
 
+    def _open(self) -> int:
+        """The lock file, created if absent and never truncated here; a link (which would have us truncate
+        whatever it points to) or anything but a plain file of its own is refused."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as err:
+            if err.errno != errno.ELOOP:
+                raise
+            raise ConfigError(f"{self.path} is a symbolic link; hf-finetune never writes through a link, so the "
+                              "run did not start.", "Remove the link, then run again.") from None
+        mode = os.fstat(fd)
+        if not stat.S_ISREG(mode.st_mode) or mode.st_nlink > 1:
+            os.close(fd)
+            raise ConfigError(f"{self.path} is not a plain file of its own (a hard link, FIFO or device); "
+                              "hf-finetune writes its pid there, so the run did not start.",
+                              "Remove it, then run again.")
+        return fd
+
     def release(self) -> None:
         if self._fd is not None:
             self.path.unlink(missing_ok=True)
@@ -184,11 +228,22 @@ def _remove(path: Path, layout: Layout) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _run_id(folder: Path) -> str | None:
+def _read_state(folder: Path) -> dict[str, Any] | None:
+    """resume.json: the run id and fingerprint the checkpoints were written under (and a finished search)."""
     try:
-        return json.loads((folder / RESUME_STATE).read_text())["run_id"]
-    except (OSError, ValueError, KeyError, TypeError):
+        state = json.loads((folder / RESUME_STATE).read_text())
+    except (OSError, ValueError):
         return None
+    return state if isinstance(state, dict) else None
+
+
+def _run_id(folder: Path) -> str | None:
+    return (_read_state(folder) or {}).get("run_id")
+
+
+def is_resumable(checkpoints: Path) -> bool:
+    """Whether a checkpoints folder holds what a resume uses: a complete checkpoint or a finished search."""
+    return latest_checkpoint(checkpoints) is not None or bool((_read_state(checkpoints) or {}).get("search"))
 
 
 def recover(layout: Layout) -> list[str]:
@@ -212,6 +267,63 @@ def recover(layout: Layout) -> list[str]:
     return done
 
 
+def _abandoned_targets(parent: Path) -> list[str]:
+    """The names of the output dirs in ``parent`` that a killed run left things beside: a lock file as ours
+    are (a pid; a run that ends, however it fails, removes it) with a staging, checkpoints or moved-aside
+    folder of the same name. Nothing else in the folder is ours to touch, whatever its name."""
+    names = []
+    for lock in sorted(parent.glob(".?*.lock")):
+        layout = Layout(parent / lock.name[1:-len(".lock")])
+        try:
+            if lock.is_symlink() or not lock.is_file() or lock.stat().st_size > 32 or \
+                    not lock.read_text().strip().isdigit():
+                continue
+        except (OSError, UnicodeDecodeError):
+            continue
+        if any(p.is_dir() and not p.is_symlink() for p in (layout.staging, layout.checkpoints, layout.old)):
+            names.append(layout.target.name)
+    return names
+
+
+def clean_abandoned(own: Layout) -> list[str]:
+    """(Main process, under our own lock.) What runs killed with another output dir in the same folder left
+    (kill -9, a power cut): a run with the default, timestamped output dir is never run again on that dir,
+    so the recovery of its own next run never comes. Each is handled under its lock, so a live run's
+    folders are left alone: a finished publish is completed, a staging dir deleted, checkpoints deleted
+    unless a resume can use them (then the user is told how to resume them, or to delete them)."""
+    notes = []
+    for name in _abandoned_targets(own.target.parent):
+        layout = Layout(own.target.parent / name)
+        if layout.target == own.target:
+            continue
+        try:
+            lock = TargetLock(layout.lock).acquire(layout.target)
+        except (ConfigError, OSError):
+            continue   # a live run's, or a lock we may not take: not ours to touch
+        try:
+            notes += _clean_one(layout)
+        except (ConfigError, OSError) as err:   # e.g. a finished run holding the user's files: left as it is
+            notes.append(f"left {layout.target} as it is: {getattr(err, 'message', err)}")
+        finally:
+            lock.release()
+    return notes
+
+
+def _clean_one(layout: Layout) -> list[str]:
+    """(Under its lock.) What a killed run left beside ``layout.target``, completed or deleted."""
+    notes = recover(layout)
+    if layout.staging.exists():
+        _remove(layout.staging, layout)
+        notes.append(f"deleted {layout.staging}, the unfinished output of a run that was killed")
+    if layout.checkpoints.exists() and not is_resumable(layout.checkpoints):
+        _remove(layout.checkpoints, layout)
+        notes.append(f"deleted {layout.checkpoints}: it holds no checkpoint a resume could use")
+    elif layout.checkpoints.exists():
+        notes.append(f"{layout.checkpoints} holds the checkpoints of an interrupted run: resume it with "
+                     f"--output-dir {layout.target}, or delete that folder")
+    return notes
+
+
 def publish(layout: Layout, remove_checkpoints: bool = True) -> None:
     """Move the finished staging dir into place; an old run is replaced only now that the new one is complete.
 
@@ -220,6 +332,7 @@ def publish(layout: Layout, remove_checkpoints: bool = True) -> None:
     """
     crash_point("publish:start")
     if layout.target.exists():
+        check_nothing_of_the_users(layout.target)   # anything added while this run trained stays too
         os.replace(layout.target, layout.old)
         crash_point("publish:old-moved-aside")
     os.replace(layout.staging, layout.target)
@@ -278,30 +391,32 @@ class Stage:
     checkpoints: Path
     resume_from: str | None
     run_id: str
+    search: dict[str, Any] | None = None   # a finished --hp-search of this run: {"params", "record"}
 
 
 def plan_stage(layout: Layout, fingerprint: dict[str, Any], resume: bool) -> Stage:
-    """The checkpoint to resume from, if any, read-only (every process decides the same way).
+    """The checkpoint to resume from, and a finished search to reuse, if any, read-only (every process
+    decides the same way).
 
-    Checkpoints are resumed only when written under the same fingerprint (settings, data, tokenizer);
-    otherwise the run stops and says what changed, since resuming would mix two runs.
+    Checkpoints are resumed only when written under the same fingerprint (settings, data, tokenizer,
+    search space); otherwise the run stops and says what changed, since resuming would mix two runs. A
+    finished search alone, of other settings, is simply done again.
     """
-    saved: dict[str, Any] | None = None
-    last = latest_checkpoint(layout.checkpoints) if resume else None
-    if last:
-        try:
-            saved = json.loads((layout.checkpoints / RESUME_STATE).read_text())
-        except (OSError, ValueError):
-            last = None
-    if last and saved is not None:
-        changed = _changes(saved.get("fingerprint", {}), fingerprint)
-        if changed:
-            raise ConfigError(
-                f"{layout.checkpoints} holds checkpoints of this output dir's run with other "
-                f"{'; '.join(changed)}; resuming from them would mix two runs.",
-                "Run with --no-resume to delete them and start afresh, or restore what changed.")
-    run_id = saved["run_id"] if last and saved else uuid.uuid4().hex
-    return Stage(layout.staging, layout.checkpoints, last, run_id)
+    saved = _read_state(layout.checkpoints) if resume else None
+    last = latest_checkpoint(layout.checkpoints) if saved is not None else None
+    search = (saved or {}).get("search") or None
+    fresh = Stage(layout.staging, layout.checkpoints, None, uuid.uuid4().hex)
+    if saved is None or not (last or search):
+        return fresh
+    changed = _changes(saved.get("fingerprint", {}), fingerprint)
+    if changed and last:
+        raise ConfigError(
+            f"{layout.checkpoints} holds checkpoints of this output dir's run with other "
+            f"{'; '.join(changed)}; resuming from them would mix two runs.",
+            "Run with --no-resume to delete them and start afresh, or restore what changed.")
+    if changed:
+        return fresh
+    return Stage(layout.staging, layout.checkpoints, last, saved.get("run_id") or fresh.run_id, search)
 
 
 def make_stage(layout: Layout, stage: Stage, fingerprint: dict[str, Any]) -> None:
@@ -313,16 +428,25 @@ def make_stage(layout: Layout, stage: Stage, fingerprint: dict[str, Any]) -> Non
         if not stage.resume_from:
             _remove(layout.checkpoints, layout)
             layout.checkpoints.mkdir(parents=True)
-            RunDir(layout.checkpoints).write_json(RESUME_STATE, {"run_id": stage.run_id, "fingerprint": fingerprint})
+            state = {"run_id": stage.run_id, "fingerprint": fingerprint}
+            RunDir(layout.checkpoints).write_json(RESUME_STATE, {**state, "search": stage.search} if stage.search
+                                                  else state)
     except OSError as err:
         raise FinetuneError(f"Can't create {layout.staging}: {err.strerror}.",
                             "Check free disk space and permissions, or choose another --output-dir.") from None
 
 
+def record_search(checkpoints: Path, params: dict[str, Any], record: dict[str, Any]) -> None:
+    """(Main process.) A finished --hp-search into resume.json: a resume trains its choice again, not a new one."""
+    state = _read_state(checkpoints) or {}
+    RunDir(checkpoints).write_json(RESUME_STATE, {**state, "search": {"params": params, "record": record}})
+
+
 def abandon_stage(layout: Layout) -> None:
-    """(Main process, after a failure.) The staging dir never resumes; checkpoints stay only when complete."""
+    """(Main process, after a failure.) The staging dir never resumes; checkpoints stay only when a resume
+    can use them (a complete checkpoint, or a finished search)."""
     _remove(layout.staging, layout)
-    if not latest_checkpoint(layout.checkpoints):
+    if not is_resumable(layout.checkpoints):
         _remove(layout.checkpoints, layout)
 
 

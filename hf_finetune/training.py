@@ -24,8 +24,8 @@ from accelerate import PartialState
 from rich.console import Console
 from rich.markup import escape
 
-from . import (arguments, batching, card, data as data_mod, embedded, hpsearch, hub_checkpoints, install, kinds,
-               metrics as metrics_mod, modeling, outputs)
+from . import (arguments, batching, card, config as config_mod, data as data_mod, embedded, hpsearch,
+               hub_checkpoints, install, kinds, metrics as metrics_mod, modeling, outputs)
 from .config import RunConfig
 from .data.tokenized import processor_identity
 from .errors import ConfigError
@@ -236,6 +236,8 @@ def _lock(ctx: _Run) -> None:
             ctx.lock = outputs.TargetLock(ctx.layout.lock).acquire(ctx.target)
             for note in outputs.recover(ctx.layout):
                 ctx.say(f"recovered an interrupted run: {note}")
+            for note in outputs.clean_abandoned(ctx.layout):
+                ctx.say(f"left by a killed run beside this one: {escape(note)}")
         ctx.state.wait_for_everyone()
         ctx.target_finished = outputs.check_target_contents(ctx.target, ctx.config.overwrite_output_dir)
     except BaseException:
@@ -288,11 +290,15 @@ NOT_FINGERPRINTED = ("resume", "overwrite_output_dir", "push_to_hub", "hub_priva
 
 
 def _fingerprint(ctx: _Run, inputs: _Inputs) -> dict[str, Any]:
-    """What decides what a run learns: its settings, its data and its tokenizer. Checkpoints are resumed,
-    and a finished run counted as this one, only under the same fingerprint."""
-    return {"settings": {k: v for k, v in ctx.config.to_dict().items() if k not in NOT_FINGERPRINTED},
-            "data": dict(inputs.prepared.fingerprints),
-            "processor": processor_identity(inputs.processor)}
+    """What decides what a run learns: its settings, its data, its tokenizer and, with --hp-search, the
+    space searched (the template's, which may change under the same path). Checkpoints are resumed, and a
+    finished run counted as this one, only under the same fingerprint."""
+    fingerprint = {"settings": {k: v for k, v in ctx.config.to_dict().items() if k not in NOT_FINGERPRINTED},
+                   "data": dict(inputs.prepared.fingerprints),
+                   "processor": processor_identity(inputs.processor)}
+    if ctx.config.hp_search:
+        fingerprint["search"] = {"space": ctx.template.search_space}
+    return fingerprint
 
 
 def _digest(fingerprint: dict[str, Any]) -> str:
@@ -340,7 +346,7 @@ def _train_and_publish(ctx: _Run, inputs: _Inputs, stage: outputs.Stage, fingerp
     for note in notes:
         ctx.say(f"[yellow]note:[/] {escape(note)}")
     try:
-        config, search = _search(ctx, inputs, stage.checkpoints) if ctx.config.hp_search else (ctx.config, None)
+        config, search = _search(ctx, inputs, stage) if ctx.config.hp_search else (ctx.config, None)
         trainer, progress, buckets = _build_trainer(ctx, inputs, config, stage.checkpoints, stop)
         measured = _train_and_measure(ctx, inputs, trainer, progress, stop, stage)
         if trainer.is_world_process_zero():
@@ -403,12 +409,21 @@ def _hub_callbacks(ctx: _Run) -> list[Any]:
                                            private=config.hub_private_repo)]
 
 
-def _search(ctx: _Run, inputs: _Inputs, checkpoints: Path) -> tuple[RunConfig, dict[str, Any]]:
+def _search(ctx: _Run, inputs: _Inputs, stage: outputs.Stage) -> tuple[RunConfig, dict[str, Any]]:
     """--hp-search N: trials on the validation split, each from a freshly loaded base model; returns the config
-    with the best trial's values (which the run then trains with) and the search's record."""
+    with the best trial's values (which the run then trains with) and the search's record. The choice is kept
+    with the checkpoints, so a resumed run trains it again instead of searching anew (and perhaps choosing
+    other values than its checkpoints were trained with)."""
     from transformers import set_seed
 
     config, kind = ctx.config, inputs.kind
+    if stage.search:
+        chosen = {k: config_mod.coerce(k, v, "hp-search") for k, v in stage.search["params"].items()}
+        ctx.say("hp-search: done before this run was interrupted; training its best values: "
+                + ", ".join(f"{k} {config_mod.display_value(v)}" for k, v in chosen.items()))
+        best = replace(config, **chosen, hp_search=None)
+        kind.prepare_model(inputs.model, best)
+        return best, stage.search["record"]
 
     def model_init() -> Any:
         set_seed(config.seed)   # the new head: as the run's own
@@ -420,11 +435,13 @@ def _search(ctx: _Run, inputs: _Inputs, checkpoints: Path) -> tuple[RunConfig, d
         set_seed(config.seed)
         return model
 
-    trainer, progress, _ = _build_trainer(ctx, inputs, config, checkpoints, GracefulStop())
+    trainer, progress, _ = _build_trainer(ctx, inputs, config, stage.checkpoints, GracefulStop())
     best, record = hpsearch.run(trainer, model_init, config=config, space=ctx.template.search_space,
                                 metric=inputs.metric, greater_is_better=ctx.template.greater_is_better,
                                 say=ctx.say, progress=progress)
     kind.prepare_model(inputs.model, best)   # the run starts as each trial did (augmentation seeds)
+    if ctx.state.is_main_process:
+        outputs.record_search(stage.checkpoints, record["best_params"], record)
     return best, record
 
 

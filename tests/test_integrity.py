@@ -464,8 +464,9 @@ def test_temp_files_of_a_killed_tokenization_are_cleaned(tmp_path, session_env, 
     assert run_cli([*args, "--output-dir", str(tmp_path / "a")], env).returncode == 0
     keys = list((tmp_path / "cache" / "tokenized").iterdir())
     assert keys
-    for key in keys:   # what a process killed while tokenizing leaves (a pid that no longer runs)
+    for key in keys:   # what a process killed while tokenizing leaves (its lock, which nobody holds now)
         (key / ".tmp-999999").mkdir()
+        (key / ".tmp-999999" / ".lock").touch()
         (key / ".tmp-999999" / "tmpab12cd").write_bytes(b"half an arrow file")
     again = run_cli([*args, "--output-dir", str(tmp_path / "b")], env)
     assert again.returncode == 0 and "reused from cache" in again.stdout

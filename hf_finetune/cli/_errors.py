@@ -57,6 +57,9 @@ CLI_ERROR_MAPPINGS: tuple[tuple[type[BaseException] | tuple[type[BaseException],
     (KeyboardInterrupt, lambda err: ("Interrupted; nothing was written to the output dir.", 130)),
     (MemoryError, lambda err: ("Ran out of memory. Lower --per-device-train-batch-size or --max-length.", 1)),
     ((ConnectionError, TimeoutError), lambda err: (f"A network connection failed: {err.strerror or err}.", 1)),
+    (FileNotFoundError, lambda err: (f"A file or folder hf-finetune was using is gone: {err.filename or err}. "
+                                     "Something else removed it while this run used it (another process, a "
+                                     "cleanup of a shared folder), or it was never made. Run again.", 1)),
     (OSError, lambda err: (f"A file operation failed: {err.strerror or err} ({err.filename or ''}). "
                            "Check free disk space and permissions.", 1)),
     (Exception, _hidden_write_failure),

@@ -13,6 +13,7 @@ any data.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,12 +51,28 @@ class PreparedData:
 
         for name, split in self.splits.items():
             digest = hashlib.sha256(self.source.content.encode())
-            table = split.with_format("arrow")[:]
+            table = _without_datasets_fingerprint(split.with_format("arrow")[:])
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table.combine_chunks())
             digest.update(sink.getvalue().to_pybytes())
             self.fingerprints[name] = digest.hexdigest()
+
+
+def _without_datasets_fingerprint(table):
+    """The table with the ``datasets`` fingerprint taken out of its schema metadata: for data read from
+    local files that fingerprint follows their modification times, so a ``touch`` (a fresh git checkout)
+    would make the same rows look like other data. The features stay: they are part of the content."""
+    metadata = dict(table.schema.metadata or {})
+    info = metadata.get(b"huggingface")
+    if info is None:
+        return table
+    values = json.loads(info)
+    if "fingerprint" not in values:
+        return table
+    del values["fingerprint"]
+    metadata[b"huggingface"] = json.dumps(values).encode()
+    return table.replace_schema_metadata(metadata)
 
 
 def prepare(template: TaskTemplate, config: RunConfig, kind: type[TaskKind] | None = None,

@@ -7,14 +7,19 @@ data, so ``datasets`` (like torch and transformers) is imported only inside the 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import tempfile
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import embedded
+from ..errors import FinetuneError
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -38,8 +43,6 @@ def processor_identity(processor: Any) -> str:
     """A hash of everything that decides a processor's output: for a fast tokenizer its whole serialised
     state (normaliser, pre-tokeniser, vocabulary, post-processor) and its settings; otherwise what
     ``save_pretrained`` writes."""
-    import tempfile
-
     digest = hashlib.sha256(type(processor).__name__.encode())
     backend = getattr(processor, "backend_tokenizer", None)
     if backend is not None:
@@ -60,22 +63,57 @@ def processor_identity(processor: Any) -> str:
     return digest.hexdigest()
 
 
+LOCK = ".lock"   # in each temp dir, locked (flock) by the run writing there
+UNLOCKED_GRACE_S = 60   # a temp dir without its lock this long after it was made is a dead run's
+
+
 def _clean_stale_temp(folder: Path) -> None:
-    """Temp dirs of processes that died while tokenizing (kill -9)."""
+    """Temp dirs of runs that died while tokenizing (kill -9): those whose lock is free. The pid in a temp
+    dir's name is no proof: a run in another container (another pid namespace) sharing this cache, or a
+    pid reused since, makes a live run look dead or a dead one alive."""
     for tmp in folder.glob(".tmp-*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        try:
+            fd = os.open(tmp / LOCK, os.O_RDWR | os.O_NOFOLLOW)
+        except FileNotFoundError:   # no lock: an older version's, or one made a moment ago, not locked yet
+            with contextlib.suppress(OSError):
+                if time.time() - tmp.stat().st_mtime > UNLOCKED_GRACE_S:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue   # held: a live run's
+        try:
             shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
-def _alive(pid: int) -> bool:
+@contextlib.contextmanager
+def _temp_dir(folder: Path) -> Iterator[Path]:
+    """A temp dir of this run's own in ``folder`` (unique even when another run has the same pid), locked
+    while in use so that no other run's cleanup takes it; removed afterwards."""
+    while True:
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=folder))
+        try:
+            fd = os.open(tmp / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except FileNotFoundError:
+            continue   # another run's cleanup took it before it was locked
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.stat(tmp / LOCK).st_ino == os.fstat(fd).st_ino:
+                break
+        except OSError:
+            pass
+        os.close(fd)   # a cleanup took it between our open and our lock: make another
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.close(fd)
 
 
 def map_cached(ds: Dataset, fn: Callable[[dict], dict], key_parts: list[Any], split: str, desc: str) -> tuple[Dataset, bool]:
@@ -99,12 +137,16 @@ def map_cached(ds: Dataset, fn: Callable[[dict], dict], key_parts: list[Any], sp
         except Exception:  # noqa: BLE001 - a damaged cache file is simply rebuilt
             path.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{os.getpid()}"
-    tmp.mkdir(exist_ok=True)
-    try:
-        ds.map(fn, batched=True, remove_columns=ds.column_names, cache_file_name=str(tmp / path.name),
-               load_from_cache_file=False, desc=desc)
-        os.replace(tmp / path.name, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with _temp_dir(path.parent) as tmp:
+        try:
+            ds.map(fn, batched=True, remove_columns=ds.column_names, cache_file_name=str(tmp / path.name),
+                   load_from_cache_file=False, desc=desc)
+            os.replace(tmp / path.name, path)
+        except FileNotFoundError as err:
+            if (tmp / LOCK).exists():
+                raise
+            raise FinetuneError(f"The tokenization cache's temp folder {tmp} was deleted while this run wrote into "
+                                f"it ({err.filename or err}): something else removed it (not this run's disk "
+                                "space or permissions).", "Run again; if it recurs, give this run a cache of its "
+                                "own with HF_FINETUNE_CACHE.") from None
     return Dataset.from_file(str(path)), False

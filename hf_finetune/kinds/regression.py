@@ -91,7 +91,13 @@ class Regression(TextClassification):
 
     @classmethod
     def check_targets(cls, splits: Any, labels: list[str], column: str) -> None:
-        """Any numbers will do."""
+        """Any numbers will do, but not one number only: a constant target teaches nothing (the training mean
+        is already exact; every error metric would be 0 and the correlations undefined)."""
+        values = {v for v in splits["train"]["target"] if v is not None}
+        if len(values) == 1:
+            raise DataError(f"The target column {column!r} holds the same value ({values.pop():g}) in every training "
+                            "row: there is nothing to learn, and every metric would be 0 or undefined.",
+                            "Check the target column (--label-column) and the rows you train on.")
 
     @classmethod
     def hold_out(cls, train: Any, fraction: float, seed: int) -> tuple[Any, Any, str]:
