@@ -143,6 +143,29 @@ def with_length_buckets(trainer_class: type, lengths: Sequence[int], widths: Seq
     return BucketedTrainer
 
 
+def prediction_order(trainer: Any, dataset: Any) -> np.ndarray:
+    """The rows of ``dataset`` in the order ``trainer.predict`` returns them: its evaluation sampler's (seeded
+    length groups with 'group_by_length', drawn afresh, the same each time), else the rows' own."""
+    sampler = trainer._get_eval_sampler(dataset)
+    if sampler is None or isinstance(sampler, torch.utils.data.SequentialSampler):
+        return np.arange(len(dataset))
+    return np.fromiter(iter(sampler), dtype=np.int64, count=len(dataset))
+
+
+def in_row_order(values: Any, order: np.ndarray) -> Any:
+    """Prediction outputs (arrays, or tuples, lists and dicts of them) whose first axis follows ``order``, put
+    back in row order, so that entry i is the dataset's row i."""
+    if values is None:
+        return None
+    if isinstance(values, dict):
+        return {k: in_row_order(v, order) for k, v in values.items()}
+    if isinstance(values, (tuple, list)):
+        return type(values)(in_row_order(v, order) for v in values)
+    restored = np.empty_like(values)
+    restored[order] = values
+    return restored
+
+
 def padding_stats(lengths: Sequence[int], widths: Sequence[int]) -> dict[str, float]:
     """How much of the padded compute is real tokens, with these widths."""
     lengths = np.asarray(lengths)

@@ -491,9 +491,18 @@ def _train_and_measure(ctx: _Run, inputs: _Inputs, trainer: Any, progress: Progr
         validation = _split_metrics(trainer.evaluate(inputs.tokenized["validation"], metric_key_prefix="eval"),
                                     "eval_")
     inputs.kind.after_validation(inputs.model, validation)   # e.g. fix the threshold the kept checkpoint was tuned at
-    test_output = trainer.predict(inputs.tokenized["test"], metric_key_prefix="test")
+    test_output = _predict_in_row_order(trainer, inputs.tokenized["test"])
     return _Measured(train_output, train_seconds, history, validation, _split_metrics(test_output.metrics, "test_"),
                      test_output, zero_shot)
+
+
+def _predict_in_row_order(trainer: Any, dataset: Any) -> Any:
+    """The test predictions with entry i for row i, as the card's analysis reads them: the Trainer predicts in
+    its evaluation batches' order (length groups), which the metrics do not mind but a row-wise reading does."""
+    output = trainer.predict(dataset, metric_key_prefix="test")
+    order = batching.prediction_order(trainer, dataset)
+    return output._replace(predictions=batching.in_row_order(output.predictions, order),
+                           label_ids=batching.in_row_order(output.label_ids, order))
 
 
 def _write_run_dir(ctx: _Run, inputs: _Inputs, training: _Training, measured: _Measured, run: RunDir,
