@@ -53,18 +53,26 @@ def resolve(template: TaskTemplate, config: RunConfig, token: str | None = None)
     return ModelSource(path, ref.rstrip("/").split("/")[-1], ref, sha, license=hub.card_license(path))
 
 
+def from_pretrained(what: str, loader: Any, ref: str, trust_remote_code: bool, **kwargs: Any) -> Any:
+    """``loader.from_pretrained`` with ``trust_remote_code`` always given: left unset, transformers asks on stdin
+    whether to run a checkpoint's own code, and a piped ``yes`` would answer it."""
+    try:
+        return loader.from_pretrained(ref, trust_remote_code=bool(trust_remote_code), **kwargs)
+    except ValueError as err:
+        if "trust_remote_code" in str(err) and not trust_remote_code:
+            raise ModelError(f"The {what} in {ref!r} needs its own Python code (a custom architecture, named by "
+                             "its auto_map), which is never run by default.",
+                             "If you trust its author, pass --trust-remote-code (trust_remote_code=True in the "
+                             "API).") from None
+        raise
+
+
 def _load(what: str, loader: Any, source: ModelSource, trust_remote_code: bool = False, **kwargs: Any) -> Any:
     is_hub = source.hub_id is not None and not Path(source.ref).exists()
     offline = hub.go_offline_if_unreachable() if is_hub else False
-    if trust_remote_code:
-        kwargs["trust_remote_code"] = True
     try:
-        return loader.from_pretrained(source.ref, **kwargs)
+        return from_pretrained(what, loader, source.ref, trust_remote_code, **kwargs)
     except (OSError, ValueError) as err:
-        if "trust_remote_code" in str(err) and not trust_remote_code:
-            raise ModelError(f"The {what} in {source.ref!r} needs its own Python code (a custom architecture), which "
-                             "is not run by default.",
-                             "If you trust its author, pass --trust-remote-code.") from None
         if is_hub and offline:
             raise OfflineError(
                 f"The {what} {source.ref!r} is not a local folder, so it must come from the Hugging Face Hub "

@@ -226,6 +226,47 @@ def test_evaluate_reads_a_runs_saved_config_as_data(finished, tmp_path, cli, inp
     assert not marker.exists()
 
 
+def with_custom_code(folder: Path, marker: Path) -> Path:
+    """A checkpoint folder whose config.json names its own Python code (auto_map), code that touches MARKER."""
+    config = read_json(folder / "config.json")
+    config["model_type"] = "custom-architecture"   # not one transformers knows: only its own code can load it
+    config["auto_map"] = {"AutoConfig": "configuration_custom.CustomConfig",
+                          "AutoModelForSequenceClassification": "modeling_custom.CustomModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    for name in ("configuration_custom", "modeling_custom"):
+        (folder / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write({name!r})\n")
+    return folder
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "train"])
+def test_a_checkpoints_own_code_runs_only_with_trust_remote_code(command, finished, tiny_model, tmp_path,
+                                                                 session_env, inputs):
+    """transformers asks "Do you wish to run the custom code? [y/N]" on stdin when trust_remote_code is left
+    unset: a `yes |` in front of the command must not be an answer."""
+    marker = tmp_path / "pwned"
+    if command == "train":
+        model = tmp_path / "model"
+        shutil.copytree(tiny_model, model)
+        folder = with_custom_code(model, marker)
+        args = ["sentiment", "--model", folder, "--dataset", inputs / "reviews.csv", "--text-column", "review",
+                "--output-dir", tmp_path / "out", *QUICK]
+    else:
+        folder = with_custom_code(copy_run(finished, tmp_path), marker)
+        (tmp_path / "t.txt").write_text("great product\n")
+        args = (["predict", folder, "--input", tmp_path / "t.txt"] if command == "predict" else
+                ["evaluate", folder, "--dataset", inputs / "reviews.csv", "--text-column", "review"])
+    args = [str(a) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "hf_finetune", *args], input="y\n" * 50, env=session_env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and "--trust-remote-code" in proc.stderr, proc.stderr
+    assert "Unexpected error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not marker.exists(), marker.read_text()
+    # the same code does run once trusted: the refusal above is what kept it out
+    subprocess.run([sys.executable, "-m", "hf_finetune", *args, "--trust-remote-code"], env=session_env,
+                   capture_output=True, text=True, timeout=600)
+    assert marker.exists()
+
+
 # -- 4. workflows and cards install exactly this hf-finetune ----------------------------------------------
 
 def fake_install(folder: Path, version: str, direct_url: dict | None) -> Path:

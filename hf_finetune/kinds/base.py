@@ -173,9 +173,11 @@ class TaskKind:
         """(processor, model) of a saved model, through the Auto classes of ``predict_classes``."""
         import transformers
 
-        remote = {"trust_remote_code": True} if trust_remote_code else {}
+        from ..modeling import from_pretrained
+
         processor_class, model_class = (getattr(transformers, name) for name in cls.predict_classes)
-        return processor_class.from_pretrained(folder, **remote), model_class.from_pretrained(folder, **remote)
+        return (from_pretrained("processor", processor_class, folder, trust_remote_code),
+                from_pretrained("model", model_class, folder, trust_remote_code))
 
     def encode_inputs(self, processor: Any, inputs: list[str], max_length: int) -> Any:
         """A batch of inputs as model tensors."""
