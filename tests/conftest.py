@@ -14,7 +14,8 @@ import torch
 # The CLI imports datasets and transformers only when a command needs them, and their loggers keep the
 # sys.stderr they find then: from an in-process CLI call, one test's captured stream, closed after it
 # ("--- Logging error ---" in a later test). Imported here, they keep the session's stream.
-import hf_finetune.training  # noqa: F401
+import datasets  # noqa: F401,E402
+import transformers  # noqa: F401,E402
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_SLOW = os.environ.get("RUN_SLOW", "").lower() in ("1", "true", "yes")
