@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -95,12 +96,12 @@ def _file_text(path: Path) -> str:
 
 def _read_stream(text: str, name: str, column: str | None, role: str, candidates: list[str]) -> list[str]:
     """Text read whole (standard input, a pipe, a file without a table suffix): JSON Lines when its first
-    line is an object, a CSV (or TSV) table when ``column`` names one of its columns, else one input per
-    line. Tables go through the same loader as files."""
+    line is an object, a CSV (or TSV) table with ``column`` or when its first line is a header naming an
+    input column, else one input per line. Tables go through the same loader as files."""
     lines = [line for line in text.splitlines() if line.strip()]
     if lines and lines[0].lstrip().startswith("{"):
         suffix = ".jsonl"
-    elif column and lines:
+    elif lines and (column or _is_table_header(lines[0], candidates)):
         suffix = ".tsv" if "\t" in lines[0] else ".csv"
     else:
         return lines
@@ -109,7 +110,19 @@ def _read_stream(text: str, name: str, column: str | None, role: str, candidates
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"input{suffix}"
         path.write_text(text if suffix != ".jsonl" else "\n".join(lines) + "\n", encoding="utf-8")
-        return _read_table(path, column, role, candidates, name, base=Path.cwd())
+        try:
+            return _read_table(path, column, role, candidates, name, base=Path.cwd())
+        except DataError as err:   # about the temporary copy: name what the user gave
+            raise DataError(err.message.replace(str(path), name), err.hint) from None
+
+
+def _is_table_header(line: str, candidates: list[str]) -> bool:
+    """A first line of column names (two or more plain names, one of them an input column training would
+    find), as `cat table.csv |` sends: the table is read, not its lines."""
+    fields = [f.strip().strip('"') for f in line.split("\t" if "\t" in line else ",")]
+    names = {c.lower() for c in candidates}
+    return len(fields) >= 2 and all(re.fullmatch(r"[A-Za-z_][\w.-]*", f) for f in fields) \
+        and any(f.lower() in names for f in fields)
 
 
 def _read_table(path: Path, column: str | None, role: str, candidates: list[str], name: str,

@@ -27,6 +27,22 @@ def test_predict_reads_a_csv_on_stdin_by_its_column(tiny_run, session_env):
     assert _predicted_inputs(proc.stdout) == ["great product, works well", "broke after a day"]
 
 
+def test_predict_reads_a_piped_table_without_column_by_its_header(tiny_run, session_env):
+    """`cat a.csv | predict --input -`: a first line of column names naming a text column is a header."""
+    def predict(text):
+        return subprocess.run([sys.executable, "-m", "hf_finetune", "predict", str(tiny_run), "--input", "-"],
+                              input=text, env=session_env, capture_output=True, text=True, timeout=300)
+
+    table = predict("id,tweet,label\n1,love it,pos\n2,broke after a day,neg\n")
+    assert table.returncode == 0, table.stderr
+    assert _predicted_inputs(table.stdout) == ["love it", "broke after a day"]
+    lines = predict("love it, five stars\nbroke after a day\n")   # text lines stay text lines
+    assert _predicted_inputs(lines.stdout) == ["love it, five stars", "broke after a day"]
+    header_only = predict("text,label\n")
+    assert header_only.returncode == 1 and "standard input" in header_only.stderr, header_only.stderr
+    assert "/tmp" not in header_only.stderr
+
+
 def test_predict_finds_a_tweet_column_as_training_does(tiny_run, tmp_path, session_env):
     table = tmp_path / "tweets.csv"
     table.write_text("id,tweet\n1,love it\n2,worst purchase ever\n", encoding="utf-8")
