@@ -287,9 +287,29 @@ def read_yaml(path: str | Path, what: str) -> Any:
         raise ConfigError(f"{what} {path} can't be read: {err}.") from None
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ConfigError(f"{what} {path} is nested too deeply to read; a config or template is a few levels of "
+                          "option: value.", "Write plain values (a list of names, a mapping of a few keys).") from None
+    except yaml.constructor.ConstructorError as err:
+        tag = _unknown_tag(err)
+        if tag is None:
+            raise ConfigError(f"{what} {path} is not valid YAML: {err}".replace("\n", " ")) from None
+        where = f" (line {err.problem_mark.line + 1})" if err.problem_mark else ""
+        raise ConfigError(f"{what} {path}: the YAML tag {tag}{where} is refused: a {what.lower()} holds plain values "
+                          "(text, numbers, lists, mappings), and code in one is never run.",
+                          "Write the value itself, without the tag.") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{what} {path} is not valid YAML: {err}".replace("\n", " "),
                           "Fix the syntax (indentation, a ':' after each key) and run again.") from None
+
+
+def _unknown_tag(err: yaml.constructor.ConstructorError) -> str | None:
+    """The tag a safe loader has no constructor for (``!!python/object/apply:os.system``), as written."""
+    marker = "constructor for the tag '"
+    problem = err.problem or ""
+    if marker not in problem:
+        return None
+    return problem.split(marker, 1)[1].rstrip("'").replace("tag:yaml.org,2002:", "!!")
 
 
 def dump_yaml(values: Any) -> str:
@@ -332,6 +352,7 @@ def validate(config: RunConfig) -> RunConfig:
         value = getattr(config, name)
         if not 0 < value < 1:
             raise ConfigError(f"'{name}' must be a fraction between 0 and 1, got {value}.")
+    _check_counts(config)
     if config.length_buckets <= 0:
         raise ConfigError(f"'length_buckets' must be greater than 0, got {config.length_buckets}.")
     if config.warmup_steps < 0 or config.weight_decay < 0 or (config.dataloader_num_workers or 0) < 0:
@@ -360,6 +381,51 @@ def validate(config: RunConfig) -> RunConfig:
         raise ConfigError("--hub-create-pr opens a pull request against the main branch; it can't be combined with "
                           "--hub-revision.")
     return config
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a field (a config file's key is its name: both are named in messages)."""
+    return "--" + name.replace("_", "-")
+
+
+MAX_SEED = 2**32 - 1   # numpy's and torch's seeds: what transformers' set_seed takes
+
+
+def _check_counts(config: RunConfig) -> None:
+    """Values TrainingArguments or the seeding would take and fail on later, or silently read as something
+    else (a max_steps of 0 or -5 as no limit at all)."""
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ConfigError(f"{flag('seed')} must be between 0 and {MAX_SEED:,} (2**32 - 1), got {config.seed}.")
+    if config.max_steps == 0 or config.max_steps < -1:
+        raise ConfigError(f"{flag('max_steps')} must be a number of optimizer steps (1 or more), or -1 (the default: "
+                          f"no limit, --num-train-epochs decides), got {config.max_steps}.")
+    if config.num_processes < 1:
+        raise ConfigError(f"{flag('num_processes')} is a number of training processes (1 or more), "
+                          f"got {config.num_processes}.")
+    schedules = scheduler_types()
+    if config.lr_scheduler_type not in schedules:
+        raise ConfigError(f"Unknown {flag('lr_scheduler_type')} {config.lr_scheduler_type!r}. "
+                          f"{did_you_mean(config.lr_scheduler_type, schedules)}",
+                          f"transformers' schedules: {', '.join(schedules)}.")
+
+
+def scheduler_types() -> list[str]:
+    """The learning-rate schedules transformers knows (``SchedulerType``), in its order."""
+    from transformers.trainer_utils import SchedulerType   # imports torch: only once a run is being resolved
+
+    return [s.value for s in SchedulerType]
+
+
+def check_accumulation(config: RunConfig, train_rows: int, processes: int) -> None:
+    """Refuse to accumulate over more batches than an epoch has: each optimizer step would then be one whole
+    epoch, cut short (transformers steps at the epoch's end), which is not what was asked for."""
+    batches = -(-train_rows // (config.per_device_train_batch_size * max(processes, 1)))
+    if config.gradient_accumulation_steps > batches:
+        raise ConfigError(
+            f"{flag('gradient_accumulation_steps')} {config.gradient_accumulation_steps} is more than the {batches} "
+            f"batches of an epoch ({train_rows} training rows, batches of {config.per_device_train_batch_size}"
+            + (f" on each of {processes} processes" if processes > 1 else "") + ").",
+            f"Use at most {batches}, or a smaller --per-device-train-batch-size.")
 
 
 def resolve(*layers: dict[str, Any]) -> RunConfig:

@@ -14,9 +14,15 @@ install that produced this process, read from its PEP 610 record (``direct_url.j
 from __future__ import annotations
 
 import json
+import re
 from importlib import metadata
+from urllib.parse import urlsplit
 
 DIST = "hf-finetune"
+# what our messages show where the user must put their own repository and commit: never written as is
+PLACEHOLDER = f"{DIST}[embedded] @ git+https://github.com/ORG/REPO@COMMIT"
+PLACEHOLDER_MARKS = ("ORG/REPO", "@COMMIT", "<commit")
+VCS_SCHEMES = ("git+", "hg+", "svn+", "bzr+")
 
 
 def _installed() -> metadata.Distribution | None:
@@ -66,3 +72,46 @@ def local_source() -> str | None:
     except json.JSONDecodeError:
         return None
     return unquote(urlparse(url).path) if url.startswith("file:") else None
+
+
+def is_placeholder(spec: str) -> bool:
+    return any(mark in spec for mark in PLACEHOLDER_MARKS)
+
+
+def unpinned(spec: str) -> tuple[str, str] | None:
+    """(why, a pinned form) when the pip requirement ``spec`` may install another build at each run: a bare
+    name or a version range (whatever the index serves then), a VCS URL without a commit (whatever the
+    branch holds then); None when it names one build (``==X.Y.Z``, a commit, an archive file)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        req = Requirement(spec)
+        name = req.name + (f"[{','.join(sorted(req.extras))}]" if req.extras else "")
+        url = req.url
+    except InvalidRequirement:
+        if not spec.startswith(VCS_SCHEMES):
+            return None   # not a requirement we can read (a local path, pip options): nothing to say
+        name, url = DIST, spec
+    if url:
+        if not url.startswith(VCS_SCHEMES):
+            return None   # an archive file
+        path = urlsplit(url.split("+", 1)[1]).path
+        ref = path.rsplit("@", 1)[1] if "@" in path else ""
+        if re.fullmatch(r"[0-9a-fA-F]{7,40}", ref):
+            return None
+        base = url.split("#", 1)[0]
+        base = base[:base.rindex("@")] if ref else base
+        why = f"its ref {ref!r} is a branch or tag, which can move" if ref else "it names no commit"
+        return why + ", so each run installs whatever the repository holds then", f"{name} @ {base}@<commit sha>"
+    specs = list(req.specifier)
+    if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+        return None
+    why = "it names no version" if not specs else f"{str(req.specifier)!r} is a range of versions"
+    return why + ", so each run installs whatever the package index serves then", f"{name}=={_version(req.name)}"
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "X.Y.Z"

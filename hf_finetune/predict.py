@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-from . import data as data_mod, kinds
+from . import data as data_mod, kinds, templates
 from .data.sources import FILE_BUILDERS, load_local
 from .errors import DataError, ModelError
 from .run_info import RunInfo
@@ -46,75 +47,98 @@ def load_run(model_ref: str, token: str | None = None, revision: str | None = No
     return str(path), info
 
 
-INPUT_COLUMNS = {"text": ["text", "sentence", "document", "review", "content", "input"],
-                 "image": ["image", "path", "file", "image_path", "filename"]}
-
-
 def read_inputs(source: str, column: str | None, kind: str, info: RunInfo | None = None) -> list[str]:
     """The inputs to predict on: a table (CSV, TSV, JSON Lines, JSON, Parquet) read with the same loader
-    and column detection as training; text lines (.txt); image paths; '-' reads standard input (JSON
-    Lines or text lines)."""
+    and column detection as training; text lines (.txt); image paths. '-' reads standard input, and a
+    stream such as /dev/stdin is read the same way: text lines, JSON Lines, or with ``column`` a CSV / TSV
+    table."""
     role = kinds.get(kind).input_role
-    columns = info.columns if info is not None else {}
+    info = info or RunInfo()
+    own_template = info.template.name if info.template.bundled else None
+    candidates = [c for c in [info.columns.get(role), *templates.column_candidates(role, own_template)] if c]
     if source == "-":
-        return _read_stdin(column, role, columns)
+        text = _stdin_text()
+        if not text.strip():
+            raise DataError("Standard input is empty or closed; nothing to predict.",
+                            "Pipe the inputs in (e.g. `cat texts.txt | hf-finetune predict RUN --input -`).")
+        return _read_stream(text, "standard input", column, role, candidates)
     path = Path(source)
-    if not path.is_file():
-        raise DataError(f"Input file {source} does not exist.")
+    if not path.exists() or path.is_dir():
+        raise DataError(f"Input file {source} does not exist." if not path.exists()
+                        else f"Input {source} is a folder; give a file.")
+    if not path.is_file():   # a pipe or a device: /dev/stdin, <(command)
+        return _read_stream(_file_text(path), path.name, column, role, candidates)
     suffix = path.suffix.lower()
     if suffix in FILE_BUILDERS and suffix != ".txt":
-        return _read_table(path, column, role, columns)
-    if column:
+        return _read_table(path, column, role, candidates, path.name)
+    if column and suffix:
         raise DataError(f"--column names a column of a table; {path.name} is read as plain lines.",
                         "Give a CSV / TSV / JSON Lines / Parquet file, or leave --column out.")
     if role == "image" and suffix != ".txt":
         return [str(path)]
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        text = path.read_text(encoding="latin-1")
-    return [line for line in text.splitlines() if line.strip()]
+    return _read_stream(_file_text(path), path.name, column, role, candidates)
 
 
-def _read_stdin(column: str | None, role: str, columns: dict[str, str]) -> list[str]:
+def _stdin_text() -> str:
     try:
-        text = sys.stdin.read() if sys.stdin is not None else ""
+        return sys.stdin.read() if sys.stdin is not None else ""
     except (OSError, ValueError):   # closed or unreadable standard input
-        text = ""
+        return ""
+
+
+def _file_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _read_stream(text: str, name: str, column: str | None, role: str, candidates: list[str]) -> list[str]:
+    """Text read whole (standard input, a pipe, a file without a table suffix): JSON Lines when its first
+    line is an object, a CSV (or TSV) table with ``column`` or when its first line is a header naming an
+    input column, else one input per line. Tables go through the same loader as files."""
     lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise DataError("Standard input is empty or closed; nothing to predict.",
-                        "Pipe the inputs in (e.g. `cat texts.txt | hf-finetune predict RUN --input -`).")
-    if not lines[0].lstrip().startswith("{"):
+    if lines and lines[0].lstrip().startswith("{"):
+        suffix = ".jsonl"
+    elif lines and (column or _is_table_header(lines[0], candidates)):
+        suffix = ".tsv" if "\t" in lines[0] else ".csv"
+    else:
         return lines
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:   # JSON Lines: through the same loader as files
-        path = Path(tmp) / "stdin.jsonl"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return _read_table(path, column, role, columns)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"input{suffix}"
+        path.write_text(text if suffix != ".jsonl" else "\n".join(lines) + "\n", encoding="utf-8")
+        try:
+            return _read_table(path, column, role, candidates, name, base=Path.cwd())
+        except DataError as err:   # about the temporary copy: name what the user gave
+            raise DataError(err.message.replace(str(path), name), err.hint) from None
 
 
-def _read_table(path: Path, column: str | None, role: str, trained_columns: dict[str, str]) -> list[str]:
+def _is_table_header(line: str, candidates: list[str]) -> bool:
+    """A first line of column names (two or more plain names, one of them an input column training would
+    find), as `cat table.csv |` sends: the table is read, not its lines."""
+    fields = [f.strip().strip('"') for f in line.split("\t" if "\t" in line else ",")]
+    names = {c.lower() for c in candidates}
+    return len(fields) >= 2 and all(re.fullmatch(r"[A-Za-z_][\w.-]*", f) for f in fields) \
+        and any(f.lower() in names for f in fields)
+
+
+def _read_table(path: Path, column: str | None, role: str, candidates: list[str], name: str,
+                base: Path | None = None) -> list[str]:
+    """The ``role`` column of a table, every row filled; image paths relative to ``base`` (the table's
+    folder by default, as in training)."""
     split = next(iter(load_local(path).values()))
-    columns = split.column_names
-    candidates = [c for c in [trained_columns.get(role), *INPUT_COLUMNS[role]] if c]
-    try:
-        name = data_mod.resolve_column(columns, role, column, candidates, "--column")
-    except DataError:
-        if not column and data_mod.looks_headerless(columns):
-            raise DataError(f"{path.name} seems to have no header row: its first line was read as the column names "
-                            f"({', '.join(repr(c) for c in columns)}).",
-                            "Add a header line naming the columns (e.g. `sentence<TAB>label`).") from None
-        raise
+    column_name = data_mod.find_column(split.column_names, role, column, candidates, "--column", name)
     values = []
-    for row, value in enumerate(split[name], 1):
+    for row, value in enumerate(split[column_name], 1):
         if value is None or isinstance(value, (dict, list)) or not str(value).strip():
-            raise DataError(f"Row {row} of {path.name} has no {role} in column {name!r} ({json.dumps(value)}).",
+            raise DataError(f"Row {row} of {name} has no {role} in column {column_name!r} ({json.dumps(value)}).",
                             "Give every row one, or leave the row out.")
         values.append(str(value))
-    if role == "image":   # paths relative to the table's folder, as in training
-        values = [v if Path(v).is_absolute() else str(path.parent / v) for v in values]
+    if role == "image":
+        values = [v if Path(v).is_absolute() else str((base or path.parent) / v) for v in values]
     return values
 
 

@@ -283,7 +283,7 @@ def parse(raw: Any, source: str, *, trust_remote_code: bool = False, bundled: bo
         processor=_class_spec(model["processor"], "model.processor", source, trusted),
         default_model=str(model.get("default") or ""),
         default_dataset=str(data.get("default") or ""),
-        columns={k: [str(c) for c in v] for k, v in (data.get("columns") or {}).items()},
+        columns=_columns(data),
         prefix=(dict(data["prefix"]) if isinstance(data.get("prefix"), dict) else str(data.get("prefix") or "")),
         collator=_class_spec(raw.get("collator") or "DataCollatorWithPadding", "collator", source, trusted),
         trainer=trainer_spec,
@@ -300,6 +300,21 @@ def parse(raw: Any, source: str, *, trust_remote_code: bool = False, bundled: bo
         trust_remote_code=trust_remote_code,
         search_space=parse_search_space(raw.get("search_space"), source),
     )
+
+
+def _columns(data: dict[str, Any]) -> dict[str, list[str]]:
+    return {str(k): [str(c) for c in v] for k, v in (data.get("columns") or {}).items()}
+
+
+def column_candidates(role: str, first: str | None = None) -> list[str]:
+    """The column names the bundled templates look for in the ``role`` (template ``first``'s names first):
+    what ``predict`` looks for in a table, so that it finds every column training would."""
+    names = sorted(bundled_names(), key=lambda name: name != first)
+    candidates: list[str] = []
+    for name in names:
+        data = (read_yaml(bundled_dir() / f"{name}.yaml", "Template") or {}).get("data") or {}
+        candidates += [c for c in _columns(data).get(role, []) if c not in candidates]
+    return candidates
 
 
 def load(name_or_path: str, *, trust_remote_code: bool = False) -> TaskTemplate:

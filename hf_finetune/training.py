@@ -254,6 +254,7 @@ def _load_inputs(ctx: _Run) -> _Inputs:
     template, config = ctx.template, ctx.config
     kind_class = kinds.get(template.kind)
     prepared = data_mod.prepare(template, config, kind_class)
+    config_mod.check_accumulation(config, len(prepared.splits["train"]), ctx.state.num_processes)
     _say_data(ctx, prepared)
     processor = modeling.load_processor(template, ctx.model_source)
     set_seed(config.seed)  # the new head's initialisation

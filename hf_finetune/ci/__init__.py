@@ -52,7 +52,7 @@ def write_workflow(repo_dir: str | Path = ".", task: str = "sentiment", force: b
     install has none, and then one must be given.
     """
     from .. import templates
-    from ..install import install_spec as running_spec
+    from ..install import PLACEHOLDER, install_spec as running_spec, is_placeholder
 
     if not task.endswith((".yaml", ".yml")):
         templates.bundled_path(task)  # a clear error for an unknown task, before anything is written
@@ -61,9 +61,13 @@ def write_workflow(repo_dir: str | Path = ".", task: str = "sentiment", force: b
         raise ConfigError("This hf-finetune was installed from a local source tree, so there is no install command "
                           "that would give a GitHub runner this same build; a bare `hf-finetune` from the public "
                           "index is not written in its place.",
-                          "Pass --install-spec (e.g. 'hf-finetune[embedded] @ git+https://github.com/ORG/REPO@COMMIT').")
+                          f"Pass --install-spec (e.g. '{PLACEHOLDER}').")
     if any(ch in spec for ch in "\n\r") or not spec.strip():
         raise ConfigError("--install-spec must be one line.")
+    if is_placeholder(spec):
+        raise ConfigError(f"--install-spec {spec!r} is a placeholder: ORG/REPO and COMMIT stand for your "
+                          "repository and the commit to install.",
+                          "Put in the real ones (e.g. `git rev-parse HEAD` gives the commit).")
     if jobs_flavor is not None:
         from ..jobs import flavors
 

@@ -87,7 +87,8 @@ def cmd_predict(parser: Parser, argv: list[str], console: Console) -> int:
     parser.add_argument("model", help="A run dir written by hf-finetune, a model folder, or a Hub model id.")
     parser.add_argument("--input", required=True,
                         help="A table (.csv, .tsv, .jsonl, .json, .parquet; read like training data), text lines "
-                             "(.txt), an image, or - for standard input (text lines or JSON Lines).")
+                             "(.txt), an image, or - for standard input (text lines, JSON Lines, or a CSV / TSV "
+                             "table with a header row).")
     parser.add_argument("--column", default=None,
                         help="Column of a table holding the inputs (default: the run's own text / image column, "
                              "else a common name such as text or sentence).")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ._options import Parser
+from rich.markup import escape
+
+from ._options import Parser, make_console
 
 
 def cmd_tasks(parser: Parser, argv: list[str], console: Console) -> int:
@@ -42,7 +44,21 @@ def cmd_init_ci(parser: Parser, argv: list[str], console: Console) -> int:
     auth = ("Set up Trusted Publishing for this repository on the Hub and the repository variable HF_OIDC_RESOURCE"
             if args.oidc else "Add a repository secret HF_TOKEN")
     console.print(f"wrote {path}\n{auth}, then start it from the Actions tab.", highlight=False)
+    if args.install_spec:
+        _warn_if_unpinned(args.install_spec.strip())
     return 0
+
+
+def _warn_if_unpinned(spec: str) -> None:
+    """A spec that may install another hf-finetune at each run is written as asked, with a warning."""
+    from ..install import unpinned
+
+    problem = unpinned(spec)
+    if problem:
+        why, pinned = problem
+        make_console(stderr=True).print(
+            f"[bold yellow]warning:[/] --install-spec {escape(repr(spec))} does not pin one build: {escape(why)}; the "
+            f"workflow is not reproducible. A pinned form: {escape(repr(pinned))}", highlight=False, soft_wrap=True)
 
 
 def cmd_hf_extension(parser: Parser, argv: list[str], console: Console) -> int:

@@ -172,6 +172,20 @@ def resolve_column(columns: list[str], role: str, given: str | None, candidates:
                     f"Name it with {flag} COLUMN.")
 
 
+def find_column(columns: list[str], role: str, given: str | None, candidates: list[str], flag: str,
+                what: str = "the file") -> str:
+    """The column of a table that plays ``role`` (``resolve_column``), or an error that says when the table
+    seems to have no header row: training and ``predict`` find their columns here."""
+    try:
+        return resolve_column(columns, role, given, candidates, flag)
+    except DataError:
+        if not given and looks_headerless(columns):
+            raise DataError(f"Could not find the {role} column: {what} seems to have no header row, so its "
+                            f"first line was read as the column names ({', '.join(repr(c) for c in columns)}).",
+                            "Add a header line naming the columns (e.g. `sentence<TAB>label`).") from None
+        raise
+
+
 TEXT_ROLES = ("text", "summary")
 COLUMN_FLAGS = {"labels": "label", "target": "label"}   # roles named by --label-column too
 
@@ -184,15 +198,7 @@ def _map_columns(split: Dataset, roles: tuple[str, ...], config: RunConfig, temp
     for role in roles:
         flag = COLUMN_FLAGS.get(role, role)
         given = getattr(config, f"{flag}_column", None) or declared.get(role)
-        try:
-            mapping[role] = resolve_column(columns, role, given, template.columns.get(role, []),
-                                           f"--{flag}-column")
-        except DataError as err:
-            if not given and looks_headerless(columns):
-                raise DataError(f"Could not find the {role} column: the file seems to have no header row, so its "
-                                f"first line was read as the column names ({', '.join(repr(c) for c in columns)}).",
-                                "Add a header line naming the columns (e.g. `sentence<TAB>label`).") from None
-            raise err
+        mapping[role] = find_column(columns, role, given, template.columns.get(role, []), f"--{flag}-column")
     if len(set(mapping.values())) < len(mapping):
         raise DataError(f"Two roles map to the same column ({mapping}); name them with the --*-column flags.")
     return mapping

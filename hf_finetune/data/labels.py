@@ -64,6 +64,17 @@ def check_known(unknown: list[Any], strict: bool, column: str, label_names: list
         log.warning("%s: %s", left_out, ", ".join(map(repr, unknown[:5])))
 
 
+def check_all_occur(label_names: list[str], present: set[str], column: str) -> None:
+    """Names the user gave (``--label-names``, a label_names.txt) that no row of the data has are refused: each
+    would be a class of the model that never sees an example, never predicted on purpose, and counted in
+    the card and the metrics as if it had been learned."""
+    never = [name for name in label_names if name not in present]
+    if never:
+        raise DataError(f"The label names given ({', '.join(label_names)}) include {', '.join(map(repr, never))}, "
+                        f"which no row of label column {column!r} holds: a class without examples can't be learned.",
+                        "Leave them out of --label-names (or label_names.txt), or add rows that have them.")
+
+
 def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None,
                   strict: bool = False) -> tuple[DatasetDict, list[str]]:
     """Turn the label column of every split into one ClassLabel shared by all splits.
@@ -101,6 +112,8 @@ def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None,
     index = {name: i for i, name in enumerate(label_names)}
     unknown = sorted({as_key(v) for v in distinct} - set(index), key=str)
     check_known(unknown, strict, column, label_names, "Dropping rows whose label the model does not know")
+    if strict:
+        check_all_occur(label_names, {as_key(v) for v in distinct}, column)
 
     def to_ids(batch: dict[str, list]) -> dict[str, list]:
         return {"label": [index.get(as_key(v), -1) if not is_missing(v) else -1 for v in batch[column]]}
