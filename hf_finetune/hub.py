@@ -30,9 +30,12 @@ def timeout() -> float:
 def use_timeouts() -> None:
     """huggingface_hub's shared HTTP client waits forever by default (a stalled server hangs a push for
     good), and many of its calls pass ``timeout=None`` explicitly. Give every request of this process a
-    timeout unless the call set one itself. (The library's own retries still apply, so they are bounded.)"""
+    timeout unless the call set one itself, and every response a deadline as a whole (http_deadlines).
+    (The library's own retries still apply, so they are bounded.)"""
     import httpx2
     from huggingface_hub import set_client_factory
+
+    from . import http_deadlines
     from huggingface_hub.utils._http import default_client_factory
 
     seconds = timeout()
@@ -40,6 +43,7 @@ def use_timeouts() -> None:
     def factory() -> httpx2.Client:
         client = default_client_factory()
         client.timeout = httpx2.Timeout(seconds, connect=min(seconds, 10.0))
+        http_deadlines.install(client, seconds)   # a byte a second must not keep a response alive
         send = client.send
 
         def send_with_timeout(request: httpx2.Request, **kwargs: Any) -> httpx2.Response:

@@ -337,6 +337,42 @@ class ResettingServer(StalledServer):
         conn.close()
 
 
+class TricklingServer(StalledServer):
+    """Answers every request with a status line and headers sent one byte a second: each read gets its byte
+    well within any per-read time-out, so only a deadline for the whole response ends the wait."""
+
+    def serve(self, conn: socket.socket) -> None:
+        def trickle():
+            try:
+                conn.recv(65536)
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"x" * 600:
+                    conn.sendall(bytes([byte]))
+                    time.sleep(1)
+            except OSError:
+                pass
+        self.held.append(conn)
+        threading.Thread(target=trickle, daemon=True).start()
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_a_trickling_server_is_given_up_on_as_a_whole(command, tiny_run, tmp_path, session_env):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    args = ["push", str(run), "tester/x"] if command == "push" else ["pull", "tester/x", "--cache-dir",
+                                                                       str(tmp_path / "pulled")]
+    with TricklingServer() as hub:
+        env = dict(session_env, HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, HF_FINETUNE_HUB_TIMEOUT="3")
+        env.pop("HF_HUB_OFFLINE", None)
+        started = time.perf_counter()
+        proc = run_cli(args, env, timeout=240)   # the trickle alone would last ten minutes a request
+    assert proc.returncode == 1, proc.stderr
+    assert "did not answer within 3 s" in proc.stderr and "may be a bug" not in proc.stderr, proc.stderr
+    assert time.perf_counter() - started < 120
+    assert RunDir(run).is_finished and same_run(run, tiny_run)
+
+
 @pytest.mark.parametrize("server, expected", [(StalledServer, "did not answer within 2 s"),
                                               (ResettingServer, "connection to the Hub")])
 def test_a_stalled_or_resetting_server_gives_one_clear_error(server, expected, tiny_run, tmp_path, session_env):
