@@ -145,3 +145,29 @@ def test_the_tfidf_baseline_reads_a_huge_text_only_as_far_as_tokenization_does(t
     finally:
         tracemalloc.stop()
     assert peak < 3 * len(huge_text), f"peak {peak / 2**20:.0f} MiB for a {len(huge_text) / 2**20:.0f} MiB text"
+
+
+def test_the_lead_baseline_reads_a_huge_text_only_as_far_as_tokenization_does():
+    import tracemalloc
+
+    from datasets import Dataset
+
+    from hf_finetune import kinds
+    from hf_finetune.config import RunConfig
+
+    kind, config = kinds.get("summarization")(), RunConfig(max_length=128)
+    texts = ["The council approved a new park. Officials said more would follow. Residents reacted. It rained.",
+             "A storm closed the coastal road. Drivers waited for hours. The road opened at noon. Nobody was hurt."]
+    summaries = ["The council approved a new park.", "A storm closed the coastal road."]
+    ordinary = kind.baseline(None, Dataset.from_dict({"text": texts, "summary": summaries}), None, config)
+    assert ordinary["metrics"]["rouge1"] > 0.5   # the lead holds each summary; its figures come before measuring
+
+    huge_text = "word " * 1_000_000   # one sentence of 5 MB: its own lead
+    test = Dataset.from_dict({"text": [*texts, huge_text], "summary": [*summaries, "word word"]})
+    tracemalloc.start()
+    try:
+        kind.baseline(None, test, None, config)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(huge_text), f"peak {peak / 2**20:.0f} MiB for a {len(huge_text) / 2**20:.0f} MiB text"
