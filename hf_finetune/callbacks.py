@@ -126,10 +126,15 @@ class ProgressCallback(TrainerCallback):
 
 class GracefulStop(TrainerCallback):
     """On SIGTERM (CI time-outs, preemption): save a checkpoint at the end of the current step, stop,
-    and exit non-zero; the same command then resumes from that checkpoint."""
+    and exit non-zero; the same command then resumes from that checkpoint.
+
+    Nothing else: CI runners and Jobs kill a few seconds after SIGTERM, while the Trainer, once told to stop,
+    would still run the epoch-end validation pass (with generation, minutes), save the same step again and
+    load the best checkpoint's weights, none of which a run that is about to resume needs."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.saved = False   # a checkpoint was written since the signal
         self._previous: Any = None
 
     def install(self) -> None:
@@ -152,6 +157,22 @@ class GracefulStop(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.requested:
             control.should_save = True
+            control.should_evaluate = False   # an evaluation due at this step would run before the save
+            control.should_training_stop = True
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.requested:
+            # a checkpoint to resume from is on disk (this step's, or an evaluation's the signal came during)
+            self.saved = True
+            control.should_training_stop = True
+            args.load_best_model_at_end = False   # the run resumes rather than ends: its weights are not kept
+        return control
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.requested:   # no validation pass, and no second save of the step the step end saved
+            control.should_evaluate = False
+            control.should_save = not self.saved   # the signal came after the epoch's last step end
             control.should_training_stop = True
         return control
 

@@ -104,3 +104,70 @@ def test_search_without_evaluation_is_refused_before_any_work(tiny_model, review
     err = capsys.readouterr().err
     assert code != 0 and "needs eval_strategy" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def _review_splits(folder, extra_train_text: str | None = None):
+    """The review table as the TF-IDF baseline gets it (text, class id): half of each class to train, half to test."""
+    from datasets import Dataset
+
+    rows = [line.rsplit(",", 1) for line in write_reviews_csv(folder / "r.csv").read_text().splitlines()[1:]]
+    texts, labels = [text.strip('"') for text, _ in rows], [int(stars == "5") for _, stars in rows]
+    train, test = [i for i in range(len(rows)) if i % 4 < 2], [i for i in range(len(rows)) if i % 4 >= 2]
+    extra = [extra_train_text] if extra_train_text is not None else []
+    return (Dataset.from_dict({"text": [texts[i] for i in train] + extra,
+                               "label": [labels[i] for i in train] + [1] * len(extra)}),
+            Dataset.from_dict({"text": [texts[i] for i in test], "label": [labels[i] for i in test]}))
+
+
+def test_the_tfidf_baseline_reads_a_huge_text_only_as_far_as_tokenization_does(tmp_path):
+    """One 5 MB single-line text cost the TF-IDF baseline ~30x its size (word and bigram strings), though the
+    model reads only max_length tokens of it: the baseline reads as far as tokenization does."""
+    import tracemalloc
+
+    from hf_finetune import kinds
+    from hf_finetune.config import RunConfig
+    from hf_finetune.kinds import baselines
+
+    kind, config = kinds.get("text-classification")(), RunConfig(max_length=128)
+    # on ordinary texts the figures are those of the unbounded baseline (and its imports are done before measuring)
+    train, test = _review_splits(tmp_path)
+    bounded = kind.baseline(train, test, ["bad", "good"], config)["also"][0]
+    unbounded = baselines.tfidf_logistic_regression(list(train["text"]), train["label"], list(test["text"]),
+                                                    test["label"], config.seed)
+    assert bounded == unbounded and bounded["metrics"]["accuracy"] > 0.5
+
+    huge_text = "word " * 1_000_000
+    train, test = _review_splits(tmp_path, huge_text)
+    tracemalloc.start()
+    try:
+        kind.baseline(train, test, ["bad", "good"], config)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(huge_text), f"peak {peak / 2**20:.0f} MiB for a {len(huge_text) / 2**20:.0f} MiB text"
+
+
+def test_the_lead_baseline_reads_a_huge_text_only_as_far_as_tokenization_does():
+    import tracemalloc
+
+    from datasets import Dataset
+
+    from hf_finetune import kinds
+    from hf_finetune.config import RunConfig
+
+    kind, config = kinds.get("summarization")(), RunConfig(max_length=128)
+    texts = ["The council approved a new park. Officials said more would follow. Residents reacted. It rained.",
+             "A storm closed the coastal road. Drivers waited for hours. The road opened at noon. Nobody was hurt."]
+    summaries = ["The council approved a new park.", "A storm closed the coastal road."]
+    ordinary = kind.baseline(None, Dataset.from_dict({"text": texts, "summary": summaries}), None, config)
+    assert ordinary["metrics"]["rouge1"] > 0.5   # the lead holds each summary; its figures come before measuring
+
+    huge_text = "word " * 1_000_000   # one sentence of 5 MB: its own lead
+    test = Dataset.from_dict({"text": [*texts, huge_text], "summary": [*summaries, "word word"]})
+    tracemalloc.start()
+    try:
+        kind.baseline(None, test, None, config)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(huge_text), f"peak {peak / 2**20:.0f} MiB for a {len(huge_text) / 2**20:.0f} MiB text"

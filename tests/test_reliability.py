@@ -77,3 +77,58 @@ def test_checkpoints_of_other_settings_are_not_resumed(tmp_path, session_env, ti
     assert fresh.returncode == 0, fresh.stderr
     assert "resuming" not in fresh.stdout
     assert read_json(out / "metrics.json")["train"]["steps"] == 24
+
+
+def _labelled_rows(path: Path, n: int) -> None:
+    words = ["good", "bad", "fine", "awful", "great", "poor"]
+    with path.open("w", encoding="utf-8") as f:
+        f.write("text,label\n")
+        for i in range(n):
+            f.write(f"\"{words[i % 6]} item number {i}\",{'pos' if i % 2 == 0 else 'neg'}\n")
+
+
+def _wait_for_step(proc: subprocess.Popen, timeout: float = 300) -> int:
+    """The first progress line's step: training is under way, mid-epoch."""
+    from hf_finetune.progress import parse_step_line
+
+    deadline = time.time() + timeout
+    for line in proc.stdout:
+        parsed = parse_step_line(line)
+        if parsed:
+            return parsed[0]
+        if time.time() > deadline:
+            break
+    pytest.fail(f"no training step was reported: {proc.poll()} {proc.stderr.read()}")
+
+
+@pytest.mark.slow   # two runs of the CLI: about 25 s
+def test_sigterm_mid_epoch_saves_once_and_skips_the_validation_pass(tmp_path, session_env, tiny_model):
+    """SIGTERM mid-epoch: a checkpoint of the step it stopped at and exit 143, with no epoch-end validation
+    pass (with generation, minutes) and no second save of that step, which CI runners and Jobs would not
+    wait for; the same command then resumes from that checkpoint."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, n in (("train", 400), ("validation", 600), ("test", 16)):
+        _labelled_rows(data / f"{split}.csv", n)
+    out = tmp_path / "stopped"
+    args = ["sentiment", "--model", str(tiny_model), "--dataset", str(data), "--output-dir", str(out),
+            "--max-length", "16", "--per-device-train-batch-size", "4", "--num-train-epochs", "1",
+            "--logging-steps", "1"]   # 100 steps in the epoch, evaluated and saved at its end
+    proc = subprocess.Popen([sys.executable, "-m", "hf_finetune", *args], env=session_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for_step(proc)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, stderr
+    assert "SIGTERM" in stderr and "resume" in stderr
+    assert "validation" not in stdout, stdout
+    steps = _steps(out)
+    assert len(steps) == 1 and 0 < steps[0] < 100, steps
+    state = read_json(_checkpoints(out) / f"checkpoint-{steps[0]}" / "trainer_state.json")
+    assert state["global_step"] == steps[0]
+    assert not [entry for entry in state["log_history"] if any(k.startswith("eval_") for k in entry)], \
+        state["log_history"]
+    resumed = run_cli(args, session_env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from {_checkpoints(out) / f'checkpoint-{steps[0]}'}" in " ".join(resumed.stdout.split())
+    assert read_json(out / "metrics.json")["train"]["steps"] == 100
