@@ -250,8 +250,11 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
     usage = kind.usage(repo_id or str((location or run.path).resolve()), info.example_input, info.prefix)
     confusion = analysis.get("confusion")
     license_note = ""
+    if info.license == "unknown":
+        license_note = (f"The base model `{base_desc}` states no license on its card, so this card states "
+                        "`unknown`: find the base model's terms, then set them with `--license`. ")
     if info.data_license and info.data_license != info.license:
-        license_note = (f"The training data is licensed `{info.data_license}`; this card states `{info.license}`"
+        license_note += (f"The training data is licensed `{info.data_license}`; this card states `{info.license}`"
                         + (", the base model's license" if info.license == info.model_license else "")
                         + ". Check that the data's terms allow your use of the model.")
     template_path = Path(str(resources.files("hf_finetune") / "card_template.md"))

@@ -158,8 +158,8 @@ class RunConfig:
     )
 
     # -- hub ----------------------------------------------------------------------------------
-    license: str | None = _opt(None, "License of the fine-tuned model, for its card (default: the base model's, "
-                                     "else the template's).", "hub")
+    license: str | None = _opt(None, "License of the fine-tuned model, for its card (default: the base model's "
+                                     "card's; 'unknown' when it states none).", "hub")
     push_to_hub: str | None = _opt(None, "Push the fine-tuned model to this Hub repo id (e.g. me/bert-imdb).", "hub")
     hub_private_repo: bool = _opt(False, "Create the Hub repo as private.", "hub")
     hub_revision: str | None = _opt(None, "Push to this branch of the Hub repo (created if needed).", "hub")

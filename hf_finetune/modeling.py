@@ -45,7 +45,7 @@ def resolve(template: TaskTemplate, config: RunConfig, token: str | None = None)
         if not path.is_dir() or not (path / "config.json").exists():
             raise ModelError(f"{path} is not a model folder (no config.json).",
                              "Give a folder written by save_pretrained, or a Hub model id.")
-        return ModelSource(str(path), path.resolve().name, None, local=True)
+        return ModelSource(str(path), path.resolve().name, None, local=True, license=hub.card_license(str(path)))
     if ref.startswith((".", "/", "~")):
         raise ModelError(f"Model folder {ref} does not exist.")
     # A Hub id: fetch only what a checkpoint needs, pinned to the commit the revision points at.

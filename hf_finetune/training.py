@@ -506,6 +506,19 @@ def _predict_in_row_order(trainer: Any, dataset: Any) -> Any:
                            label_ids=batching.in_row_order(output.label_ids, order))
 
 
+UNKNOWN_LICENSE = "unknown"   # the Hub's value for "no license stated"
+
+
+def _card_license(config: RunConfig, template: Any, source: modeling.ModelSource) -> str:
+    """--license, else the base model's (its card's), else the template's for its own default model only:
+    a model that states no license gets none of ours."""
+    if config.license or source.license:
+        return config.license or source.license
+    if config.model in (None, template.default_model) and template.card.get("license"):
+        return template.card["license"]
+    return UNKNOWN_LICENSE
+
+
 def _write_run_dir(ctx: _Run, inputs: _Inputs, training: _Training, measured: _Measured, run: RunDir,
                    run_id: str, fingerprint: str) -> dict[str, Any]:
     """Model, metrics, curves, config, card and, last, run_info.json into the staging dir (main process)."""
@@ -629,7 +642,7 @@ def _record(ctx: _Run, inputs: _Inputs, training: _Training, test_metrics: dict[
         metric_names=[k for k in test_metrics if k != "loss" and not metrics_mod.is_timing(k)],
         metric_args={n: a for n, a in inputs.metric_specs},
         metric_for_best_model=inputs.metric,
-        license=config.license or source.license or template.card.get("license"),
+        license=_card_license(config, template, source),
         model_license=source.license, data_license=data.license,
         language=template.card.get("language"),
         tags=template.card.get("tags", []),

@@ -59,3 +59,28 @@ def test_largest_regression_errors_show_each_rows_own_target(tmp_path, tiny_mode
     assert len(errors) == 5, errors
     for text, label, _ in errors:
         assert float(label) == pytest.approx(int(re.search(r"target (\d+)", text).group(1)), abs=1e-4), (text, label)
+
+
+# -- the card's license follows the base model's card (issue 25, item 7) ----------------------------------
+
+def _card_data(run: Path) -> dict:
+    from huggingface_hub import ModelCard
+
+    return ModelCard.load(run / "README.md").data.to_dict()
+
+
+def test_the_license_of_a_local_models_card_is_the_fine_tuned_cards(tmp_path, tiny_model, tiny_run_data):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    (model / "README.md").write_text("---\nlicense: cc-by-nc-4.0\n---\n# a non-commercial model\n")
+    run = finetune("sentiment", model=str(model), dataset=str(tiny_run_data), text_column="review",
+                   output_dir=str(tmp_path / "run"), max_steps=1, max_length=16, eval_strategy="no").output_dir
+    assert _card_data(run)["license"] == "cc-by-nc-4.0"
+
+
+def test_a_model_that_states_no_license_gets_unknown_and_the_reason(tiny_run):
+    # the shared run's base model is a folder with no README: nothing states its terms
+    assert _card_data(tiny_run)["license"] == "unknown"
+    assert "states no license" in (tiny_run / "README.md").read_text()
