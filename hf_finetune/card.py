@@ -58,7 +58,7 @@ def _epoch_rows(log_history: list[dict], metric_names: list[str], best_step: int
 def _hub_link(repo_id: str, repo_type: str = "model") -> str:
     """A link on the Hub this card's users use (HF_ENDPOINT, else huggingface.co)."""
     prefix = "datasets/" if repo_type == "dataset" else ""
-    return f"[`{repo_id}`]({hub.endpoint()}/{prefix}{repo_id})"
+    return f"[`{repo_id}`]({hub.shown_endpoint()}/{prefix}{repo_id})"
 
 
 def _base_line(base: BaseModel, local: bool) -> str:

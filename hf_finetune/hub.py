@@ -15,7 +15,16 @@ from . import tokens
 
 
 def endpoint() -> str:
+    """Where requests go: HF_ENDPOINT as set, credentials included."""
     return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+
+
+def shown_endpoint() -> str:
+    """The endpoint as cards, links and messages show it: without a user or password in the URL."""
+    url = urlparse(endpoint())
+    if not (url.username or url.password):
+        return endpoint()
+    return url._replace(netloc=url.hostname + (f":{url.port}" if url.port else "")).geturl()
 
 
 def timeout() -> float:
@@ -66,11 +75,11 @@ def transport_error(err: BaseException, doing: str) -> "Exception | None":
     cause: BaseException | None = err
     while cause is not None:
         if isinstance(cause, httpx2.TimeoutException):
-            return HubError(f"{doing}: the Hub ({endpoint()}) did not answer within {timeout():g} s.",
+            return HubError(f"{doing}: the Hub ({shown_endpoint()}) did not answer within {timeout():g} s.",
                             "Try again later (HF_FINETUNE_HUB_TIMEOUT sets the wait); the run itself is saved.")
         if isinstance(cause, (httpx2.TransportError, ConnectionError)):
             detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-            return HubError(f"{doing}: the connection to the Hub ({endpoint()}) failed ({detail}).",
+            return HubError(f"{doing}: the connection to the Hub ({shown_endpoint()}) failed ({detail}).",
                             "Try again later; the run itself is saved.")
         cause = cause.__cause__ or cause.__context__
     return None
@@ -160,7 +169,7 @@ def pull(repo_id: str, revision: str | None = None, *, token: str | None = None,
                                      local_files_only=True)
         except (LocalEntryNotFoundError, OSError, ValueError):
             raise OfflineError(
-                f"{repo_id!r} is not a local folder, so it must come from the Hugging Face Hub ({endpoint()}), "
+                f"{repo_id!r} is not a local folder, so it must come from the Hugging Face Hub ({shown_endpoint()}), "
                 "which can't be reached from here, and it is not in the local cache.", OFFLINE_ADVICE) from None
         return path, _sha_of_snapshot(path)
     with errors(f"Downloading {repo_id!r}", repo_id=repo_id, repo_type=repo_type, revision=revision):
@@ -236,7 +245,7 @@ def _http_failure(err: Exception, doing: str, repo_id: str | None, repo_type: st
     if repo_id and isinstance(err, GatedRepoError):
         return HubError(f"{repo_id!r} is gated: accept its terms on the Hub, then use a token with access.")
     if repo_id and isinstance(err, RepositoryNotFoundError):
-        return HubError(f"There is no {repo_type} {repo_id!r} on the Hub ({endpoint()}), or it is private.",
+        return HubError(f"There is no {repo_type} {repo_id!r} on the Hub ({shown_endpoint()}), or it is private.",
                         "Check the id; for a private repo, log in (`hf auth login`) or set HF_TOKEN.")
     if repo_id and isinstance(err, RevisionNotFoundError):
         return HubError(f"{repo_id!r} has no revision {revision!r}.", "Give a branch, tag or commit sha.")

@@ -82,6 +82,7 @@ class JobPlan:
     name: str
     repo_id: str                     # where the Job pushes the model (and keeps its checkpoints)
     files: dict[str, Path | bytes]   # path under the mount -> local file or content
+    trackio_in_users_space: bool = False   # trackio logs to <the token's user>/trackio, known at submission
     wheel_from: str | None = None    # a local hf-finetune tree, built into a wheel at submission
 
     def spec(self) -> dict[str, Any]:
@@ -170,9 +171,11 @@ def plan(template: TaskTemplate, config: RunConfig, *, flavor: str, timeout: str
     timeout_seconds = parse_timeout(timeout)
     files, names = _local_inputs(template, config)
     job_config = dataclasses.replace(config, output_dir=None, resume_from_hub=True, **names)
-    if job_config.report_to == "trackio" and not job_config.trackio_space_id:
-        owner = namespace or config.push_to_hub.split("/")[0]
-        job_config.trackio_space_id = f"{owner}/trackio"   # a Job's local files vanish with it
+    # trackio logs to a Space (a Job's local files vanish with it) of the namespace the model goes to
+    owner = namespace or (config.push_to_hub.split("/")[0] if "/" in config.push_to_hub else None)
+    users_space = job_config.report_to == "trackio" and not job_config.trackio_space_id and owner is None
+    if job_config.report_to == "trackio" and not job_config.trackio_space_id and owner:
+        job_config.trackio_space_id = f"{owner}/trackio"
     if job_config.eval_strategy == "no":
         raise ConfigError("A Job saves a checkpoint to the Hub at each evaluation, so it can resume; eval_strategy "
                           "'no' saves none.", "Use --eval-strategy epoch or steps.")
@@ -185,7 +188,8 @@ def plan(template: TaskTemplate, config: RunConfig, *, flavor: str, timeout: str
               + (" --trust-remote-code" if trust_remote_code else ""))
     return JobPlan(image=IMAGE, command=["sh", "-c", script], env={"PYTHONUNBUFFERED": "1"},
                    secret_names=[SECRET], flavor=flavor, timeout_seconds=timeout_seconds, namespace=namespace,
-                   name=f"hf-finetune-{template.name}", repo_id=config.push_to_hub, files=files, wheel_from=source)
+                   name=f"hf-finetune-{template.name}", repo_id=config.push_to_hub, files=files, wheel_from=source,
+                   trackio_in_users_space=users_space)
 
 
 # -- 2. submit -------------------------------------------------------------------------------------
@@ -216,9 +220,11 @@ def submit(job: JobPlan, token: str | None, say) -> Any:
     with hub.errors("Asking the Hub who the token belongs to"):
         namespace = job.namespace or api.whoami()["name"]
     inputs_repo = f"{namespace}/{INPUTS_REPO}"
+    files = dict(job.files)
+    if job.trackio_in_users_space:   # `--push-to-hub NAME` goes to the token's user: so does the dashboard
+        files["run_config.yaml"] = files["run_config.yaml"] + f"trackio_space_id: {namespace}/trackio\n".encode()
     folder = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets_mod.token_hex(3)}"
     with tempfile.TemporaryDirectory(prefix="hf-finetune-job-") as tmp:
-        files = dict(job.files)
         if job.wheel_from:
             say(f"building a wheel of {job.wheel_from} ...")
             files[wheel_name()] = build_wheel(job.wheel_from, Path(tmp))
@@ -370,7 +376,7 @@ def _step_summary(info: Any, outcome: str, repo_id: str | None, metrics: dict[st
         return
     lines = [f"### hf-finetune: Hugging Face Job [{info.id}]({info.url}) {outcome}", ""]
     if repo_id and metrics:
-        lines += [f"Model card: {hub.endpoint()}/{repo_id}", "", "| split | metric | value |", "|---|---|---|"]
+        lines += [f"Model card: {hub.shown_endpoint()}/{repo_id}", "", "| split | metric | value |", "|---|---|---|"]
         lines += [f"| {split} | {key} | {value:.4f} |" for split, key, value in summary_rows(metrics)]
     elif repo_id:
         lines.append(f"Re-run to continue from its last checkpoint on {repo_id} (branch hf-finetune-checkpoints).")
@@ -388,7 +394,7 @@ def _print_pushed(repo_id: str, token: str | None, console: Console) -> dict[str
     with hub.errors(f"Reading the metrics of {repo_id}"):
         path = hf_hub_download(repo_id, METRICS, token=token, endpoint=hub.endpoint())
     metrics = json.loads(Path(path).read_text(encoding="utf-8"))
-    table = Table(title=f"{hub.endpoint()}/{repo_id}")
+    table = Table(title=f"{hub.shown_endpoint()}/{repo_id}")
     table.add_column("split")
     table.add_column("metric")
     table.add_column("value", justify="right")

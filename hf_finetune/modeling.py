@@ -76,7 +76,7 @@ def _load(what: str, loader: Any, source: ModelSource, trust_remote_code: bool =
         if is_hub and offline:
             raise OfflineError(
                 f"The {what} {source.ref!r} is not a local folder, so it must come from the Hugging Face Hub "
-                f"({hub.endpoint()}), which can't be reached from here, and it is not in the local cache.",
+                f"({hub.shown_endpoint()}), which can't be reached from here, and it is not in the local cache.",
                 hub.OFFLINE_ADVICE,
             ) from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -27,7 +27,7 @@ def push_run(run_dir: str | Path, repo_id: str, *, token: str | None = None, pri
     run = RunDir.open(run_dir)
     plan = run.push_plan()
     if not hub.reachable():
-        raise OfflineError(f"Can't push to {repo_id!r}: the Hub ({hub.endpoint()}) can't be reached.",
+        raise OfflineError(f"Can't push to {repo_id!r}: the Hub ({hub.shown_endpoint()}) can't be reached.",
                            "The run is saved; push it later with `hf-finetune push RUN_DIR REPO_ID`.")
     api = hub.api(hub.resolve_token(token))
     additions = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes)

@@ -89,6 +89,7 @@ class Repo:
     repo_id: str
     private: bool
     refs: dict[str, str] = field(default_factory=dict)          # "main", "v1", "refs/pr/1" -> commit sha
+    gated: bool = False     # set by a test: reads answer 403 GatedRepo, as for a user who has not accepted the terms
     commits: dict[str, Commit] = field(default_factory=dict)
     discussions: dict[int, dict] = field(default_factory=dict)  # num -> {"title", "is_pr"}
 
@@ -358,6 +359,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise HubError(404 if authenticated else 401, f"Repository {repo} not found", "RepoNotFound")
         if write:
             self._need_write()
+        elif found.gated:
+            raise HubError(403, f"Access to model {repo} is restricted and you are not in the authorized list.",
+                           "GatedRepo")
         return found
 
     @staticmethod

@@ -184,6 +184,7 @@ def test_jobs_workflow_run_steps_submit_follow_and_summarize(tmp_path, session_e
         text = summary.read_text()
         assert f"Hugging Face Job [{submitted.id}]" in text and "completed" in text
         assert f"{server.url}/tester/from-jobs" in text and "| test | accuracy |" in text
+        assert "preparation_time" not in text and "runtime" not in text and "per_second" not in text
         assert TOKEN not in text + train.stdout + train.stderr
 
 

@@ -226,3 +226,18 @@ def test_the_training_command_pushes_privately_to_a_branch_or_as_a_pr(small_mode
         assert pr.returncode == 0, pr.stderr
         assert "discussions/1" in pr.stdout
         assert "model.safetensors" in server.files("tester/flags", revision="refs/pr/1")
+
+
+def test_a_gated_repo_says_so(session_env):
+    """The gated message, not "no such repo": huggingface_hub's GatedRepoError subclasses its not-found error."""
+    with HubServer(tokens={TOKEN}) as server:
+        env = hub_env(session_env, server.url, xet=True)
+        made = client("from huggingface_hub import HfApi, CommitOperationAdd\n"
+                      "api = HfApi()\napi.create_repo('tester/gated')\n"
+                      "api.create_commit('tester/gated', [CommitOperationAdd('config.json', b'{}')], "
+                      "commit_message='w')\n", env)
+        assert made.returncode == 0, made.stderr
+        server.repos[("model", "tester/gated")].gated = True
+        proc = run_cli(["pull", "tester/gated"], env)
+    assert proc.returncode != 0 and "'tester/gated' is gated" in proc.stderr, proc.stderr
+    assert "Unexpected error" not in proc.stderr

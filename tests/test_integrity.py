@@ -537,3 +537,21 @@ def test_rows_read_back_exactly(texts, labels, fmt, tmp_path_factory):
     prepared = data_mod.prepare(templates.load("sentiment"), config)
     got = sorted((t, prepared.labels[lab]) for s in prepared.splits.values() for t, lab in zip(s["text"], s["label"]))
     assert got == sorted(rows)
+
+
+def test_credentials_in_hf_endpoint_are_never_shown(tiny_run, tmp_path, session_env, monkeypatch):
+    """HF_ENDPOINT may carry a user and password (a private mirror): requests use them, cards, links and
+    messages show the endpoint without them."""
+    from hf_finetune import card
+
+    with StalledServer() as hub:
+        port = hub.url.rsplit(":", 1)[1]
+        endpoint = f"http://mirror-user:s3cret-pass@127.0.0.1:{port}"
+        env = dict(session_env, HF_ENDPOINT=endpoint, HF_TOKEN=TOKEN, HF_FINETUNE_HUB_TIMEOUT="2")
+        env.pop("HF_HUB_OFFLINE", None)
+        proc = run_cli(["push", str(tiny_run), "tester/x"], env, timeout=300)
+    assert proc.returncode == 1 and f"127.0.0.1:{port}" in proc.stderr, proc.stderr
+    assert "s3cret-pass" not in proc.stderr + proc.stdout and "mirror-user" not in proc.stderr + proc.stdout
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    link = card._hub_link("someone/model")
+    assert link == f"[`someone/model`](http://127.0.0.1:{port}/someone/model)"

@@ -233,3 +233,41 @@ def test_jobs_logs_replays_a_finished_job(completed, server, session_env):
     proc = run_cli(["jobs", "logs", job.id, "--namespace", "tester"], jobs_env(session_env, server.url))
     assert proc.returncode == 0, proc.stderr
     assert "[hf-finetune] step 16/16" in proc.stdout
+
+
+def test_trackio_of_a_push_without_namespace_logs_to_the_token_users_space(server, monkeypatch, tiny_model,
+                                                                            reviews, tmp_path):
+    """`--push-to-hub NAME` goes to the token's user: the Job's trackio dashboard must go there too, not to
+    a Space of a user called NAME."""
+    from huggingface_hub import HfApi
+
+    from hf_finetune import api, hub, jobs
+
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    template, config = api.resolve_config("sentiment", model=str(tiny_model), dataset=str(reviews),
+                                          push_to_hub="plainname", report_to="trackio")
+    job = jobs.plan(template, config, flavor="cpu-basic")
+    info = jobs.submit(job, TOKEN, lambda text: None)
+    client = HfApi(endpoint=server.url, token=TOKEN)
+    try:
+        volume = info.volumes[0] if getattr(info, "volumes", None) else None
+        folder = volume.path if volume is not None else None
+        files = [f for f in client.list_repo_files(f"{server.username}/{jobs.INPUTS_REPO}", repo_type="dataset")
+                 if f.endswith("run_config.yaml") and (folder is None or f.startswith(folder))]
+        text = Path(client.hf_hub_download(f"{server.username}/{jobs.INPUTS_REPO}", files[-1], repo_type="dataset",
+                                           cache_dir=tmp_path)).read_text()
+    finally:
+        hub.api(TOKEN).cancel_job(job_id=info.id)
+    assert yaml.safe_load(text)["trackio_space_id"] == f"{server.username}/trackio"
+
+
+def test_summaries_show_model_quality_not_trainer_timings():
+    """Every summary (the CLI's table, a Job's end, the CI step summary) reads summary_rows: the Trainer's
+    timings, preparation_time included, are not metrics of the model."""
+    from hf_finetune.metrics import summary_rows
+
+    metrics = {"test": {"accuracy": 0.9, "model_preparation_time": 0.01, "runtime": 1.0, "samples_per_second": 9.0},
+               "validation": {"f1": 0.8, "preparation_time": 0.02}}
+    assert sorted((split, name) for split, name, _ in summary_rows(metrics)) == [
+        ("test", "accuracy"), ("validation (best checkpoint)", "f1")]

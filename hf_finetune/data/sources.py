@@ -209,7 +209,7 @@ def _load_hub(ref: str, config: RunConfig) -> DatasetDict:
         if offline or isinstance(err, ConnectionError):
             raise OfflineError(
                 f"The data set {ref!r} is not a local path, so it must come from the Hugging Face Hub "
-                f"({hub.endpoint()}), which can't be reached from here, and it is not in the local cache.",
+                f"({hub.shown_endpoint()}), which can't be reached from here, and it is not in the local cache.",
                 hub.OFFLINE_ADVICE,
             ) from None
         if "config" in text.lower() and ("available" in text.lower() or "missing" in text.lower()):
