@@ -146,6 +146,11 @@ class RunConfig:
     run_name: str | None = _opt(None, "Tracking run name (default: the output dir's name).", "training")
     trackio_space_id: str | None = _opt(None, "trackio: log to this Hugging Face Space (e.g. me/trackio) instead of "
                                               "locally.", "training")
+    linear_probe: bool = _opt(
+        False, "Fit the new head first on the frozen base model's features (a logistic or ridge regression, one pass "
+               "over the training data, its strength picked on the validation split), then fine-tune everything "
+               "from it (LP-FT); on a small CPU budget it keeps a new head from leaving the model at the majority "
+               "class.", "training", per_kind=True)
     hp_search: int | None = _opt(
         None, "Search hyper-parameters first: N trials (optuna, through Trainer.hyperparameter_search) over the "
               "template's search_space, compared on the validation split; then train the best and write its values "

@@ -162,6 +162,7 @@ class _Measured:
     test: dict[str, float]
     test_output: Any               # the final test predictions (for the card's analysis)
     zero_shot: dict[str, float] | None
+    linear_probe: dict[str, Any] | None = None   # how --linear-probe fitted the head before training
 
 
 # ---------------------------------------------------------------------------------------------
@@ -477,6 +478,7 @@ def _train_and_measure(ctx: _Run, inputs: _Inputs, trainer: Any, progress: Progr
             zero_shot = _split_metrics(trainer.predict(inputs.tokenized["test"], metric_key_prefix="test").metrics,
                                        "test_")
         progress.phase = "training"
+    probe = _linear_probe(ctx, inputs, trainer, progress) if ctx.config.linear_probe and not stage.resume_from else None
     started = time.perf_counter()
     stop.install()
     train_output = trainer.train(resume_from_checkpoint=stage.resume_from)
@@ -494,7 +496,28 @@ def _train_and_measure(ctx: _Run, inputs: _Inputs, trainer: Any, progress: Progr
     inputs.kind.after_validation(inputs.model, validation)   # e.g. fix the threshold the kept checkpoint was tuned at
     test_output = _predict_in_row_order(trainer, inputs.tokenized["test"])
     return _Measured(train_output, train_seconds, history, validation, _split_metrics(test_output.metrics, "test_"),
-                     test_output, zero_shot)
+                     test_output, zero_shot, probe)
+
+
+def _linear_probe(ctx: _Run, inputs: _Inputs, trainer: Any, progress: ProgressCallback) -> dict[str, Any] | None:
+    """--linear-probe: the new head fitted on the frozen model's features before training (linear_probe.py).
+    A resumed run skips it: its checkpoint holds the head."""
+    from . import linear_probe
+
+    kind = inputs.kind
+    layer = linear_probe.head_layer(inputs.model, inputs.model.config.num_labels) if kind.fit_head else None
+    if layer is None:
+        log.warning("--linear-probe: this model has no linear output layer with one output per label; "
+                    "training its head from scratch.")
+        return None
+    ctx.say("linear probe: fitting the new head on the frozen model's features ...")
+    progress.phase = "linear probe"
+    with _random_state_kept():   # training starts from the random streams it would have without the probe
+        record = linear_probe.fit(trainer, layer, kind.fit_head, inputs.tokenized["train"],
+                                  inputs.tokenized["validation"])
+    progress.phase = "training"
+    ctx.say("linear probe: " + ", ".join(f"{k} {v}" for k, v in record.items()))
+    return record
 
 
 def _predict_in_row_order(trainer: Any, dataset: Any) -> Any:
@@ -538,6 +561,12 @@ def _write_run_dir(ctx: _Run, inputs: _Inputs, training: _Training, measured: _M
     kind.save_example(test_split, run.path / EXAMPLE)
     analysis = kind.analyse(test_split, measured.test_output.predictions, measured.test_output.label_ids,
                             inputs.prepared.labels)
+    if analysis is not None and measured.linear_probe:
+        probe = measured.linear_probe
+        analysis.setdefault("notes", []).append(
+            f"Before fine-tuning, the new head was fitted on the base model's frozen features of the "
+            f"{probe['examples']} training examples (a {probe['head']}, its strength picked on the validation split; "
+            "`--linear-probe`), and training started from it.")
     if analysis and analysis.get("confusion") and len(inputs.prepared.labels) <= 30:
         outputs.plot_confusion(analysis["confusion"], inputs.prepared.labels, run.path / CONFUSION)
     info = _record(ctx, inputs, training, measured.test, analysis, run_id, fingerprint)
@@ -561,6 +590,7 @@ def _metrics(inputs: _Inputs, trainer: Any, measured: _Measured) -> dict[str, An
         "validation": measured.validation,
         "test": measured.test,
         **({"zero_shot_test": measured.zero_shot} if measured.zero_shot is not None else {}),
+        **({"linear_probe": measured.linear_probe} if measured.linear_probe else {}),
         "best_checkpoint_step": int(best.rsplit("-", 1)[-1]) if best else None,
         "metric_for_best_model": inputs.metric,
     }

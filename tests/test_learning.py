@@ -43,3 +43,33 @@ def test_summarization_beats_the_zero_shot_model_on_the_same_split(tmp_path):
                       max_target_length=64, max_test_samples=20, eval_strategy="no")
     zero_shot, tuned = result.metrics["zero_shot_test"]["rougeLsum"], result.metrics["test"]["rougeLsum"]
     assert tuned >= zero_shot + 0.05, (tuned, zero_shot)
+
+
+def mean_predictor_mse(task: str, **settings) -> float:
+    """MSE on the run's test split of always predicting the training split's mean target."""
+    import numpy as np
+
+    template, config = resolve_config(task, **settings)
+    prepared = data_mod.prepare(template, config)
+    mean = float(np.mean(prepared.splits["train"]["target"]))
+    return float(np.mean((np.asarray(prepared.splits["test"]["target"], dtype=float) - mean) ** 2))
+
+
+@pytest.mark.parametrize("task", ["sentiment", "regression"])
+def test_the_linear_probe_alone_beats_the_baseline_a_new_head_stays_at(task, tmp_path):
+    """With training all but switched off (one step at 1e-9), only --linear-probe's fitted head can predict
+    anything: it beats the majority class / mean predictor, the randomly initialised head does not."""
+    settings = dict(max_train_samples=500, max_eval_samples=200, max_test_samples=300, max_length=64,
+                    max_steps=1, learning_rate=1e-9, eval_strategy="no")
+    probed = finetune(task, output_dir=str(tmp_path / "probed"), linear_probe=True, **settings).metrics
+    fresh = finetune(task, output_dir=str(tmp_path / "fresh"), **settings).metrics
+    assert probed["linear_probe"]["examples"] == 500
+    if task == "sentiment":
+        baseline = majority_accuracy(task, **settings)
+        assert probed["test"]["accuracy"] >= baseline + 0.10, (probed["test"], baseline)
+        assert fresh["test"]["accuracy"] < baseline + 0.05, (fresh["test"], baseline)
+    else:
+        baseline = mean_predictor_mse(task, **settings)
+        # annotator confidence is hard to read from a tweet: 0.92 of the mean predictor's MSE measured
+        assert probed["test"]["mse"] <= 0.95 * baseline, (probed["test"], baseline)
+        assert fresh["test"]["mse"] >= baseline, (fresh["test"], baseline)

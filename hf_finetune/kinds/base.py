@@ -41,6 +41,9 @@ class TaskKind:
     card_hyperparameters: tuple[str, ...] = ()   # options beyond the shared ones that shaped a run (card table)
     task_words: str = ""                 # how the card names the task, when not its pipeline tag
     predict_classes = ("AutoTokenizer", "AutoModelForSequenceClassification")   # what `predict` loads
+    # --linear-probe: fit_head(train_x, train_y, validation_x, validation_y, outputs) -> (weight, bias, record)
+    # fits the output layer on frozen features (linear_probe.py); None where the kind has no such layer
+    fit_head: Any = None
 
     def __init__(self, template: "TaskTemplate | None" = None, model_config: Any = None,
                  prefix: str | None = None):
@@ -206,6 +209,7 @@ class SingleLabelClassification(TaskKind):
 
     target_role = "label"
     classification = True
+    card_hyperparameters: tuple[str, ...] = ("linear_probe",)
 
     @classmethod
     def encode_targets(cls, splits: Any, column: str, names: list[str] | None, strict: bool,
@@ -267,6 +271,25 @@ class SingleLabelClassification(TaskKind):
             "errors": [{"input": self.describe(split, int(i)), "label": labels[int(truth[i])],
                         "predicted": labels[int(predicted[i])]} for i in wrong],
         }
+
+    def fit_head(self, train_x: Any, train_y: Any, validation_x: Any, validation_y: Any, outputs: int
+                 ) -> tuple[Any, Any, dict[str, Any]]:
+        """--linear-probe: a multinomial logistic regression, its strength picked on validation accuracy."""
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+
+        from .. import linear_probe
+
+        train_y, validation_y = train_y.astype(int), validation_y.astype(int)
+        candidates = {c: LogisticRegression(C=c, max_iter=500).fit(train_x, train_y) for c in linear_probe.STRENGTHS}
+        strength, model, accuracy = linear_probe.pick(
+            candidates, lambda m: float((m.predict(validation_x) == validation_y).mean()))
+        coef, intercept = model.coef_, model.intercept_
+        if len(model.classes_) == 2:   # scikit-learn keeps one row for two classes: logit(1) - logit(0)
+            coef, intercept = np.vstack([-coef[0] / 2, coef[0] / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+        weight, bias = np.zeros((outputs, train_x.shape[1])), np.full(outputs, -10.0)   # unseen classes: never
+        weight[model.classes_], bias[model.classes_] = coef, intercept
+        return weight, bias, {"head": "logistic regression", "C": strength, "validation_accuracy": round(accuracy, 4)}
 
     @classmethod
     def label_counts(cls, split: Any, labels: list[str]) -> dict[str, int]:

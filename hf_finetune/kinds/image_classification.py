@@ -86,10 +86,10 @@ def check_images(split: Any, name: str) -> tuple[Any, list[str]]:
 class ImageClassification(SingleLabelClassification):
     name = "image-classification"
     roles = ("image", "label")
-    options = ("image_column", "label_column", "label_names", "image_size", "image_augmentation")
+    options = ("image_column", "label_column", "label_names", "image_size", "image_augmentation", "linear_probe")
     input_role = "image"
     tokenizes = False
-    card_hyperparameters = ("image_size", "image_augmentation")   # what else shapes the run
+    card_hyperparameters = ("image_size", "image_augmentation", "linear_probe")   # what else shapes the run
     predict_classes = ("AutoImageProcessor", "AutoModelForImageClassification")
     # measured on the embedded default: bf16 autocast on CPU trained 5x faster but test accuracy fell from
     # 0.84 to 0.64 (EfficientNet's depthwise convolutions and batch norm), so CPUs stay in fp32 unless asked

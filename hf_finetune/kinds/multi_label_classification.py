@@ -192,7 +192,8 @@ class MultiLabelClassification(TextClassification):
     name = "multi-label-classification"
     roles = ("text", "labels")
     target_role = "labels"
-    options = ("text_column", "label_column", "label_columns", "label_separator", "label_names", "length_buckets")
+    options = ("text_column", "label_column", "label_columns", "label_separator", "label_names", "length_buckets",
+               "linear_probe")
     task_words = "multi-label text classification"   # served by the text-classification pipeline
     problem_types = ("multi_label_classification",)
 
@@ -259,6 +260,35 @@ class MultiLabelClassification(TextClassification):
             return results
 
         return compute
+
+    def fit_head(self, train_x: Any, train_y: Any, validation_x: Any, validation_y: Any, outputs: int
+                 ) -> tuple[Any, Any, dict[str, Any]]:
+        """--linear-probe: a logistic regression per label (a label every training text has or lacks: a
+        constant), one strength for all, picked on the validation micro-F1 at its best threshold."""
+        from sklearn.linear_model import LogisticRegression
+
+        from .. import linear_probe
+
+        train_y, truth = np.asarray(train_y).round().astype(int), np.asarray(validation_y).round().astype(int)
+
+        def fitted(strength: float) -> tuple[np.ndarray, np.ndarray]:
+            weight, bias = np.zeros((outputs, train_x.shape[1])), np.zeros(outputs)
+            for j in range(outputs):
+                positives = int(train_y[:, j].sum())
+                if 0 < positives < len(train_y):
+                    model = LogisticRegression(C=strength, max_iter=500).fit(train_x, train_y[:, j])
+                    weight[j], bias[j] = model.coef_[0], model.intercept_[0]
+                else:
+                    bias[j] = 10.0 if positives else -10.0
+            return weight, bias
+
+        def score(head: tuple[np.ndarray, np.ndarray]) -> float:
+            probabilities = sigmoid(validation_x @ head[0].T + head[1])
+            return micro_f1((probabilities >= best_threshold(probabilities, truth)).astype(int), truth)
+
+        strength, (weight, bias), f1 = linear_probe.pick({c: fitted(c) for c in linear_probe.STRENGTHS}, score)
+        return weight, bias, {"head": "logistic regression per label", "C": strength,
+                              "validation_f1_micro": round(f1, 4)}
 
     def after_validation(self, model: Any, validation: dict[str, float]) -> None:
         self.threshold = float(validation.get("threshold", DEFAULT_THRESHOLD))

@@ -74,7 +74,7 @@ class Regression(TextClassification):
     name = "regression"
     roles = ("text", "target")
     target_role = "target"
-    options = ("text_column", "label_column", "target_unit", "length_buckets")
+    options = ("text_column", "label_column", "target_unit", "length_buckets", "linear_probe")
     classification = False
     task_words = "text regression"   # served by the text-classification pipeline
     problem_types = ("regression",)
@@ -144,6 +144,21 @@ class Regression(TextClassification):
             return suite.compute(self.to_units(logits_of(eval_pred.predictions)), self.to_units(eval_pred.label_ids))
 
         return compute
+
+    def fit_head(self, train_x: Any, train_y: Any, validation_x: Any, validation_y: Any, outputs: int
+                 ) -> tuple[Any, Any, dict[str, Any]]:
+        """--linear-probe: a ridge regression on the standardised target, its strength picked on validation."""
+        from sklearn.linear_model import Ridge
+
+        from .. import linear_probe
+
+        train_y, validation_y = np.asarray(train_y).reshape(-1), np.asarray(validation_y).reshape(-1)
+        candidates = {c: Ridge(alpha=1.0 / c).fit(train_x, train_y) for c in linear_probe.STRENGTHS}
+        strength, model, score = linear_probe.pick(
+            candidates, lambda m: -float(np.mean((m.predict(validation_x) - validation_y) ** 2)))
+        mse = -score * self.scaling["std"] ** 2   # in the target's units
+        return model.coef_.reshape(1, -1), np.array([model.intercept_]), {
+            "head": "ridge regression", "alpha": 1.0 / strength, "validation_mse": round(mse, 6)}
 
     def analyse(self, split: Any, predictions: Any, label_ids: Any, labels: list[str]) -> dict[str, Any] | None:
         """For the card: the target's range and unit, and the test texts with the largest errors."""

@@ -13,7 +13,7 @@ from .base import SingleLabelClassification
 class TextClassification(SingleLabelClassification):
     name = "text-classification"
     roles = ("text", "label")
-    options = ("text_column", "label_column", "label_names", "length_buckets")
+    options = ("text_column", "label_column", "label_names", "length_buckets", "linear_probe")
     length_buckets = True
     problem_types: tuple = (None, "single_label_classification")   # of the saved model's config (transformers)
 
