@@ -54,6 +54,41 @@ def tfidf_logistic_regression(train_texts: list[str], train_y: Sequence[int], te
     return fitted("TF-IDF + logistic regression (scikit-learn)", model, train_texts, train_y, test_texts, test_y)
 
 
+def tfidf_one_vs_rest(train_texts: list[str], train_rows: Any, test_texts: list[str], test_rows: Any,
+                      seed: int) -> dict[str, Any]:
+    """Multi-label: TF-IDF + a logistic regression per label (a label at probability 0.5 or more)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=200_000)
+    train_rows, test_rows = np.asarray(train_rows).round().astype(int), np.asarray(test_rows).round().astype(int)
+    present = train_rows.any(axis=0) & ~train_rows.all(axis=0)   # a constant label is predicted as it is
+    predicted = np.broadcast_to(train_rows[0], test_rows.shape).copy()
+    if present.any():
+        model = OneVsRestClassifier(LogisticRegression(max_iter=1000, random_state=seed))
+        model.fit(vectorizer.fit_transform(train_texts), train_rows[:, present])
+        predicted[:, present] = model.predict(vectorizer.transform(test_texts))
+    return {"name": "TF-IDF + logistic regression per label (scikit-learn)",
+            "metrics": {k: float(v) for k, v in
+                        metrics_mod.load("multilabel").compute(predictions=predicted, references=test_rows).items()}}
+
+
+def tfidf_ridge(train_texts: list[str], train_y: Sequence[float], test_texts: list[str],
+                test_y: Sequence[float]) -> dict[str, Any]:
+    """Regression: TF-IDF + ridge regression (scikit-learn's default strength)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+
+    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=200_000),
+                          Ridge())
+    model.fit(train_texts, np.asarray(train_y, dtype=np.float64))
+    scores = metrics_mod.load("regression").compute(predictions=model.predict(test_texts),
+                                                    references=np.asarray(test_y, dtype=np.float64))
+    return {"name": "TF-IDF + ridge regression (scikit-learn)", "metrics": {k: float(v) for k, v in scores.items()}}
+
+
 PIXEL_SIDE = 16   # 16x16 RGB: 768 features, enough for small scans, cheap for an SVC
 
 

@@ -20,6 +20,8 @@ import numpy as np
 from ..config import RunConfig
 from ..data.labels import check_known, is_missing, replace_feature
 from ..errors import DataError, did_you_mean
+from ..data import tokenized
+from . import baselines
 from .base import logits_of
 from .text_classification import TextClassification
 
@@ -328,8 +330,13 @@ class MultiLabelClassification(TextClassification):
         predicted = np.broadcast_to(row, test_targets.shape)
         scores = metrics_mod.load("multilabel").compute(predictions=predicted, references=test_targets)
         chosen = [labels[i] for i in np.flatnonzero(row)] if labels else [str(i) for i in np.flatnonzero(row)]
-        return {"name": "label-frequency prior (always " + (", ".join(chosen) if chosen else "no label") + ")",
-                "metrics": {k: float(v) for k, v in scores.items()}}
+        result = {"name": "label-frequency prior (always " + (", ".join(chosen) if chosen else "no label") + ")",
+                  "metrics": {k: float(v) for k, v in scores.items()}}
+        if len(train) <= self.TFIDF_MAX_TRAIN:
+            train_texts, test_texts = (tokenized.bounded(split["text"], config.max_length) for split in (train, test))
+            result["also"] = [baselines.tfidf_one_vs_rest(train_texts, train_targets, test_texts, test_targets,
+                                                          config.seed)]
+        return result
 
     # -- serving ------------------------------------------------------------------------------------------
     @classmethod

@@ -17,6 +17,8 @@ import numpy as np
 from ..config import RunConfig
 from ..data.labels import is_missing, replace_feature
 from ..errors import DataError
+from ..data import tokenized
+from . import baselines
 from .base import logits_of
 from .text_classification import TextClassification
 
@@ -184,7 +186,12 @@ class Regression(TextClassification):
         mean = float(np.mean(np.asarray(train["target"], dtype=np.float64)))
         truth = np.asarray(test["target"], dtype=np.float64)
         scores = metrics_mod.load("regression").compute(predictions=np.full_like(truth, mean), references=truth)
-        return {"name": f"mean of the training targets ({mean:.4g})", "metrics": {k: float(v) for k, v in scores.items()}}
+        result = {"name": f"mean of the training targets ({mean:.4g})",
+                  "metrics": {k: float(v) for k, v in scores.items()}}
+        if len(train) <= self.TFIDF_MAX_TRAIN:
+            train_texts, test_texts = (tokenized.bounded(split["text"], config.max_length) for split in (train, test))
+            result["also"] = [baselines.tfidf_ridge(train_texts, train["target"], test_texts, truth)]
+        return result
 
     # -- serving ------------------------------------------------------------------------------------------
     @classmethod
