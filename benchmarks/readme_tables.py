@@ -129,6 +129,31 @@ def defaults_study() -> str:
     return "\n".join(rows) + "\n"
 
 
+def public_suite() -> str:
+    """Per public set: each row's validation and test figures and time, the classical baseline the run reported
+    on the same test split, and the published figure (benchmarks/public.py)."""
+    rows = ["| template, data set | setting (command) | validation | test | classical baseline, same test split "
+            "| published | whole command | result file |", "|---|---|---:|---:|---|---|---:|---|"]
+    for path in sorted(results.RESULTS.glob("public-*.json")):
+        figures = results.read(path.stem)["figures"]
+        task, chosen = figures["task"], figures.get("chosen_by_validation")
+        metrics = TASK_METRICS[task]
+        headline = metrics[0]
+        published = "; ".join(f"{p['metric']} {p['value']} ({p['model']}, {p['citation']})"
+                              for p in (figures["source"].get("published") or []))
+        for name, r in figures["rows"].items():
+            label = f"**{name}** (chosen)" if name == chosen and len(figures["rows"]) > 1 else name
+            classical = r.get("classical")
+            baseline = (", ".join(f"{NAMES[m]} {classical['metrics'][m]:.3f}" for m in metrics
+                                  if m in classical["metrics"]) + f" ({classical['name']})") if classical else ""
+            rows.append(f"| {task}, {figures['source'].get('name') or figures['set']} | {label}: `{r['command']}` "
+                        f"| {NAMES[headline]} {r['validation'][headline]:.3f} "
+                        f"| " + ", ".join(f"{NAMES[m]} **{r['test'][m]:.3f}**" for m in metrics if m in r["test"])
+                        + f"{_lengths(r['test'])} | {baseline} | {published} | {_minutes(r['wall_seconds'])} "
+                        f"| `benchmarks/results/{path.name}` |")
+    return "\n".join(rows) + "\n"
+
+
 def startup() -> str:
     """Start-up times of each install measured (this checkout, and the one it was compared with)."""
     record = results.read("startup")
@@ -153,6 +178,8 @@ def render(name: str) -> str:
         return defaults_study()
     if name == "startup":
         return startup()
+    if name == "public-suite":
+        return public_suite()
     return side_by_side(name)
 
 

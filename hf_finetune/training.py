@@ -263,6 +263,8 @@ def _load_inputs(ctx: _Run) -> _Inputs:
     kind = kind_class(template, model.config)
     tokenized, cached = kind.preprocess(prepared, processor, config)
     kind.prepare_model(model, config)
+    for choice in kind.choices:
+        ctx.say(f"[yellow]chosen from the data:[/] {escape(choice)}")
     if kind.tokenizes:
         ctx.say("tokenization: " + ("reused from cache" if cached else "done, cached for the next run"))
     metric_specs = list(template.metrics)
@@ -493,7 +495,8 @@ def _train_and_measure(ctx: _Run, inputs: _Inputs, trainer: Any, progress: Progr
     if validation is None:  # no evaluation during training
         validation = _split_metrics(trainer.evaluate(inputs.tokenized["validation"], metric_key_prefix="eval"),
                                     "eval_")
-    inputs.kind.after_validation(inputs.model, validation)   # e.g. fix the threshold the kept checkpoint was tuned at
+    # e.g. fix the thresholds the kept checkpoint was tuned at
+    inputs.kind.after_validation(inputs.model, validation, lambda: trainer.predict(inputs.tokenized["validation"]))
     test_output = _predict_in_row_order(trainer, inputs.tokenized["test"])
     return _Measured(train_output, train_seconds, history, validation, _split_metrics(test_output.metrics, "test_"),
                      test_output, zero_shot, probe)
@@ -561,6 +564,8 @@ def _write_run_dir(ctx: _Run, inputs: _Inputs, training: _Training, measured: _M
     kind.save_example(test_split, run.path / EXAMPLE)
     analysis = kind.analyse(test_split, measured.test_output.predictions, measured.test_output.label_ids,
                             inputs.prepared.labels)
+    if analysis is not None and kind.choices:
+        analysis.setdefault("notes", []).extend(f"Chosen from the data: {choice}" for choice in kind.choices)
     if analysis is not None and measured.linear_probe:
         probe = measured.linear_probe
         analysis.setdefault("notes", []).append(

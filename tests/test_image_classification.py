@@ -123,3 +123,26 @@ def test_searched_run_with_augmentation_reproduces_its_best_trial(tiny_vit, imag
     search = read_json(out / "run_info.json")["hp_search"]
     best = search["trials"][search["best_trial"]]
     assert read_json(out / "metrics.json")["validation"]["loss"] == pytest.approx(best["validation_loss"], abs=1e-6)
+
+
+def test_small_images_are_not_enlarged_to_the_models_size_and_the_choice_is_said(image_folder, tmp_path, capsys):
+    """20 px images and a convolutional model made for 224 px: trained at 64 px (the floor), not 224 (12x the
+    pixels), said in the output and the card, repeated by run_config.yaml, saved in the preprocessor."""
+    import torch
+    import yaml
+    from transformers import ConvNextImageProcessor, ResNetConfig, ResNetForImageClassification
+
+    model = tmp_path / "tiny-resnet"
+    torch.manual_seed(0)
+    ResNetForImageClassification(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                                              num_labels=2)).save_pretrained(model)
+    ConvNextImageProcessor(size={"shortest_edge": 224}).save_pretrained(model)
+    out = tmp_path / "out"
+    assert main(["image-classification", "--model", str(model), "--dataset", str(image_folder), "--output-dir",
+                 str(out), "--max-steps", "2", "--per-device-train-batch-size", "8",
+                 "--dataloader-num-workers", "0"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "chosen from the data: image size 64 px" in said and "median shorter side 20 px" in said
+    assert yaml.safe_load((out / "run_config.yaml").read_text())["image_size"] == 64
+    assert read_json(out / "preprocessor_config.json")["size"] == {"shortest_edge": 64}
+    assert "image size 64 px" in (out / "README.md").read_text()

@@ -108,9 +108,11 @@ def test_threshold_is_tuned_on_validation_saved_and_used_by_predict(multi_label_
     assert main(["predict", str(multi_label_run), "--input", str(texts), "--output", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 3
+    labels = _read(multi_label_run, "run_info.json")["labels"]
+    thresholds = dict(zip(labels, config["multi_label_thresholds"], strict=True))
     for row in rows:
-        assert row["threshold"] == threshold
-        assert row["labels"] == [name for name, p in row["scores"].items() if p >= threshold]
+        assert row["threshold"] == threshold and row["thresholds"] == thresholds
+        assert row["labels"] == [name for name, p in row["scores"].items() if p >= thresholds[name]]
     assert any(row["labels"] for row in rows)
     # the card's snippet runs as written and scores as predict does (a sigmoid per label, not a softmax)
     printed = []
@@ -249,3 +251,22 @@ def test_sentiment_data_checks_name_the_template_that_fits(tmp_path, rows, fits)
     with pytest.raises(DataError) as err:
         data_mod.prepare(template, config)
     assert fits in f"{err.value} {err.value.hint}"
+
+
+def test_each_label_gets_its_own_threshold_where_validation_has_enough_of_it():
+    """A label whose texts score low (a rare label under a common threshold it never reaches) gets a threshold
+    of its own; one with fewer than MIN_POSITIVES validation texts keeps the common one."""
+    from hf_finetune.kinds.multi_label_classification import MIN_POSITIVES, best_thresholds
+
+    rng = np.random.default_rng(0)
+    truth = np.zeros((300, 3), dtype=int)
+    truth[:150, 0] = 1
+    truth[:20, 1] = 1
+    truth[:MIN_POSITIVES - 1, 2] = 1
+    probabilities = np.column_stack([0.6 * truth[:, 0] + 0.3 * rng.random(300),    # positives 0.6-0.9
+                                     0.15 * truth[:, 1] + 0.1 * rng.random(300),    # positives 0.15-0.25
+                                     0.15 * truth[:, 2] + 0.1 * rng.random(300)])
+    thresholds = best_thresholds(probabilities, truth, 0.5)
+    assert thresholds[0] == 0.5                     # 0.35-0.6 all separate it: the one nearest the common
+    assert 0.1 < thresholds[1] <= 0.25              # its own
+    assert thresholds[2] == 0.5                     # too few validation texts for one of its own

@@ -128,10 +128,11 @@ def test_predict_multi_label_sets_and_regression_units(runs, tmp_path, session_e
     tagged, _ = runs["multi-label"]
     proc = run_cli(["predict", str(tagged), "--input", str(inputs)], session_env)
     assert proc.returncode == 0, proc.stderr
-    threshold = read_json(tagged / "config.json")["multi_label_threshold"]
+    saved = read_json(tagged / "config.json")
+    thresholds = dict(zip(saved["id2label"].values(), saved["multi_label_thresholds"], strict=True))
     for row in map(json.loads, proc.stdout.splitlines()):
-        assert set(row["scores"]) == {"price", "quality"} and row["threshold"] == threshold
-        assert row["labels"] == [name for name, p in row["scores"].items() if p >= threshold]
+        assert set(row["scores"]) == {"price", "quality"} and row["threshold"] == saved["multi_label_threshold"]
+        assert row["labels"] == [name for name, p in row["scores"].items() if p >= thresholds[name]]
     scored, _ = runs["regression"]
     proc = run_cli(["predict", str(scored), "--input", str(inputs)], session_env)
     assert proc.returncode == 0, proc.stderr

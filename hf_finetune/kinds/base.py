@@ -53,6 +53,7 @@ class TaskKind:
         if prefix is None and template is not None:
             prefix = template.input_prefix(getattr(model_config, "model_type", None))
         self.prefix = prefix or ""
+        self.choices: list[str] = []   # what preprocess chose from the data, and why: said and put in the card
 
     # -- preparing data (before any model is loaded) ------------------------------------------------------
     @classmethod
@@ -122,9 +123,11 @@ class TaskKind:
         """Scoring a trained model (`evaluate`): take what training saved with it (a threshold, a target's
         scaling, a summary length) instead of deciding it from the data."""
 
-    def after_validation(self, model: Any, validation: dict[str, float]) -> None:
+    def after_validation(self, model: Any, validation: dict[str, float], predict_validation: Callable[[], Any]
+                         ) -> None:
         """Fix what the kept checkpoint's validation metrics decided (a tuned threshold) before the test split
-        is scored, and save it in the model's config."""
+        is scored, and save it in the model's config. ``predict_validation()``: the kept model's prediction
+        output on the validation split, for a kind that decides more than its metrics carry (a pass over it)."""
 
     def data_stats(self, train: Any) -> dict[str, Any]:
         """What else the card says about the tokenized training split (a target length)."""

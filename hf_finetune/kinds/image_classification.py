@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import random
 from typing import Any
 
@@ -108,6 +109,8 @@ class ImageClassification(SingleLabelClassification):
                 data.dropped[split] = data.dropped.get(split, 0) + len(bad)
             if len(data.splits[split]) == 0:
                 raise DataError(f"No readable image is left in the {split} split.")
+        if not config.image_size:
+            self.fit_size_to_images(data.splits["train"], processor, config)
         if config.image_size:
             # one size for the processor's resize and crop, and for the saved preprocessor_config.json
             square = {"height": config.image_size, "width": config.image_size}
@@ -146,6 +149,30 @@ class ImageClassification(SingleLabelClassification):
         out = DatasetDict({name: split.with_transform(train_transform if name == "train" else eval_transform)
                            for name, split in data.splits.items()})
         return out, False
+
+    SIZE_SAMPLE = 100   # training images whose size is read to choose an image size
+    SIZE_STEP = 32
+    SIZE_MIN = 64       # below it a convolutional backbone's last feature map is a pixel or two
+    # convolutional backbones, which take any input size (a ViT's position embeddings are made for one)
+    ANY_SIZE = ("efficientnet", "mobilenet_v1", "mobilenet_v2", "resnet", "convnext", "convnextv2", "regnet", "bit")
+
+    def fit_size_to_images(self, train: Any, processor: Any, config: RunConfig) -> None:
+        """Without --image-size: images smaller than the model's input size are not enlarged to it, which would
+        cost (model size / image size)^2 the compute for no detail they have (64 px satellite tiles at 224 px:
+        12x); the size is the training images' median shorter side, rounded up to a multiple of 32 (64 at least). The choice
+        goes into the run's config (run_config.yaml repeats it) and is said in the output and the card."""
+        if getattr(self.model_config, "model_type", None) not in self.ANY_SIZE:
+            return
+        model_side = min(processor_size(processor))
+        sample = train.select(range(min(len(train), self.SIZE_SAMPLE)))["image"]
+        native = int(np.median([min(image.size) for image in sample]))
+        chosen = max(self.SIZE_MIN, math.ceil(native / self.SIZE_STEP) * self.SIZE_STEP)
+        if chosen < model_side:
+            config.image_size = chosen
+            self.choices.append(
+                f"image size {chosen} px: the training images' own size (median shorter side {native} px); the "
+                f"model's {model_side} px would only enlarge them, at {(model_side / chosen) ** 2:.0f}x the compute. "
+                "--image-size sets another.")
 
     def prepare_model(self, model: Any, config: RunConfig) -> None:
         """Called as each training starts (a search trial, or the run): its augmentations start from the seed

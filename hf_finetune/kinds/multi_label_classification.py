@@ -50,6 +50,25 @@ def best_threshold(probabilities: np.ndarray, truth: np.ndarray) -> float:
     return max(scores)[2]
 
 
+MIN_POSITIVES = 5   # a label's own threshold needs this many validation texts that carry it; else the common one
+
+
+def f1_per_label(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    true_pos = ((predicted == 1) & (truth == 1)).sum(axis=0)
+    denominator = (predicted == 1).sum(axis=0) + (truth == 1).sum(axis=0)
+    return np.divide(2.0 * true_pos, denominator, out=np.zeros(truth.shape[1]), where=denominator > 0)
+
+
+def best_thresholds(probabilities: np.ndarray, truth: np.ndarray, common: float) -> np.ndarray:
+    """A threshold per label, the candidate with that label's best F1 (ties: the one nearest ``common``);
+    ``common`` for a label with fewer than MIN_POSITIVES validation texts, where a threshold of its own would
+    be fitted to a handful of texts. A rare label's best micro-F1 threshold is often one it never reaches."""
+    scores = np.stack([f1_per_label((probabilities >= t).astype(int), truth) for t in THRESHOLDS])   # [t, label]
+    nearest = -np.abs(THRESHOLDS - common)[:, None]
+    best = THRESHOLDS[np.lexsort((np.broadcast_to(nearest, scores.shape), scores), axis=0)[-1]]
+    return np.where(truth.sum(axis=0) >= MIN_POSITIVES, best, common)
+
+
 def label_frequency_prior(train_targets: np.ndarray) -> np.ndarray:
     """The best constant prediction: the k most frequent training labels, k chosen for the best micro-F1 on
     the training split (k = 0 is "no label"); returned as one 0/1 row."""
@@ -202,6 +221,7 @@ class MultiLabelClassification(TextClassification):
     def __init__(self, template: Any = None, model_config: Any = None, prefix: str | None = None):
         super().__init__(template, model_config, prefix)
         self.threshold: float | None = None   # None: tune it on each validation pass (training)
+        self.thresholds: np.ndarray | None = None   # one per label, once fixed
 
     # -- preparing data -----------------------------------------------------------------------------------
     @classmethod
@@ -248,6 +268,7 @@ class MultiLabelClassification(TextClassification):
     def use_trained(self, model: Any) -> None:
         saved = getattr(model.config, "multi_label_threshold", None)
         self.threshold = float(saved) if saved is not None else DEFAULT_THRESHOLD
+        self.thresholds = saved_thresholds(model.config)
 
     def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
         """Validation (no fixed threshold yet): tune it and report the metrics at it, and `threshold`.
@@ -257,7 +278,9 @@ class MultiLabelClassification(TextClassification):
             probabilities = sigmoid(logits_of(eval_pred.predictions))
             truth = np.asarray(eval_pred.label_ids).round().astype(int)
             threshold = self.threshold if self.threshold is not None else best_threshold(probabilities, truth)
-            results = suite.compute((probabilities >= threshold).astype(int), truth)
+            thresholds = (self.thresholds if self.thresholds is not None
+                          else best_thresholds(probabilities, truth, threshold))
+            results = suite.compute((probabilities >= thresholds).astype(int), truth)
             results["threshold"] = float(threshold)
             return results
 
@@ -292,16 +315,24 @@ class MultiLabelClassification(TextClassification):
         return weight, bias, {"head": "logistic regression per label", "C": strength,
                               "validation_f1_micro": round(f1, 4)}
 
-    def after_validation(self, model: Any, validation: dict[str, float]) -> None:
+    def after_validation(self, model: Any, validation: dict[str, float], predict_validation: Callable[[], Any]
+                         ) -> None:
+        """The kept checkpoint's common threshold (from its validation metrics) and, tuned on its validation
+        predictions, each label's own; both saved in config.json for `predict` and `evaluate`."""
         self.threshold = float(validation.get("threshold", DEFAULT_THRESHOLD))
+        output = predict_validation()
+        self.thresholds = best_thresholds(sigmoid(logits_of(output.predictions)),
+                                          np.asarray(output.label_ids).round().astype(int), self.threshold)
         model.config.multi_label_threshold = self.threshold
+        model.config.multi_label_thresholds = [float(t) for t in self.thresholds]
 
     def analyse(self, split: Any, predictions: Any, label_ids: Any, labels: list[str]) -> dict[str, Any] | None:
         """Per-label precision / recall / F1 at the fixed threshold, and a few test texts it gets wrong."""
         from sklearn.metrics import precision_recall_fscore_support
 
         threshold = self.threshold if self.threshold is not None else DEFAULT_THRESHOLD
-        predicted = (sigmoid(logits_of(predictions)) >= threshold).astype(int)
+        thresholds = self.thresholds if self.thresholds is not None else np.full(len(labels), threshold)
+        predicted = (sigmoid(logits_of(predictions)) >= thresholds).astype(int)
         truth = np.asarray(label_ids).round().astype(int)
         precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, average=None,
                                                                          zero_division=0)
@@ -316,9 +347,12 @@ class MultiLabelClassification(TextClassification):
                           for i, name in enumerate(labels)},
             "errors": [{"input": self.describe(split, int(i)), "label": names(truth[i]),
                         "predicted": names(predicted[i])} for i in wrong],
-            "notes": [f"A label is predicted when its sigmoid score is at least **{threshold:.2f}**: the threshold "
-                      "with the best micro-F1 on the validation split (at the kept checkpoint), saved in "
-                      "`config.json` as `multi_label_threshold` and used by `hf-finetune predict`."],
+            "notes": [f"A label is predicted when its sigmoid score reaches its own threshold: the one with that "
+                      "label's best F1 on the validation split (at the kept checkpoint), for labels with at least "
+                      f"{MIN_POSITIVES} validation texts; the others use **{threshold:.2f}**, the threshold with the "
+                      "best micro-F1 there. They are saved in `config.json` as `multi_label_thresholds` (one per "
+                      "label; `multi_label_threshold` holds the common one) and used by `hf-finetune predict`. "
+                      "Thresholds: " + ", ".join(f"{name} {t:.2f}" for name, t in zip(labels, thresholds)) + "."],
         }
 
     def baseline(self, train: Any, test: Any, labels: list[str] | None, config: RunConfig) -> dict | None:
@@ -347,9 +381,10 @@ class MultiLabelClassification(TextClassification):
             f'classifier = pipeline("text-classification", model={model_ref!r}, top_k=None)\n'
             "# a sigmoid score per label (problem_type multi_label_classification); the threshold was tuned on\n"
             "# the validation split and saved in the model's config\n"
-            "threshold = classifier.model.config.multi_label_threshold\n"
+            "config = classifier.model.config\n"
+            "thresholds = dict(zip(config.id2label.values(), config.multi_label_thresholds))\n"
             f"scores = classifier([{text!r}])[0]   # every label's score for the one text\n"
-            'print([s["label"] for s in scores if s["score"] >= threshold], scores)'
+            'print([s["label"] for s in scores if s["score"] >= thresholds[s["label"]]], scores)'
         )
 
     def predictions(self, inputs: list[str], logits: Any) -> list[dict[str, Any]]:
@@ -357,7 +392,20 @@ class MultiLabelClassification(TextClassification):
         split; 0.5 for a model trained elsewhere)."""
         id2label = self.model_config.id2label
         threshold = float(getattr(self.model_config, "multi_label_threshold", None) or DEFAULT_THRESHOLD)
+        thresholds = saved_thresholds(self.model_config)
+        if thresholds is None:
+            thresholds = np.full(len(id2label), threshold)
         scores = logits.sigmoid()
-        return [{"input": value, "labels": [id2label[i] for i, p in enumerate(row) if float(p) >= threshold],
-                 "threshold": threshold, "scores": {id2label[i]: round(float(p), 6) for i, p in enumerate(row)}}
+        return [{"input": value, "labels": [id2label[i] for i, p in enumerate(row) if float(p) >= thresholds[i]],
+                 "threshold": threshold,
+                 "thresholds": {id2label[i]: float(t) for i, t in enumerate(thresholds)},
+                 "scores": {id2label[i]: round(float(p), 6) for i, p in enumerate(row)}}
                 for value, row in zip(inputs, scores)]
+
+
+def saved_thresholds(model_config: Any) -> np.ndarray | None:
+    """The per-label thresholds training saved in config.json, if they fit the model's labels."""
+    saved = getattr(model_config, "multi_label_thresholds", None)
+    if not isinstance(saved, (list, tuple)) or len(saved) != len(model_config.id2label):
+        return None
+    return np.asarray([float(t) for t in saved])
