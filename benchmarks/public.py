@@ -7,8 +7,8 @@ test split and the published figure.
     python benchmarks/public.py multi-label --rows defaults      # some rows (merged into the result file)
     python benchmarks/public.py multi-label --rows defaults --keep-as "defaults before 26"   # keep a row's old figures
 
-The sets live in benchmarks/public/<task>/<set>/ with a source.json (origin, licence, counts, published
-figure); benchmarks/public/prepare.py rebuilds their files. Each row is one real command,
+The sets live in benchmarks/public/<task>/<set>/, each with <set>.source.json beside it (origin, licence,
+counts, published figure); benchmarks/public/prepare.py rebuilds their files. Each row is one real command,
 `hf-finetune TASK --dataset benchmarks/public/TASK/SET [CAPS] [FLAGS]`, in a fresh process, offline, with a
 private cache. CAPS are the sample caps a laptop user would add (none where the set is small enough). Writes
 benchmarks/results/public-<task>-<set>.json; the default is the row with the best *validation* figure, never
@@ -42,8 +42,9 @@ ROWS: dict[str, dict[str, list[str]]] = {
 def sets(task: str | None) -> list[tuple[str, Path, dict[str, Any]]]:
     """(task, folder, source.json) of every set, or of one task's."""
     found = []
-    for source in sorted(PUBLIC.glob("*/*/source.json")):
-        folder = source.parent
+    # the record sits beside its folder, not in it: a JSON file inside would be read as data
+    for source in sorted(PUBLIC.glob("*/*.source.json")):
+        folder = source.parent / source.name.removesuffix(".source.json")
         if task in (None, folder.parent.name):
             found.append((folder.parent.name, folder, json.loads(source.read_text())))
     return found
@@ -62,9 +63,7 @@ def run_set(task: str, folder: Path, source: dict[str, Any], only: list[str] | N
         figures = results.read(name)["figures"]
     except FileNotFoundError:
         figures = {"task": task, "set": folder.name, "rows": {}}
-    figures.update(source={k: source.get(k) for k in ("name", "repo", "path", "commit", "license", "counts",
-                                                        "published")},
-                   caps=source.get("caps", []))
+    figures.update(source={k: v for k, v in source.items() if k != "files"}, caps=source.get("caps", []))
     rows = {k: v for k, v in ROWS[task].items() if not only or k in only}
     for row_name, flags in rows.items():
         if keep_as and row_name in figures["rows"]:
