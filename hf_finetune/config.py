@@ -85,7 +85,7 @@ class RunConfig:
                                     per_kind=True)
     label_names: list[str] | None = _opt(
         None, "Names of integer labels 0, 1, ... in order, e.g. negative,positive (default: the data's own: a "
-              "ClassLabel feature, or a label_names.txt beside the data, one name per line).", "data",
+              "ClassLabel feature, or a label_names.txt or labels.txt beside the data, one name per line).", "data",
         per_kind=True)
     validation_size: float = _opt(0.1, "Fraction of train held out for validation when there is no such split.", "data")
     test_size: float = _opt(0.1, "Fraction of train held out for test when there is no such split.", "data")

@@ -102,3 +102,70 @@ def test_rows_with_empty_text_or_label_are_dropped(tmp_path):
     prepared = data_mod.prepare(templates.load("sentiment"), config)
     assert sum(len(s) for s in prepared.splits.values()) == 40
     assert prepared.dropped["train"] == 2
+
+
+def _labelled_csv(path, n: int, start: int = 0, extra: str = "") -> None:
+    path.write_text("text,label" + (",split" if extra else "") + "\n" + "".join(
+        f"row {start + i},{'ab'[i % 2]}" + (f",{extra}" if extra else "") + "\n" for i in range(n)))
+
+
+def test_folder_files_land_in_the_splits_datasets_gives_them(tmp_path, caplog):
+    """Split words anywhere in a file name, as `datasets` reads them (eval is a test split there); a note
+    beside the tables is named and left out, not read as a second format."""
+    import logging
+
+    import datasets
+
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    for name, n in (("sst2-train.csv", 40), ("data_dev.csv", 12), ("eval.csv", 8), ("my_test.csv", 6)):
+        _labelled_csv(folder / name, n)
+    own = {name: len(split) for name, split in datasets.load_dataset(str(folder)).items()}
+    assert own == {"train": 40, "validation": 12, "test": 14}          # what datasets itself makes of the folder
+    _, config = resolve_config("sentiment", dataset=str(folder))
+    from hf_finetune import templates
+
+    prepared = data_mod.prepare(templates.load("sentiment"), config)
+    assert {name: len(split) for name, split in prepared.splits.items()} == own
+    assert prepared.split_origin == {"train": "train (sst2-train.csv)", "validation": "validation (data_dev.csv)",
+                                     "test": "test (eval.csv, my_test.csv)"}
+    (folder / "README.txt").write_text("Where these rows come from.\n")
+    with caplog.at_level(logging.WARNING, logger="hf_finetune"):
+        assert len(data_mod.prepare(templates.load("sentiment"), config).splits["test"]) == 14
+    assert [r.getMessage() for r in caplog.records if "README.txt" in r.getMessage()] == [
+        "Ignoring 1 file(s) of bench that are not data tables: README.txt."]
+
+
+def test_a_file_named_by_no_split_beside_split_files_is_refused(tmp_path):
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    _labelled_csv(folder / "train.csv", 40)
+    _labelled_csv(folder / "test.csv", 10)
+    _labelled_csv(folder / "holdout.csv", 10)      # datasets would leave it out; it used to be trained on
+    _, config = resolve_config("sentiment", dataset=str(folder))
+    from hf_finetune import templates
+
+    with pytest.raises(DataError, match=r"Which split is holdout\.csv\?"):
+        data_mod.prepare(templates.load("sentiment"), config)
+
+
+def test_a_split_column_gives_the_splits_and_is_no_feature(tmp_path):
+    path = tmp_path / "data.csv"
+    rows = [("train", 40), ("dev", 10), ("Validation", 2), ("test", 8)]
+    path.write_text("text,label,split\n" + "".join(
+        f"row {word} {i},{'ab'[i % 2]},{word}\n" for word, n in rows for i in range(n)))
+    from hf_finetune import templates
+    from hf_finetune.data.sources import load_raw
+
+    _, config = resolve_config("sentiment", dataset=str(path))
+    raw, _, _ = load_raw(str(path), config)
+    assert all("split" not in split.column_names for split in raw.values())
+    prepared = data_mod.prepare(templates.load("sentiment"), config)
+    assert {name: len(split) for name, split in prepared.splits.items()} == {"train": 40, "validation": 12, "test": 8}
+    assert prepared.split_origin == {"train": "train (data.csv, rows with split = train)",
+                                     "validation": "validation (data.csv, rows with split = Validation / dev)",
+                                     "test": "test (data.csv, rows with split = test)"}
+    assert all(t.startswith("row test") for t in prepared.splits["test"]["text"])
+    path.write_text(path.read_text() + "row x,a,fold3\nrow y,b,\n")
+    with pytest.raises(DataError, match=r"Column 'split' of data\.csv .* holds 'fold3', empty cells, which names"):
+        data_mod.prepare(templates.load("sentiment"), config)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 
-from hf_finetune import finetune
+import logging
+
+from hf_finetune import data as data_mod, finetune, resolve_config
 from hf_finetune.cli import main
 
 from conftest import read_json
@@ -64,6 +66,38 @@ def test_only_corrupt_images_is_a_clear_error(tiny_vit, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "No readable image" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_stray_files_in_an_image_folder_are_named_once_not_read_as_text(image_folder, caplog):
+    """A README, a note, macOS and Windows system files at the top and inside class folders: still an image
+    folder (not a text data set made of the note), the left-out files named in one warning line."""
+    for stray in ("README.md", "notes.txt", ".DS_Store", "Thumbs.db", "red/Thumbs.db", "blue/.DS_Store",
+                  "blue/about.txt"):
+        (image_folder / stray).write_text("not an image")
+    template, config = resolve_config("image-classification", dataset=str(image_folder))
+    with caplog.at_level(logging.WARNING, logger="hf_finetune"):
+        prepared = data_mod.prepare(template, config)
+    assert prepared.labels == ["blue", "red"] and prepared.columns == {"image": "image", "label": "label"}
+    assert sum(len(s) for s in prepared.splits.values()) == 49           # 48 images and the corrupt one
+    lines = [r.getMessage() for r in caplog.records if "not images" in r.getMessage()]
+    assert len(lines) == 1, lines
+    for stray in ("README.md", "notes.txt", ".DS_Store", "Thumbs.db", "red/Thumbs.db", "blue/about.txt"):
+        assert stray in lines[0]
+
+
+def test_tables_beside_class_folders_of_images_are_one_clear_error(tiny_vit, image_folder, tmp_path, capsys):
+    (image_folder / "train.csv").write_text("text,label\n" + "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(20)))
+    code = main(["image-classification", "--model", str(tiny_vit), "--dataset", str(image_folder),
+                 "--output-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "holds two kinds of data: tables (train.csv) and folders of images (blue/, red/)" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+    # a table that names the images beside it is one data set: read as the table
+    rows = [f"{p.relative_to(image_folder)},{p.parent.name}" for p in sorted(image_folder.rglob("*_*.png"))]
+    (image_folder / "train.csv").write_text("file,species\n" + "\n".join(rows))
+    template, config = resolve_config("image-classification", dataset=str(image_folder))
+    prepared = data_mod.prepare(template, config)
+    assert prepared.columns == {"image": "file", "label": "species"} and prepared.labels == ["blue", "red"]
 
 
 def test_shift_augmentation_moves_a_digit_and_keeps_every_stroke():

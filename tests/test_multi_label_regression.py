@@ -175,6 +175,33 @@ def test_label_lists_separated_text_and_0_1_columns_read_the_same(tmp_path):
     assert encoded[1] == (names, [e for e, (_, ls) in zip(expected, rows) if ls])
 
 
+def test_label_ids_take_their_names_from_a_names_file(tmp_path):
+    """Multi-label rows given as ids (a list of ints, or "0,2" text) with the names in label_names.txt or
+    labels.txt beside the data, one per line in id order."""
+    rows = [("so happy today", [1]), ("scary and sad", [0, 2]), ("a joyful surprise", [1, 3])] * 4
+    names = ["fear", "joy", "sadness", "surprise"]
+    expected = sorted([float(i in ids) for i in range(4)] for _, ids in rows)
+    lists, joined = tmp_path / "lists", tmp_path / "joined"
+    lists.mkdir(), joined.mkdir()
+    (lists / "data.jsonl").write_text("".join(json.dumps({"text": t, "labels": ids}) + "\n" for t, ids in rows))
+    (lists / "label_names.txt").write_text("\n".join(names) + "\n")
+    (joined / "data.csv").write_text("text,labels\n" + "".join(f'"{t}","{",".join(map(str, ids))}"\n'
+                                                                 for t, ids in rows))
+    (joined / "labels.txt").write_text("\n".join(names) + "\n")
+    for path, names_file in ((lists / "data.jsonl", "label_names.txt"), (joined / "data.csv", "labels.txt")):
+        template, config = resolve_config("multi-label", dataset=str(path))
+        prepared = data_mod.prepare(template, config)
+        assert (prepared.labels, prepared.source.label_names_file) == (names, names_file)
+        assert sorted(row for split in prepared.splits.values() for row in split["labels"]) == expected
+    (joined / "labels.txt").write_text("\n".join(names[:3]) + "\n")
+    template, config = resolve_config("multi-label", dataset=str(joined / "data.csv"))
+    with pytest.raises(DataError, match="holds the id 3, but only 3 label names were given"):
+        data_mod.prepare(template, config)
+    (joined / "labels.txt").write_text("joy\nfear\njoy\n")     # one label per row, not a names file
+    with pytest.raises(DataError, match="labels.txt beside the data repeats the name 'joy'"):
+        data_mod.prepare(template, config)
+
+
 def test_iterative_stratification_gives_each_label_its_share():
     template, config = resolve_config("multi-label")
     raw, _, _ = load_raw(template.default_dataset, config)

@@ -9,6 +9,7 @@ in the words the summary and the model card need.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import logging
@@ -30,7 +31,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
                  ".txt": "text"}
 VALIDATION_NAMES = ("validation", "valid", "val", "dev", "eval")
-LABEL_NAMES_FILE = "label_names.txt"   # beside the data: one name per line, for integer labels 0, 1, ...
+# beside the data: one name per line, for integer labels 0, 1, ... (label_names.txt is looked for first)
+LABEL_NAMES_FILES = ("label_names.txt", "labels.txt")
 TEST_NAMES = ("test", "testing")
 
 
@@ -118,10 +120,76 @@ def _first_bad_json_line(data_files: Any) -> str | None:
     return None
 
 
+@dataclass
+class FolderContents:
+    """What a data folder holds, by kind: tables at its top (the data, when there are any), image files
+    anywhere under it (an image folder: one sub-folder per class, optionally under train/ validation/ test/),
+    plain .txt files at its top, and the rest (a README, .DS_Store, Thumbs.db, ...), which is not data."""
+
+    tables: list[Path]
+    images: list[Path]
+    texts: list[Path]
+    other: list[Path]
+
+    def stray(self, folder: Path, kind: str) -> list[Path]:
+        """The files that are left out when the folder is read as ``kind``: for "images", every other file
+        under it; for "tables" (only the top of the folder is read), the notes and other files at its top."""
+        if kind == "images":
+            return sorted(self.other + self.texts)
+        return sorted(p for p in self.other + (self.texts if self.tables else []) if p.parent == folder)
+
+
+def survey_folder(path: Path) -> FolderContents:
+    """Sort a folder's files by kind (a label names file is none of them: it is read on its own)."""
+    contents = FolderContents([], [], [], [])
+    for p in sorted(path.rglob("*")):
+        if not p.is_file() or (p.parent == path and p.name in LABEL_NAMES_FILES):
+            continue
+        suffix, top = p.suffix.lower(), p.parent == path
+        # hidden files and folders (.DS_Store, macOS's ._photo.jpg, __MACOSX/) are never data, as in `datasets`
+        hidden = any(part.startswith((".", "__")) for part in p.relative_to(path).parts)
+        if hidden:
+            contents.other.append(p)
+        elif suffix in IMAGE_SUFFIXES:
+            contents.images.append(p)
+        elif top and suffix in FILE_BUILDERS and suffix != ".txt":
+            contents.tables.append(p)
+        elif top and suffix == ".txt":
+            contents.texts.append(p)
+        else:
+            contents.other.append(p)
+    return contents
+
+
 def _is_image_folder(path: Path) -> bool:
-    """One sub-folder per class (optionally under train/ validation/ test/) holding image files."""
-    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()) and not any(
-        p.suffix.lower() in FILE_BUILDERS for p in path.iterdir() if p.is_file())
+    """Image files under it and no tables at its top: stray files (a README, notes, .DS_Store) don't count."""
+    contents = survey_folder(path)
+    return bool(contents.images) and not contents.tables
+
+
+def _say_stray(path: Path, stray: list[Path], kind: str) -> None:
+    """Name, once, the files of a data folder that are left out (notes, system files)."""
+    if not stray:
+        return
+    names = [str(p.relative_to(path)) for p in stray]
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    log.warning("Ignoring %d file(s) of %s that are not %s: %s.", len(names), path.name, kind, shown)
+
+
+def _image_class_folders(path: Path, images: list[Path]) -> list[str]:
+    """The sub-folders that hold images directly, when there are two or more (one per class)."""
+    folders = sorted({str(p.parent.relative_to(path)) for p in images if p.parent != path})
+    return folders if len(folders) > 1 else []
+
+
+def _refers_to_images(splits: DatasetDict) -> bool:
+    """Some text column of the tables holds image file names (a CSV of image paths beside its images)."""
+    for split in splits.values():
+        head = split.select(range(min(len(split), 20)))
+        for column in head.column_names:
+            if any(isinstance(v, str) and Path(v.strip()).suffix.lower() in IMAGE_SUFFIXES for v in head[column]):
+                return True
+    return False
 
 
 def _load_sklearn_digits() -> DatasetDict:
@@ -154,14 +222,16 @@ def load_local(path: Path) -> DatasetDict:
             raise DataError(f"{path} is empty.", "Give a file with a header row and at least a few rows per label.")
         kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
         return _read_files(builder, str(path), str(path), **kwargs)
-    if _is_image_folder(path):
-        return _read_files("imagefolder", None, str(path), data_dir=str(path))
-    if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
+    if _is_saved_dataset(path):
         loaded = datasets.load_from_disk(str(path))
         return loaded if isinstance(loaded, DatasetDict) else DatasetDict(train=loaded)
-    files = _data_files(path)
+    contents = survey_folder(path)
+    if contents.images and not contents.tables:
+        _say_stray(path, contents.stray(path, "images"), "images")
+        return _read_files("imagefolder", None, str(path), data_dir=str(path))
+    files = contents.tables or contents.texts
     if not files:
-        raise DataError(f"{path} holds no .csv / .tsv / .jsonl / .json / .parquet files.")
+        raise DataError(f"{path} holds no .csv / .tsv / .jsonl / .json / .parquet files and no images.")
     builders = {FILE_BUILDERS[p.suffix.lower()] for p in files}
     if len(builders) > 1:
         raise DataError(f"{path} mixes file formats ({', '.join(sorted(builders))}); keep one format per folder.")
@@ -176,25 +246,105 @@ def load_local(path: Path) -> DatasetDict:
         # without labels), which one load_dataset call over all of them would refuse
         what = ", ".join(p.name for p in members)
         splits[split] = _read_files(builder, [str(p) for p in members], what, **kwargs)["train"]
+    _check_one_kind(path, contents, splits)
+    _say_stray(path, contents.stray(path, "tables"), "data tables")
     return splits
 
 
-def _data_files(folder: Path) -> list[Path]:
-    """The data files of a folder (not its label_names.txt)."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in FILE_BUILDERS and p.is_file()
-                  and p.name != LABEL_NAMES_FILE)
+def _is_saved_dataset(path: Path) -> bool:
+    """A folder written by ``save_to_disk``."""
+    return (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists()
+
+
+def _check_one_kind(path: Path, contents: FolderContents, splits: DatasetDict) -> None:
+    """Tables beside class folders of images that the tables don't name: two data sets in one folder."""
+    classes = _image_class_folders(path, contents.images)
+    if classes and not _refers_to_images(splits):
+        shown = ", ".join(f"{c}/" for c in classes[:5]) + (" ..." if len(classes) > 5 else "")
+        tables = ", ".join(p.name for p in contents.tables[:5])
+        raise DataError(f"{path} holds two kinds of data: tables ({tables}) and folders of images ({shown}), "
+                        "and the tables don't name the images.",
+                        "Give the image folder or the tables, each in a folder of its own (or the table file itself "
+                        "with --dataset).")
+
+
+def data_files(folder: Path) -> list[Path]:
+    """The files of a folder that are read as tables (not a label names file, a note or a system file)."""
+    contents = survey_folder(folder)
+    return contents.tables or contents.texts
 
 
 def split_files(files: list[Path]) -> dict[str, list[Path]]:
-    """Which split each file of a folder is: train*, dev*/valid*/val*/eval*/validation*, test*; others train."""
+    """Which split each file of a folder is, by the file-name patterns of `datasets`
+    (``datasets.data_files.DEFAULT_PATTERNS_SPLIT_IN_FILENAME``): train.csv, sst2-train.tsv, data_dev.csv,
+    eval.csv (test, as in `datasets`), my_test.jsonl. When no name matches, every file is train; when some do,
+    a file that matches none (which `datasets` would silently leave out) or several is an error."""
+    from datasets.data_files import DEFAULT_PATTERNS_SPLIT_IN_FILENAME
+
+    def splits_of(name: str) -> list[str]:
+        return [str(split) for split, patterns in DEFAULT_PATTERNS_SPLIT_IN_FILENAME.items()
+                if any(fnmatch.fnmatchcase(name.lower(), pattern.removeprefix("**/")) for pattern in patterns)]
+
+    matched = {p: splits_of(p.name) for p in files}
+    if not any(matched.values()):
+        return {"train": list(files)} if files else {}
+    unmatched = [p.name for p, splits in matched.items() if not splits]
+    if unmatched:
+        named = ", ".join(f"{p.name} ({s[0]})" for p, s in matched.items() if s)
+        raise DataError(f"Which split is {', '.join(unmatched)}? The other files of the folder are named by split "
+                        f"({named}), so a file named otherwise could be trained on by mistake.",
+                        "Rename it with a split word (train, validation / valid / dev / val, test / eval), e.g. "
+                        f"train-{unmatched[0]}, or move it out of the folder.")
+    several = next(((p.name, s) for p, s in matched.items() if len(s) > 1), None)
+    if several:
+        raise DataError(f"The file name {several[0]} names two splits ({' and '.join(several[1])}).",
+                        "Rename it so that it names one split.")
     by_split: dict[str, list[Path]] = {}
-    for p in files:
-        stem = p.stem.lower()
-        split = ("train" if stem.startswith("train") else
-                 "validation" if stem.startswith(VALIDATION_NAMES) else
-                 "test" if stem.startswith(TEST_NAMES) else "train")
-        by_split.setdefault(split, []).append(p)
+    for split in ("train", "validation", "test"):
+        members = [p for p, s in matched.items() if s == [split]]
+        if members:
+            by_split[split] = members
     return by_split
+
+
+SPLIT_COLUMN = "split"   # a table's column that says which split each row belongs to
+
+
+def split_by_column(raw: DatasetDict, source: DataSource) -> DatasetDict:
+    """One table with a ``split`` column: its rows become the splits that column names, by the split words of
+    `datasets` (``datasets.data_files.SPLIT_KEYWORDS``: train / training, validation / valid / dev / val,
+    test / testing / eval / evaluation), and the column is dropped (it is no input of the model). The
+    splits say where they came from ("validation (data.csv, rows with split = dev)")."""
+    from datasets import DatasetDict
+    from datasets.data_files import SPLIT_KEYWORDS
+
+    if len(raw) != 1:
+        return raw
+    (name, table), = raw.items()
+    column = next((c for c in table.column_names if c.strip().lower() == SPLIT_COLUMN), None)
+    if column is None:
+        return raw
+    canonical = {word: str(split) for split, words in SPLIT_KEYWORDS.items() for word in words}
+    values = ["" if v is None else str(v).strip() for v in table[column]]
+    unknown = sorted({v for v in values if v.lower() not in canonical}, key=lambda v: (not v, v))
+    what = ", ".join(source.split_files.get(name, [source.name]))
+    if unknown:
+        shown = ", ".join(repr(v) if v else "empty cells" for v in unknown[:5])
+        raise DataError(f"Column {column!r} of {what} says which split each row is, but holds {shown}, which names "
+                        "no split.", "Use train, validation (or dev / valid / val) and test (or eval) in it, or "
+                        "rename the column if it is not the split.")
+    out, files = DatasetDict(), {}
+    for split in ("train", "validation", "test"):
+        rows = [i for i, v in enumerate(values) if canonical[v.lower()] == split]
+        if rows:
+            out[split] = table.select(rows).remove_columns(column)
+            words = sorted({values[i] for i in rows})
+            files[split] = [f"{what}, rows with {column} = {' / '.join(words)}"]
+    if "train" not in out:
+        raise DataError(f"Column {column!r} of {what} names no training rows ({', '.join(out)} only).",
+                        "Mark the rows to train on with train in that column.")
+    source.split_files = files
+    return out
 
 
 def _load_hub(ref: str, config: RunConfig) -> DatasetDict:
@@ -242,25 +392,37 @@ def load_raw(ref: str, config: RunConfig) -> tuple[DatasetDict, DataSource, dict
             raise DataError(f"{path} can't be read (permission denied).")
         name = os.fsencode(path.resolve().name).decode("utf-8", "replace")   # shown in cards: valid UTF-8
         source = DataSource(name, local=True, content=content_hash(path))
-        if path.is_dir() and not _is_image_folder(path):
-            source.split_files = {k: [p.name for p in v] for k, v in split_files(_data_files(path)).items()}
+        if path.is_dir() and not _is_saved_dataset(path) and not _is_image_folder(path):
+            source.split_files = {k: [p.name for p in v] for k, v in split_files(data_files(path)).items()}
         elif path.is_file():
             source.split_files = {"train": [path.name]}
-        names_file = (path if path.is_dir() else path.parent) / LABEL_NAMES_FILE
-        if names_file.is_file():
-            source.label_names_file = LABEL_NAMES_FILE
-        return load_local(path), source, {}
+        source.label_names_file = _label_names_file(path if path.is_dir() else path.parent)
+        return split_by_column(load_local(path), source), source, {}
     if ref.startswith((".", "/", "~")) or Path(ref).suffix.lower() in FILE_BUILDERS:
         raise DataError(f"Data file or folder {ref} does not exist.")
     raw = _load_hub(ref, config)
     return raw, DataSource(ref, ref, config.dataset_config, content=next(iter(raw.values()))._fingerprint), {}
 
 
+def _label_names_file(folder: Path) -> str | None:
+    """The label names file beside the data: label_names.txt, else labels.txt."""
+    return next((name for name in LABEL_NAMES_FILES if (folder / name).is_file()), None)
+
+
 def read_label_names(ref: str, source: DataSource) -> list[str] | None:
-    """The names in the label_names.txt found beside the data, if ``load_raw`` found one."""
+    """The names in the label names file found beside the data (label_names.txt or labels.txt), if
+    ``load_raw`` found one; a file that repeats a name is not a list of label names (it may hold one label
+    per row of the data), and is refused."""
     if not source.label_names_file:
         return None
     path = Path(ref).expanduser()
     folder = path if path.is_dir() else path.parent
     names = [line.strip() for line in (folder / source.label_names_file).read_text(encoding="utf-8").splitlines()]
-    return [n for n in names if n] or None
+    names = [n for n in names if n]
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated is not None:
+        raise DataError(f"{source.label_names_file} beside the data repeats the name {repeated!r}: a label names file "
+                        "holds each label's name once, one per line, in id order (0, 1, ...).",
+                        f"Fix {source.label_names_file}, or move it away from the data if it is not a list of "
+                        "label names.")
+    return names or None

@@ -128,10 +128,24 @@ def join_label_columns(raw: DatasetDict, config: RunConfig) -> DatasetDict:
     return out
 
 
+def label_ids(seen: list[str], names: list[str] | None, column: str) -> bool:
+    """Labels that are whole numbers, with label names given (--label-names, a label_names.txt or labels.txt)
+    that are not those numbers themselves: ids, indices into the names, as in single-label data."""
+    if not names or not seen or not all(label.isdigit() for label in seen) or set(seen) <= set(names):
+        return False
+    outside = [label for label in sorted(seen, key=int) if int(label) >= len(names)]
+    if outside:
+        raise DataError(f"Label column {column!r} holds the id {outside[-1]}, but only {len(names)} label names were "
+                        f"given ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}); ids are read as "
+                        "indices into the names.", "Give one name per label id 0, 1, ... in order.")
+    return True
+
+
 def encode_label_sets(ds: DatasetDict, column: str, names: list[str] | None = None, strict: bool = False,
                       separator: str = ",") -> tuple[DatasetDict, list[str]]:
     """Multi-label: a column of label lists (or of labels joined by ``separator``) becomes ``labels``, one
-    float 0/1 per label name (what BCEWithLogitsLoss takes), in the order of ``names`` or sorted."""
+    float 0/1 per label name (what BCEWithLogitsLoss takes), in the order of ``names`` or sorted; labels that
+    are ids (0, 1, ...) with ``names`` given are the names at those indices."""
     from datasets import ClassLabel, Sequence, Value
 
     feature = next(iter(ds.values())).features[column]
@@ -143,14 +157,21 @@ def encode_label_sets(ds: DatasetDict, column: str, names: list[str] | None = No
                         f"labels joined by {separator!r}, or several 0/1 columns.",
                         "Name the columns with --label-columns a,b,c, or the separator with --label-separator.")
 
-    def as_set(value: Any) -> list[str] | None:
+    def as_read(value: Any) -> list[str] | None:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
         if isinstance(value, str):
             return [part.strip() for part in value.split(separator) if part.strip()]
         return [names_of_ids[v] if names_of_ids else str(v) for v in value]
 
-    seen = sorted({label for split in ds.values() for value in split[column] for label in (as_set(value) or [])})
+    seen = sorted({label for split in ds.values() for value in split[column] for label in (as_read(value) or [])})
+    ids = label_ids(seen, names, column)
+    if ids:
+        seen = sorted({names[int(i)] for i in seen})
+
+    def as_set(value: Any) -> list[str] | None:
+        read = as_read(value)
+        return [names[int(i)] for i in read] if ids and read is not None else read
     label_names = list(names) if names else seen
     index = {name: i for i, name in enumerate(label_names)}
     unknown = [label for label in seen if label not in index]
