@@ -109,7 +109,7 @@ class ImageClassification(SingleLabelClassification):
                 data.dropped[split] = data.dropped.get(split, 0) + len(bad)
             if len(data.splits[split]) == 0:
                 raise DataError(f"No readable image is left in the {split} split.")
-        if not config.image_size:
+        if not config.image_size and "train" in data.splits:
             self.fit_size_to_images(data.splits["train"], processor, config)
         if config.image_size:
             # one size for the processor's resize and crop, and for the saved preprocessor_config.json
