@@ -25,6 +25,7 @@ import importlib.util
 import io
 import json
 import random
+import shutil
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -453,8 +454,18 @@ def prepare(spec: PublicSet, sources: Path | None) -> dict[str, Any]:
     """Build one set's folder and write its source.json beside it; return what was written there."""
     if spec.repo is not None and sources is None:
         raise SourceError(f"{spec.name} is read from {spec.repo.owner_name}: give --sources DIR.")
-    fresh_folder(spec.folder)
-    built = spec.build(spec, sources, spec.folder)
+    # built beside the set and swapped in when complete: a build that fails (a source missing, a package not
+    # installed) leaves the set as it was, not emptied
+    building = spec.folder.with_name(spec.folder.name + ".partial")
+    shutil.rmtree(building, ignore_errors=True)
+    fresh_folder(building)
+    try:
+        built = spec.build(spec, sources, building)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    shutil.rmtree(spec.folder, ignore_errors=True)
+    building.rename(spec.folder)
     record = {"name": spec.name, "task": spec.task, **spec.source}
     if spec.repo is not None:
         record["repo"] = spec.repo.owner_name
