@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,12 @@ def run_set(task: str, folder: Path, source: dict[str, Any], only: list[str] | N
             figures["rows"][keep_as] = figures["rows"][row_name]
         shown = f"benchmarks/public/{task}/{folder.name}"
         print(f"{task} {folder.name}: {row_name} ...", flush=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         row = run_row(task, [*source.get("caps", []), *flags], (shown, folder))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # the command's own CPU time: on cores shared with other jobs its wall time is an upper bound, and CPU
+        # seconds / cores the time it would take alone (within the loader's waits)
+        row["cpu_seconds"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)
         row["classical"] = classical(row)
         figures["rows"][row_name] = row
         metric = HEADLINE[task]

@@ -139,14 +139,15 @@ def public_suite() -> str:
         task, chosen = figures["task"], figures.get("chosen_by_validation")
         metrics = TASK_METRICS[task]
         headline = metrics[0]
-        published = "; ".join(f"{p['metric']} {p['value']} ({p['model']}, {p['citation']})"
-                              for p in (figures["source"].get("published") or []))
+        published = "; ".join(f"{p['value']} ({p['model']}, {p['citation']})" for p in
+                              (figures["source"].get("published") or []) if p.get("value") is not None
+                              ) or "none checked (see its source.json)"
         for name, r in figures["rows"].items():
             label = f"**{name}** (chosen)" if name == chosen and len(figures["rows"]) > 1 else name
             classical = r.get("classical")
             baseline = (", ".join(f"{NAMES[m]} {classical['metrics'][m]:.3f}" for m in metrics
                                   if m in classical["metrics"]) + f" ({classical['name']})") if classical else ""
-            rows.append(f"| {task}, {figures['source'].get('name') or figures['set']} | {label}: `{r['command']}` "
+            rows.append(f"| {task}, `{figures['set']}` | {label}: `{r['command']}` "
                         f"| {NAMES[headline]} {r['validation'][headline]:.3f} "
                         f"| " + ", ".join(f"{NAMES[m]} **{r['test'][m]:.3f}**" for m in metrics if m in r["test"])
                         + f"{_lengths(r['test'])} | {baseline} | {published} | {_minutes(r['wall_seconds'])} "
