@@ -111,6 +111,16 @@ def _provenance(info: RunInfo) -> str:
     return text
 
 
+def _pair_note(info: RunInfo) -> str:
+    """A model of text pairs: which two columns, and how it reads them (one input, as the pipeline's dict)."""
+    columns = info.columns
+    if "text_pair" not in columns:
+        return ""
+    return (f"Each example is a text pair, `{columns['text']}` and `{columns['text_pair']}`, read as one input: "
+            "`tokenizer(text, text_pair)`, truncated longest text first (in the pipeline, "
+            '`{"text": ..., "text_pair": ...}`).')
+
+
 def _eval_results(info: RunInfo, metrics: dict[str, Any]) -> list[EvalResult] | None:
     """model-index results, only for a data set on the Hub: its `type` is a Hub data set id."""
     data = info.dataset
@@ -273,7 +283,7 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         errors=[{k: cell(v) for k, v in e.items()} for e in analysis.get("errors", [])],
         intended_use=_intended_use(info),
         usage=usage,
-        data_description=_provenance(info),
+        data_description=" ".join(filter(None, [_provenance(info), _pair_note(info)])),
         license_note=license_note,
         split_rows=[{"name": s, "count": info.splits[s].count, "origin": cell(info.splits[s].origin)}
                     for s in ("train", "validation", "test") if s in info.splits],

@@ -67,8 +67,10 @@ class RunConfig:
     test_split: str | None = _opt(
         None, "Split for the final test metrics (default: 'test' if present, else a stratified split).", "data"
     )
-    text_column: str | None = _opt(None, "Input text column (default: auto-detected).", "data",
-                                   per_kind=True)
+    text_column: str | None = _opt(
+        None, "Input text column (default: auto-detected); two columns, e.g. sentence1,sentence2, are a text pair "
+              "read as one input (classification and regression: NLI, paraphrase, STS; common pair names such as "
+              "sentence1/sentence2 or premise/hypothesis are found without it).", "data", per_kind=True, pair=True)
     label_column: str | None = _opt(None, "Label column (default: auto-detected); for multi-label a column of "
                                           "label lists or of separated labels, for regression the number to predict.",
                                     "data", per_kind=True)
@@ -238,6 +240,8 @@ def coerce(name: str, value: Any, source: str) -> Any:
             if isinstance(value, str):
                 return [v.strip() for v in value.split(",") if v.strip()]
             return [str(v) for v in value]
+        if isinstance(value, (list, tuple)) and RunConfig.__dataclass_fields__[name].metadata.get("pair"):
+            return ",".join(str(v).strip() for v in value)   # a text pair written as a YAML list, [first, second]
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(

@@ -9,6 +9,7 @@ from typing import Any
 from . import arguments, batching, config as config_mod, data as data_mod, kinds, metrics as metrics_mod, modeling, \
     templates
 from .data.sources import content_hash
+from .errors import DataError
 from .run_info import RunInfo
 from .rundir import RunDir
 
@@ -20,6 +21,20 @@ def _is_run_data(dataset: str, saved: dict[str, Any], info: RunInfo) -> bool:
     content = info.dataset.content
     path = Path(dataset).expanduser()
     return bool(content) and path.exists() and content_hash(path) == content
+
+
+def _check_inputs_match(trained: dict[str, str], found: dict[str, str], dataset: str) -> None:
+    """A model trained on text pairs is scored on pairs, one trained on single texts on single texts: the other
+    form would be scored, wrongly, without a word."""
+    pair = data_mod.PAIR_ROLE
+    if not trained or (pair in trained) == (pair in found):
+        return
+    if pair in trained:
+        raise DataError(f"The model was trained on text pairs ({trained['text']}, {trained[pair]}); in {dataset} "
+                        f"the text column found is {found['text']!r} alone.",
+                        "Name the two columns of each pair: --text-column FIRST,SECOND.")
+    raise DataError(f"The model was trained on one text per example ({trained['text']}); in {dataset} a text pair "
+                    f"was found ({found['text']}, {found[pair]}).", "Name one column with --text-column.")
 
 
 def evaluate_run(run_dir: str | Path, dataset: str, *, split: str | None = None, dataset_config: str | None = None,
@@ -50,6 +65,7 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str | None = None,
         prepared = data_mod.prepare(template, config, kind_class, labels=labels)
     else:
         prepared = data_mod.prepare_split(template, config, kind_class, labels, split)
+    _check_inputs_match(info.columns, prepared.columns, dataset)
     model_source = modeling.ModelSource(str(run.path), run.path.name, None, local=True)
     processor = modeling.load_processor(template, model_source)
     model = modeling.load_model(template, model_source)

@@ -93,7 +93,7 @@ class RunInfo:
     data_license: str | None = None
     language: Any = None           # a code or a list of codes, as the template's card section gives it
     tags: list[str] = field(default_factory=list)
-    example_input: str | None = None
+    example_input: str | dict[str, str] | None = None   # a text pair as the pipeline takes one: {text, text_pair}
     prefix: str = ""               # the input prefix the model was trained with
     precision: str = ""
     stats: dict[str, Any] = field(default_factory=dict)         # token lengths, length buckets, dropped rows
@@ -164,8 +164,17 @@ def _value(hint: Any, value: Any, source: str, where: str) -> Any:
     if value is None and (hint is Any or type(None) in args):
         return None
     if origin in (typing.Union, types.UnionType):
-        hint = next(a for a in args if a is not type(None))
-        return _value(hint, value, source, where)
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            return _value(options[0], value, source, where)
+        for option in options:   # the first type the value fits
+            try:
+                return _value(option, value, source, where)
+            except ConfigError:
+                continue
+        names = " or ".join(getattr(typing.get_origin(o) or o, "__name__", str(o)) for o in options)
+        raise ConfigError(f"{source}: '{where}' must be {names}, got {type(value).__name__}.",
+                          "The run dir's record is damaged or was edited by hand.")
     expected = origin or hint
     if expected is Any:
         return value

@@ -9,7 +9,8 @@ Keys:
   name, description, kind, pipeline_tag
   model: {auto_class, processor, default, load_args}
   data: {default, default_run: run-config values used only with the default data set,
-         columns: {<role>: [candidate column names]},
+         columns: {<role>: [candidate column names]}; a text candidate "first,second" is a text pair,
+                  found when both columns are there (for kinds that read pairs),
          prefix: input prefix, a string or one per model type ({t5: "summarize: "})}
   collator: {class, args}
   trainer: {class, args, callbacks: [{class, args}]}

@@ -280,6 +280,9 @@ def _say_data(ctx: _Run, prepared: data_mod.PreparedData) -> None:
                    if labels else "")
     ctx.say(f"data [cyan]{prepared.source.name}[/]: "
             + ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items()) + " examples" + labels_note)
+    if data_mod.PAIR_ROLE in prepared.columns:
+        ctx.say(f"  text pair: {escape(prepared.columns['text'])} + {escape(prepared.columns[data_mod.PAIR_ROLE])} "
+                "(tokenized together as one input)")
     for split in ("validation", "test"):
         origin = prepared.split_origin.get(split, split)
         if origin != split:   # say where a split came from when it is not the data's own of that name

@@ -88,10 +88,12 @@ def cmd_predict(parser: Parser, argv: list[str], console: Console) -> int:
     parser.add_argument("--input", required=True,
                         help="A table (.csv, .tsv, .jsonl, .json, .parquet; read like training data), text lines "
                              "(.txt), an image, or - for standard input (text lines, JSON Lines, or a CSV / TSV "
-                             "table with a header row).")
+                             "table with a header row). For a model trained on text pairs, a table with both "
+                             "columns, or one pair per line with its two texts separated by a tab "
+                             "(printf 'first\\tsecond\\n' | hf-finetune predict RUN --input -).")
     parser.add_argument("--column", default=None,
                         help="Column of a table holding the inputs (default: the run's own text / image column, "
-                             "else a common name such as text or sentence).")
+                             "else a common name such as text or sentence); for text pairs two, FIRST,SECOND.")
     parser.add_argument("--output", default=None, help="Write .jsonl or .csv here (default: JSON Lines on stdout).")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--revision", default=None, help="For a Hub model: branch, tag or commit (default: main).")

@@ -100,7 +100,7 @@ def prepare(template: TaskTemplate, config: RunConfig, kind: type[TaskKind] | No
     raw, from_options = kind.read_columns(raw, config)
     declared = {**declared, **from_options}
     train_name = pick_split(raw, config.train_split, (), "training", source) or config.train_split
-    mapping = _map_columns(raw[train_name], kind.roles, config, template, declared, source)
+    mapping = _map_columns(raw[train_name], kind, config, template, declared, source)
     splits, origin, unlabelled = own_splits(raw, train_name, config, mapping, source)
     names, strict = labels, False
     if not names and kind.classification:
@@ -141,7 +141,7 @@ def prepare_split(template: TaskTemplate, config: RunConfig, kind: type[TaskKind
     if name is None:
         raise DataError(f"Which split to score? The data set has {', '.join(map(source.split_label, raw))}.",
                         "Name one with --split.")
-    mapping = _map_columns(raw[name], kind.roles, config, template, declared, source)
+    mapping = _map_columns(raw[name], kind, config, template, declared, source)
     origin = {"test": source.split_label(name)}
     splits, labels, dropped = _clean(DatasetDict(test=raw[name]), mapping, kind, labels, False, ref, origin, config)
     if len(splits["test"]) == 0:
@@ -157,27 +157,53 @@ def prepare_split(template: TaskTemplate, config: RunConfig, kind: type[TaskKind
 # columns by role
 
 
-def resolve_column(columns: list[str], role: str, given: str | None, candidates: list[str], flag: str) -> str:
-    """The column that plays ``role``: the user's choice (checked) or the first common name present."""
+PAIR_ROLE = "text_pair"   # the second text of a text pair (the tokenizer's name for it): NLI, paraphrase, STS
+
+
+def pair_columns(name: str) -> list[str]:
+    """The columns a text column's name gives: two for a pair, written ``first,second`` (flags, config files,
+    the templates' candidates), else one."""
+    return [part.strip() for part in name.split(",") if part.strip()] or [name]
+
+
+def is_pair(name: str) -> bool:
+    return len(pair_columns(name)) == 2
+
+
+def resolve_column(columns: list[str], role: str, given: str | None, candidates: list[str], flag: str,
+                   pairs: bool = False) -> str:
+    """The column that plays ``role``: the user's choice (checked) or the first common name present. With
+    ``pairs``, a name ``first,second`` (given, or a candidate whose two columns are both present) is a text
+    pair, returned in that form."""
     if given:
         if given in columns:
             return given
-        raise DataError(f"There is no {role} column {given!r}. {did_you_mean(given, columns)}",
-                        f"Pass the right name with {flag}.")
+        parts = pair_columns(given) if pairs else [given]
+        if len(parts) > 2:
+            raise DataError(f"{flag} {given!r} names {len(parts)} columns; give one, or two for a text pair "
+                            "(e.g. sentence1,sentence2).")
+        for part in parts:
+            if part not in columns:
+                raise DataError(f"There is no {role} column {part!r}. {did_you_mean(part, columns)}",
+                                f"Pass the right name with {flag}.")
+        return ",".join(parts)
     lowered = {c.lower(): c for c in columns}
     for name in candidates:
-        if name.lower() in lowered:
-            return lowered[name.lower()]
+        if is_pair(name) and not pairs:
+            continue
+        found = [lowered.get(part.lower()) for part in pair_columns(name)]
+        if all(found):
+            return ",".join(found)
     raise DataError(f"Could not find the {role} column among {', '.join(repr(c) for c in columns)}.",
                     f"Name it with {flag} COLUMN.")
 
 
 def find_column(columns: list[str], role: str, given: str | None, candidates: list[str], flag: str,
-                what: str = "the file") -> str:
+                what: str = "the file", pairs: bool = False) -> str:
     """The column of a table that plays ``role`` (``resolve_column``), or an error that says when the table
     seems to have no header row: training and ``predict`` find their columns here."""
     try:
-        return resolve_column(columns, role, given, candidates, flag)
+        return resolve_column(columns, role, given, candidates, flag, pairs)
     except DataError:
         if not given and looks_headerless(columns):
             raise DataError(f"Could not find the {role} column: {what} seems to have no header row, so its "
@@ -186,22 +212,58 @@ def find_column(columns: list[str], role: str, given: str | None, candidates: li
         raise
 
 
-TEXT_ROLES = ("text", "summary")
+TEXT_ROLES = ("text", PAIR_ROLE, "summary")
 COLUMN_FLAGS = {"labels": "label", "target": "label"}   # roles named by --label-column too
 
 
-def _map_columns(split: Dataset, roles: tuple[str, ...], config: RunConfig, template: TaskTemplate,
+def _map_columns(split: Dataset, kind: type[TaskKind], config: RunConfig, template: TaskTemplate,
                  declared: dict[str, str], source: DataSource) -> dict[str, str]:
-    """role -> column of the data, from the flags, the data's declaration or the template's candidates."""
+    """role -> column of the data, from the flags, the data's declaration or the template's candidates. A
+    text column named ``first,second`` (or found so among the candidates) is a text pair: its second column
+    plays ``text_pair``, for the kinds that read pairs."""
     columns = split.column_names
     mapping: dict[str, str] = {}
-    for role in roles:
+    for role in kind.roles:
         flag = COLUMN_FLAGS.get(role, role)
         given = getattr(config, f"{flag}_column", None) or declared.get(role)
-        mapping[role] = find_column(columns, role, given, template.columns.get(role, []), f"--{flag}-column")
+        candidates = template.columns.get(role, [])
+        found = find_column(columns, role, given, candidates, f"--{flag}-column", pairs=role == "text")
+        if role == "text" and found not in columns:
+            _check_reads_pairs(kind, template, found)
+            mapping["text"], mapping[PAIR_ROLE] = pair_columns(found)
+            continue
+        mapping[role] = found
+        if role == "text" and given and kind.text_pairs:
+            _warn_half_pair(given, columns, candidates)
     if len(set(mapping.values())) < len(mapping):
         raise DataError(f"Two roles map to the same column ({mapping}); name them with the --*-column flags.")
     return mapping
+
+
+def _check_reads_pairs(kind: type[TaskKind], template: TaskTemplate, pair: str) -> None:
+    """A text pair for a kind that reads one text per example: one clear error, naming the tasks that read pairs."""
+    if kind.text_pairs:
+        return
+    from .. import kinds, templates
+
+    readers = [t.name for t in templates.list_templates() if kinds.get(t.kind).text_pairs]
+    raise DataError(f"--text-column {pair!r} names a text pair (two columns); the {template.name} task reads one "
+                    "text per example.",
+                    "Name one column with --text-column" + (f", or train on text pairs with a task that reads them: "
+                                                            f"{', '.join(readers)}." if readers else "."))
+
+
+def _warn_half_pair(given: str, columns: list[str], candidates: list[str]) -> None:
+    """A text column named alone that is one half of a common pair whose other half is there too (sentence1
+    without sentence2): said, since the other text is left out."""
+    lowered = {c.lower(): c for c in columns}
+    for name in filter(is_pair, candidates):
+        halves = [lowered.get(part.lower()) for part in pair_columns(name)]
+        if given in halves and all(halves):
+            log.warning("--text-column %s reads one text; the data also has %r, the other half of a common text "
+                        "pair, which is left out. To read both as a pair: --text-column %s.", given,
+                        next(h for h in halves if h != given), ",".join(halves))
+            return
 
 
 def looks_headerless(columns: list[str]) -> bool:
@@ -256,7 +318,7 @@ def _clean(splits: DatasetDict, mapping: dict[str, str], kind: type[TaskKind], n
         splits = splits.rename_columns(renames)
     if "image" in kind.roles:
         splits = _as_images(splits, Path(ref).parent if Path(ref).is_file() else Path(ref))
-    splits, dropped = drop_empty_rows(splits, kind.roles)
+    splits, dropped = drop_empty_rows(splits, tuple(mapping))
     for name in list(splits):
         if len(splits[name]) == 0 and name != "test":
             raise DataError(f"Split {origin[name]!r} has no rows with every column "

@@ -27,6 +27,18 @@ def logits_of(predictions: Any) -> Any:
     return predictions[0] if isinstance(predictions, tuple) else predictions
 
 
+def is_pair_input(value: Any) -> bool:
+    """A prediction input that is a text pair: (text, text_pair)."""
+    return isinstance(value, (tuple, list)) and len(value) == 2
+
+
+def input_fields(value: Any) -> dict[str, Any]:
+    """A prediction's input as its row shows it: ``input``, and ``input_pair`` for a text pair's second text."""
+    if is_pair_input(value):
+        return {"input": value[0], "input_pair": value[1]}
+    return {"input": value}
+
+
 class TaskKind:
     name: str = ""
     roles: tuple[str, ...] = ()          # column roles of the data, e.g. ("text", "label")
@@ -34,6 +46,7 @@ class TaskKind:
     options: tuple[str, ...] = ()        # the per-kind RunConfig options it reads (config.py: per_kind)
     classification: bool = False         # a `label` role with a ClassLabel and id2label
     input_role: str = "text"             # what a model of this kind takes as input (predict, the card)
+    text_pairs: bool = False             # reads a text pair per example (a second text column: text_pair)
     tokenizes: bool = True               # inputs are tokenized once and cached (not images)
     length_buckets: bool = False         # batches may be padded to fixed widths (batching.py)
     bf16_on_cpu: bool = True             # bf16 autocast keeps this kind's results on CPUs with bf16 instructions
@@ -308,6 +321,6 @@ class SingleLabelClassification(TaskKind):
         results = []
         for value, row in zip(inputs, probabilities):
             best = int(row.argmax())
-            results.append({"input": value, "label": id2label[best], "score": round(float(row[best]), 6),
+            results.append({**input_fields(value), "label": id2label[best], "score": round(float(row[best]), 6),
                             "scores": {id2label[i]: round(float(p), 6) for i, p in enumerate(row)}})
         return results

@@ -89,6 +89,26 @@ def tfidf_ridge(train_texts: list[str], train_y: Sequence[float], test_texts: li
     return {"name": "TF-IDF + ridge regression (scikit-learn)", "metrics": {k: float(v) for k, v in scores.items()}}
 
 
+def tfidf_cosine_regression(train_pairs: tuple[list[str], list[str]], train_y: Sequence[float],
+                            test_pairs: tuple[list[str], list[str]], test_y: Sequence[float]) -> dict[str, Any]:
+    """Text pairs (similarity, entailment scores): the cosine of the two texts' TF-IDF vectors, mapped to the
+    target by a linear regression fitted on the training pairs."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LinearRegression
+
+    vectorizer = TfidfVectorizer(sublinear_tf=True).fit([*train_pairs[0], *train_pairs[1]])
+
+    def cosines(pairs: tuple[list[str], list[str]]) -> np.ndarray:
+        first, second = vectorizer.transform(pairs[0]), vectorizer.transform(pairs[1])   # rows of unit length
+        return np.asarray(first.multiply(second).sum(axis=1)).reshape(-1, 1)
+
+    model = LinearRegression().fit(cosines(train_pairs), np.asarray(train_y, dtype=np.float64))
+    scores = metrics_mod.load("regression").compute(predictions=model.predict(cosines(test_pairs)),
+                                                    references=np.asarray(test_y, dtype=np.float64))
+    return {"name": "TF-IDF cosine of the two texts + linear regression (scikit-learn)",
+            "metrics": {k: float(v) for k, v in scores.items()}}
+
+
 PIXEL_SIDE = 16   # 16x16 RGB: 768 features, enough for small scans, cheap for an SVC
 
 

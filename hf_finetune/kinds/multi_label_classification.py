@@ -238,6 +238,7 @@ class MultiLabelClassification(TextClassification):
                "linear_probe")
     task_words = "multi-label text classification"   # served by the text-classification pipeline
     problem_types = ("multi_label_classification",)
+    text_pairs = False   # its baselines, thresholds and predictions read one text per example
 
     def __init__(self, template: Any = None, model_config: Any = None, prefix: str | None = None):
         super().__init__(template, model_config, prefix)

@@ -19,8 +19,8 @@ from ..data.labels import is_missing, replace_feature
 from ..errors import DataError
 from ..data import tokenized
 from . import baselines
-from .base import logits_of
-from .text_classification import TextClassification
+from .base import input_fields, logits_of
+from .text_classification import PAIR_NOTE, PAIR_ROLE, TextClassification, usage_input
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -189,26 +189,33 @@ class Regression(TextClassification):
         result = {"name": f"mean of the training targets ({mean:.4g})",
                   "metrics": {k: float(v) for k, v in scores.items()}}
         if len(train) <= self.TFIDF_MAX_TRAIN:
-            train_texts, test_texts = (tokenized.bounded(split["text"], config.max_length) for split in (train, test))
-            result["also"] = [baselines.tfidf_ridge(train_texts, train["target"], test_texts, truth)]
+            if PAIR_ROLE in train.column_names:   # similarity of two texts: how alike their words are
+                train_pairs, test_pairs = ((tokenized.bounded(split["text"], config.max_length),
+                                            tokenized.bounded(split[PAIR_ROLE], config.max_length))
+                                           for split in (train, test))
+                result["also"] = [baselines.tfidf_cosine_regression(train_pairs, train["target"], test_pairs, truth)]
+            else:
+                train_texts, test_texts = (self.baseline_texts(split, config) for split in (train, test))
+                result["also"] = [baselines.tfidf_ridge(train_texts, train["target"], test_texts, truth)]
         return result
 
     # -- serving ------------------------------------------------------------------------------------------
     @classmethod
-    def usage(cls, model_ref: str, example: str | None, prefix: str = "") -> str:
-        text = " ".join((example or "I love this!").split())
+    def usage(cls, model_ref: str, example: str | dict[str, str] | None, prefix: str = "") -> str:
+        value = usage_input(example)
+        first = "" if isinstance(value, dict) else "[0]"   # the pipeline answers a text with a list, a pair with a dict
         return (
             "from transformers import pipeline\n\n"
             f'regressor = pipeline("text-classification", model={model_ref!r}, function_to_apply="none")\n'
             "# the model outputs the standardised target; map it back to the data's units\n"
             "scaling = regressor.model.config.regression_target\n"
-            f"raw = regressor({text!r})[0][\"score\"]\n"
+            f"{PAIR_NOTE if isinstance(value, dict) else ''}raw = regressor({value!r}){first}[\"score\"]\n"
             'print(raw * scaling["std"] + scaling["mean"])'
         )
 
-    def predictions(self, inputs: list[str], logits: Any) -> list[dict[str, Any]]:
+    def predictions(self, inputs: list[Any], logits: Any) -> list[dict[str, Any]]:
         """The output mapped back to the target's units with the scaling saved at training (none for a model
         trained elsewhere)."""
         scaling = getattr(self.model_config, "regression_target", None) or {"mean": 0.0, "std": 1.0, "name": "score"}
-        return [{"input": value, scaling["name"]: round(float(row[0]) * scaling["std"] + scaling["mean"], 6)}
+        return [{**input_fields(value), scaling["name"]: round(float(row[0]) * scaling["std"] + scaling["mean"], 6)}
                 for value, row in zip(inputs, logits)]
