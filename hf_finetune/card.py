@@ -7,6 +7,7 @@ Everything the card says is read back from the run's own files through ``RunDir`
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -191,12 +192,25 @@ def _search(info: RunInfo) -> dict[str, Any] | None:
     return {"intro": intro, "names": names, "metric": search["metric"], "rows": rows}
 
 
+def _task_words(info: RunInfo) -> str:
+    """How the card names the task: the kind's words (a regression is served by the text-classification
+    pipeline, but is no classification), else its pipeline tag."""
+    return kinds.get(info.kind).task_words or info.pipeline_tag.replace("-", " ")
+
+
+def _the_data_set(name: str) -> str:
+    """'the imdb data set'; a name that says data already (a folder `data`, `my_dataset`) is quoted instead,
+    not doubled ('the data data set')."""
+    if {"data", "dataset", "datasets"} & set(re.split(r"[\W_]+", name.lower())):
+        return f"the data set `{name}`"
+    return f"the {name} data set"
+
+
 def _intended_use(info: RunInfo) -> list[str]:
     """What the model is for and where it is weak, from the task, the data and the measured results."""
     labels = info.labels
-    task = kinds.get(info.kind).task_words or info.pipeline_tag.replace("-", " ")
-    data = info.dataset.name
-    lines = [f"{task.capitalize()} of inputs like those of the {data} data set"
+    task = _task_words(info)
+    lines = [f"{task.capitalize()} of inputs like those of {_the_data_set(info.dataset.name)}"
              + (f", into {len(labels)} labels ({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''})."
                 if labels else ".")]
     stats = info.stats
@@ -254,8 +268,8 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
             ", ".join(f"**{name}** {headline[name]:.4f}" for name in metric_names if name in headline))
         results_line += (" " + _baseline_line(info, metric_names)).rstrip()
     base_desc = info.base_model.hub_id or info.base_model.ref
-    summary = (f"This model is a fine-tuned version of `{base_desc}` for {info.pipeline_tag.replace('-', ' ')} "
-               f"on the {info.dataset.name} data set"
+    summary = (f"This model is a fine-tuned version of `{base_desc}` for {_task_words(info)} "
+               f"on {_the_data_set(info.dataset.name)}"
                + (f" ({len(labels)} labels)." if labels else "."))
     usage = kind.usage(repo_id or str((location or run.path).resolve()), info.example_input, info.prefix)
     confusion = analysis.get("confusion")

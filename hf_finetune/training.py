@@ -349,7 +349,7 @@ def _train_and_publish(ctx: _Run, inputs: _Inputs, stage: outputs.Stage, fingerp
     and only checkpoints a resume can use stay."""
     stop = GracefulStop()
     all_metrics: dict[str, Any] = {}
-    notes = _checkpoint_choice_notes(ctx.config, inputs.prepared)
+    notes = _checkpoint_choice_notes(ctx.config, inputs.prepared, inputs.metric)
     for note in notes:
         ctx.say(f"[yellow]note:[/] {escape(note)}")
     try:
@@ -621,7 +621,7 @@ def _baseline(ctx: _Run, inputs: _Inputs) -> dict[str, Any] | None:
 MIN_VALIDATION = 500   # below this, one standard error of an accuracy exceeds ~0.02
 
 
-def _checkpoint_choice_notes(config: RunConfig, prepared: data_mod.PreparedData) -> list[str]:
+def _checkpoint_choice_notes(config: RunConfig, prepared: data_mod.PreparedData, metric: str) -> list[str]:
     """Why the kept checkpoint's validation figures may flatter it: a small validation split, or one held out
     of train (same source as the training data). Said before training and written into the card."""
     if config.eval_strategy == "no":
@@ -630,14 +630,23 @@ def _checkpoint_choice_notes(config: RunConfig, prepared: data_mod.PreparedData)
     count = len(prepared.splits["validation"])
     if count < MIN_VALIDATION:
         notes.append(f"The best checkpoint was chosen on {count} validation examples (fewer than {MIN_VALIDATION}): "
-                     f"one standard error of an accuracy there is up to {0.5 / count ** 0.5:.3f}, so checkpoints "
-                     "closer than that are ranked by chance.")
+                     + _small_validation_noise(metric, count))
     origin = prepared.split_origin.get("validation", "validation")
     if "hold-out" in origin:
         notes.append(f"The validation split is a {origin}: it comes from the same source as the training data, so "
                      "the kept checkpoint's validation figures are likely higher than on an independent dev set; "
                      "quote the test figures.")
     return notes
+
+
+def _small_validation_noise(metric: str, count: int) -> str:
+    """How much chance moves the chosen metric on ``count`` examples: the bound of a proportion's standard error
+    for an accuracy; for other metrics (F1, ROUGE, MSE) no such bound holds, so it is said in words."""
+    if metric == "accuracy":
+        return (f"one standard error of an accuracy there is up to {0.5 / count ** 0.5:.3f}, so checkpoints closer "
+                "than that are ranked by chance.")
+    return (f"on so few, the validation {metric} of two checkpoints can differ by chance alone, so checkpoints with "
+            "close figures are ranked by chance.")
 
 
 def _data_stats(inputs: _Inputs, config: RunConfig, buckets: dict[str, Any] | None) -> dict[str, Any]:
