@@ -5,24 +5,41 @@ elsewhere) and a graceful stop on SIGTERM. Both read only what the Trainer alrea
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 from transformers import TrainerCallback
+from transformers.trainer_utils import has_length
 
 from .errors import FinetuneError
 from .progress import step_line
 
 
+@dataclass
+class _PredictionPass:
+    """One evaluation or prediction pass over a split, batch by batch."""
+
+    label: str
+    total: int | None
+    started: float
+    done: int = 0
+    task: Any = None          # its bar on a terminal
+    own_live: bool = False    # the pass runs outside training (zero-shot): its bar has a display of its own
+
+
 class ProgressCallback(TrainerCallback):
     """Live progress: a rich bar and status on a terminal; elsewhere (CI, a Job's log) a plain step line each
-    time the loss is logged, which ``progress.parse_step_line`` reads back."""
+    time the loss is logged, which ``progress.parse_step_line`` reads back. Evaluation passes get a bar of their
+    own on a terminal; a pass the run names (``predicting``: the zero-shot step, minutes of generation before
+    training) also prints its batches elsewhere."""
 
     def __init__(self, console: Console, metric: str, samples_per_step: int, quiet: bool = False,
                  live: bool | None = None):
@@ -41,6 +58,8 @@ class ProgressCallback(TrainerCallback):
         self._live: Live | None = None
         self._t0 = 0.0
         self._last_print = 0.0
+        self._named_pass: str | None = None   # the label ``predicting`` gives the next passes
+        self._pass: _PredictionPass | None = None
 
     # -- helpers ----------------------------------------------------------------------------
     def _status(self) -> Text:
@@ -67,15 +86,61 @@ class ProgressCallback(TrainerCallback):
             eta = f"  eta {remaining:.0f}s"
         print(step_line(done, total, str(self._status()), eta), file=sys.stdout, flush=True)
 
+    def _new_progress(self) -> Progress:
+        return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("eta"), TimeRemainingColumn(), console=self.console)
+
+    @contextlib.contextmanager
+    def predicting(self, label: str) -> Iterator[None]:
+        """Show the prediction passes of the block under ``label``, batch by batch, also where there is no
+        terminal (a pass before training, with no training display around it)."""
+        self._named_pass = label
+        try:
+            yield
+        finally:
+            self._end_pass()
+            self._named_pass = None
+
+    def _advance_pass(self, dataloader: Any) -> None:
+        if self.quiet:
+            return
+        if self._pass is None:
+            total = len(dataloader) if dataloader is not None and has_length(dataloader) else None
+            self._pass = _PredictionPass(self._named_pass or "evaluating", total, time.perf_counter())
+            if self.live_mode:
+                if self._progress is None:   # before training: no display yet
+                    self._progress, self._pass.own_live = self._new_progress(), True
+                    self._live = Live(self._progress, console=self.console, refresh_per_second=4)
+                    self._live.start()
+                self._pass.task = self._progress.add_task(self._pass.label, total=total)
+        current = self._pass
+        current.done += 1
+        if current.task is not None:
+            self._progress.update(current.task, completed=current.done)
+        elif self._named_pass and current.total and not self.live_mode:
+            if current.done * 10 // current.total != (current.done - 1) * 10 // current.total or current.done == 1:
+                elapsed = time.perf_counter() - current.started
+                eta = (current.total - current.done) * elapsed / current.done
+                print(f"[hf-finetune] {current.label}: batch {current.done}/{current.total} "
+                      f"({100 * current.done / current.total:.0f}%)  eta {eta:.0f}s", file=sys.stdout, flush=True)
+
+    def _end_pass(self) -> None:
+        current, self._pass = self._pass, None
+        if current is None or current.task is None or self._progress is None:
+            return
+        if current.own_live:
+            self._live.stop()
+            self._progress, self._live = None, None
+        else:
+            self._progress.remove_task(current.task)
+
     # -- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
         self._t0 = time.perf_counter()
         if not state.is_world_process_zero:
             self.quiet, self.live_mode = True, False
         if self.live_mode:
-            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                      console=self.console)
+            self._progress = self._new_progress()
             self._task = self._progress.add_task(self.description, total=state.max_steps)
             self._live = Live(Group(self._progress, self._status()), console=self.console, refresh_per_second=4)
             self._live.start()
@@ -98,12 +163,17 @@ class ProgressCallback(TrainerCallback):
             self._line(state)
         self._refresh()
 
-    def on_prediction_step(self, args, state, control, **kwargs):
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
         if self.phase == "training":
             self.phase = "evaluating"
-            self._refresh()
+        self._advance_pass(eval_dataloader)
+        self._refresh()
+
+    def on_predict(self, args, state, control, metrics=None, **kwargs):
+        self._end_pass()
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self._end_pass()
         metrics = metrics or {}
         key = f"eval_{self.metric}"
         if key in metrics:
@@ -121,7 +191,7 @@ class ProgressCallback(TrainerCallback):
             self.phase = "done"
             self._refresh()
             self._live.stop()
-            self._live = None
+            self._live, self._progress = None, None   # a pass after training (the test split) gets its own display
 
 
 class GracefulStop(TrainerCallback):

@@ -28,6 +28,15 @@ FINAL_ROW_NAMES = {"zero_shot_test": "test, base model before fine-tuning (zero-
                    "validation": "validation (best checkpoint)", "test": "test"}
 
 
+def _final_row_name(split: str, metrics: dict[str, Any], info: RunInfo) -> str:
+    """The final metrics table's name of a split; the zero-shot row says when it is of a sample of the test split
+    (--max-zero-shot-samples)."""
+    sampled, test = metrics.get("zero_shot_examples"), info.splits.get("test")
+    if split == "zero_shot_test" and sampled and test and sampled < test.count:
+        return f"test sample ({sampled} of {test.count} examples), base model before fine-tuning (zero-shot)"
+    return FINAL_ROW_NAMES[split]
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -315,7 +324,7 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         metric_headers=metric_names,
         epoch_rows=_epoch_rows(history, metric_names, metrics.get("best_checkpoint_step")),
         has_curves=run.has(CURVES),
-        final_rows=[{"split": FINAL_ROW_NAMES[s], "cells": [_fmt(metrics[s].get(m)) for m in metric_names]}
+        final_rows=[{"split": _final_row_name(s, metrics, info), "cells": [_fmt(metrics[s].get(m)) for m in metric_names]}
                     for s in FINAL_ROW_NAMES if s in metrics]
         + [{"split": cell(f"test, baseline: {b['name']}"), "cells": [_fmt(b["metrics"].get(m)) for m in metric_names]}
            for b in _baselines(info)],

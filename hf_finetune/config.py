@@ -94,6 +94,10 @@ class RunConfig:
     max_train_samples: int | None = _opt(None, "Use at most this many training examples.", "data")
     max_eval_samples: int | None = _opt(None, "Use at most this many validation examples.", "data")
     max_test_samples: int | None = _opt(None, "Use at most this many test examples.", "data")
+    max_zero_shot_samples: int = _opt(
+        100, "Summarization: score the base model before training (zero-shot, a row of the card) on a seeded sample "
+             "of at most this many test examples; generation is slow on a CPU (0: skip that step).", "data",
+        per_kind=True)
     max_length: int = _opt(128, "Truncate inputs to this many tokens.", "data")
     image_size: int | None = _opt(None, "Image classification: resize images to this many pixels square "
                                         "(default: the model processor's size).", "data",
@@ -372,6 +376,9 @@ def validate(config: RunConfig) -> RunConfig:
         choices = RunConfig.__dataclass_fields__[name].metadata.get("choices")
         if getattr(config, name) not in choices:
             raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, got {getattr(config, name)!r}.")
+    if config.max_zero_shot_samples < 0:
+        raise ConfigError(f"'max_zero_shot_samples' can't be negative (0 skips the zero-shot step), got "
+                          f"{config.max_zero_shot_samples}.")
     if config.hp_search is not None and config.hp_search < 1:
         raise ConfigError(f"'hp_search' is a number of trials (1 or more), got {config.hp_search}.")
     if config.bf16 and config.fp16:

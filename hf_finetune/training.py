@@ -163,6 +163,7 @@ class _Measured:
     test_output: Any               # the final test predictions (for the card's analysis)
     zero_shot: dict[str, float] | None
     linear_probe: dict[str, Any] | None = None   # how --linear-probe fitted the head before training
+    zero_shot_examples: int | None = None   # the test examples the zero-shot figures are of
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,14 +475,18 @@ def _random_state_kept():
 def _train_and_measure(ctx: _Run, inputs: _Inputs, trainer: Any, progress: ProgressCallback, stop: GracefulStop,
                        stage: outputs.Stage) -> _Measured:
     """(Zero-shot test,) train, then the kept checkpoint's validation and test metrics."""
-    zero_shot = None
-    if inputs.kind.evaluate_before_training:
-        ctx.say("evaluating the base model on the test split (zero-shot) ...")
+    zero_shot, zero_shot_examples = None, None
+    if inputs.kind.evaluate_before_training and ctx.config.max_zero_shot_samples:
+        sample, shown = _zero_shot_sample(inputs.tokenized["test"], ctx.config)
+        ctx.say(f"evaluating the base model on {shown} (zero-shot) ...")
         progress.phase = "final evaluation"
         # the random streams training starts from are those a search trial starts from (it has no zero-shot step)
         with _random_state_kept():
-            zero_shot = _split_metrics(trainer.predict(inputs.tokenized["test"], metric_key_prefix="test").metrics,
-                                       "test_")
+            with progress.predicting("zero-shot (base model)"):
+                zero_shot = _split_metrics(trainer.predict(sample, metric_key_prefix="test").metrics, "test_")
+        zero_shot_examples = len(sample)
+        if inputs.metric in zero_shot:
+            ctx.say(f"zero-shot {inputs.metric} of the base model: {zero_shot[inputs.metric]:.4f}")
         progress.phase = "training"
     probe = _linear_probe(ctx, inputs, trainer, progress) if ctx.config.linear_probe and not stage.resume_from else None
     started = time.perf_counter()
@@ -502,7 +507,7 @@ def _train_and_measure(ctx: _Run, inputs: _Inputs, trainer: Any, progress: Progr
     inputs.kind.after_validation(inputs.model, validation, lambda: trainer.predict(inputs.tokenized["validation"]))
     test_output = _predict_in_row_order(trainer, inputs.tokenized["test"])
     return _Measured(train_output, train_seconds, history, validation, _split_metrics(test_output.metrics, "test_"),
-                     test_output, zero_shot, probe)
+                     test_output, zero_shot, probe, zero_shot_examples)
 
 
 def _linear_probe(ctx: _Run, inputs: _Inputs, trainer: Any, progress: ProgressCallback) -> dict[str, Any] | None:
@@ -524,6 +529,19 @@ def _linear_probe(ctx: _Run, inputs: _Inputs, trainer: Any, progress: ProgressCa
     progress.phase = "training"
     ctx.say("linear probe: " + ", ".join(f"{k} {v}" for k, v in record.items()))
     return record
+
+
+def _zero_shot_sample(test: Any, config: RunConfig) -> tuple[Any, str]:
+    """The test examples the base model is scored on before training, and how the output names them: all of
+    them, or a seeded sample of --max-zero-shot-samples (generation on a CPU costs seconds per example)."""
+    import numpy as np
+
+    cap = config.max_zero_shot_samples
+    if len(test) <= cap:
+        return test, f"the test split ({len(test)} examples)"
+    chosen = np.sort(np.random.default_rng(config.seed).choice(len(test), size=cap, replace=False))
+    return (test.select(chosen.tolist()),
+            f"a sample of {cap} of the {len(test)} test examples (seed {config.seed}; --max-zero-shot-samples)")
 
 
 def _predict_in_row_order(trainer: Any, dataset: Any) -> Any:
@@ -597,7 +615,8 @@ def _metrics(inputs: _Inputs, trainer: Any, measured: _Measured) -> dict[str, An
         "train": train,
         "validation": measured.validation,
         "test": measured.test,
-        **({"zero_shot_test": measured.zero_shot} if measured.zero_shot is not None else {}),
+        **({"zero_shot_test": measured.zero_shot, "zero_shot_examples": measured.zero_shot_examples}
+           if measured.zero_shot is not None else {}),
         **({"linear_probe": measured.linear_probe} if measured.linear_probe else {}),
         "best_checkpoint_step": int(best.rsplit("-", 1)[-1]) if best else None,
         "metric_for_best_model": inputs.metric,

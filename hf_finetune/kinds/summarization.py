@@ -51,7 +51,7 @@ class Summarization(TaskKind):
     name = "summarization"
     roles = ("text", "summary")
     target_role = "summary"
-    options = ("text_column", "summary_column", "max_target_length", "generation_num_beams")
+    options = ("text_column", "summary_column", "max_target_length", "generation_num_beams", "max_zero_shot_samples")
     evaluate_before_training = True   # zero-shot ROUGE on the same split, for the card
     predict_classes = ("AutoTokenizer", "AutoModelForSeq2SeqLM")
 

@@ -37,6 +37,8 @@ def summary_rows(metrics: dict[str, Any]) -> Iterator[tuple[str, str, float]]:
     """(split label, metric name, value) from a metrics.json, for every summary of a run (the CLI's last
     table, the CI step summary, a Job's end), so that they all show the same: model quality per split."""
     for split, label in SUMMARY_SPLITS.items():
+        if split == "zero_shot_test" and metrics.get("zero_shot_examples"):
+            label = f"test (before fine-tuning, {metrics['zero_shot_examples']} examples)"   # a sample, maybe
         for name, value in sorted((metrics.get(split) or {}).items()):
             if isinstance(value, (int, float)) and not is_timing(name):
                 yield label, name, value
