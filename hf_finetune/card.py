@@ -14,7 +14,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from . import hub, kinds
+from . import hub, kinds, learning_check
 from .config import display_value
 from .run_info import BaseModel, RunInfo
 from .rundir import CARD, CONFUSION, CURVES, RunDir
@@ -297,6 +297,7 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         model_name=model_name,
         summary=summary,
         results_line=results_line,
+        learning_note=learning_check.card_note(metrics.get("learning_check")),
         task_notes=analysis.get("notes") or [],   # what the task kind decided: a threshold, a target's scaling
         label_rows=label_rows,
         has_per_class=bool(per_class),

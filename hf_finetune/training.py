@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import (arguments, batching, card, config as config_mod, data as data_mod, embedded, hpsearch,
-               hub_checkpoints, install, kinds, metrics as metrics_mod, modeling, outputs)
+               hub_checkpoints, install, kinds, learning_check, metrics as metrics_mod, modeling, outputs)
 from .config import RunConfig
 from .data.tokenized import processor_identity
 from .errors import ConfigError
@@ -575,6 +575,8 @@ def _write_run_dir(ctx: _Run, inputs: _Inputs, training: _Training, measured: _M
     (run.path / "training_args.bin").unlink(missing_ok=True)  # a pickle; run_config.yaml replaces it
     outputs.crash_point("model-saved")
     all_metrics = _metrics(inputs, trainer, measured)
+    baseline = _baseline(ctx, inputs)
+    all_metrics["learning_check"] = _learning_check(ctx, inputs, training.config, measured, baseline)
     run.write_json(METRICS, all_metrics)
     run.write_json(HISTORY, measured.history)
     outputs.plot_training_curves(measured.history, inputs.metric, run.path / CURVES)
@@ -595,7 +597,7 @@ def _write_run_dir(ctx: _Run, inputs: _Inputs, training: _Training, measured: _M
             "`--linear-probe`), and training started from it.")
     if analysis and analysis.get("confusion") and len(inputs.prepared.labels) <= 30:
         outputs.plot_confusion(analysis["confusion"], inputs.prepared.labels, run.path / CONFUSION)
-    info = _record(ctx, inputs, training, measured.test, analysis, run_id, fingerprint)
+    info = _record(ctx, inputs, training, measured.test, analysis, run_id, fingerprint, baseline)
     card.write(run, repo_id=ctx.config.push_to_hub, location=ctx.target, info=info)
     outputs.crash_point("card-written")
     info.save(run.path)   # last: its presence means the run dir is complete
@@ -635,6 +637,16 @@ def _baseline(ctx: _Run, inputs: _Inputs) -> dict[str, Any] | None:
         ctx.say(f"baseline on the test split, {escape(entry['name'])}: "
                 + ", ".join(f"{k} {v:.4f}" for k, v in entry["metrics"].items()))
     return baseline
+
+
+def _learning_check(ctx: _Run, inputs: _Inputs, config: RunConfig, measured: _Measured,
+                    baseline: dict[str, Any] | None) -> dict[str, Any]:
+    """Whether the run learned anything (learning_check.py): the test figure beside the baselines, and the
+    kind's reading of the test predictions (one output for every example?)."""
+    kind, output = inputs.kind, measured.test_output
+    one_output = kind.one_output(output.predictions, output.label_ids, inputs.prepared.labels, inputs.processor)
+    return learning_check.check(measured.test, baseline, inputs.metric, ctx.template.greater_is_better, one_output,
+                                kind.learned_nothing_cause, config, len(inputs.prepared.splits["train"]))
 
 
 MIN_VALIDATION = 500   # below this, one standard error of an accuracy exceeds ~0.02
@@ -684,7 +696,8 @@ def _data_stats(inputs: _Inputs, config: RunConfig, buckets: dict[str, Any] | No
 
 
 def _record(ctx: _Run, inputs: _Inputs, training: _Training, test_metrics: dict[str, float],
-            analysis: dict[str, Any] | None, run_id: str, fingerprint: str) -> RunInfo:
+            analysis: dict[str, Any] | None, run_id: str, fingerprint: str, baseline: dict[str, Any] | None
+            ) -> RunInfo:
     """The run record (run_info.json). It is pushed with the model, so it holds no local path: local inputs
     are named by their file or folder name."""
     config, template, prepared, source = training.config, ctx.template, inputs.prepared, ctx.model_source
@@ -722,7 +735,7 @@ def _record(ctx: _Run, inputs: _Inputs, training: _Training, test_metrics: dict[
         test_analysis=analysis,
         run_id=run_id,
         fingerprint=fingerprint,
-        baseline=_baseline(ctx, inputs),
+        baseline=baseline,
         checkpoint_notes=training.checkpoint_notes,
         hp_search=training.search,
     )

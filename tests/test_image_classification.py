@@ -25,6 +25,9 @@ def test_image_folder_run_skips_the_corrupt_file_and_loads_in_pipeline(tiny_vit,
     baseline = info["baseline"]    # the majority class, and a plain SVC on pixels, on the same test split
     assert baseline["name"].startswith("majority class") and baseline["also"][0]["name"].startswith("SVC")
     assert baseline["also"][0]["metrics"]["accuracy"] > baseline["metrics"]["accuracy"]   # red vs blue: colour
+    # it learned (red vs blue, every test image right): no learned-nothing warning, in the metrics or the card
+    assert result.metrics["learning_check"] == {"learned_nothing": False, "behind_a_baseline": False, "findings": []}
+    assert "Warning:" not in (out / "README.md").read_text()
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "blue", "1": "red"}
     assert (out / "preprocessor_config.json").exists() and (out / "example.png").exists()

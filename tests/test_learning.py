@@ -28,6 +28,7 @@ def test_sentiment_beats_the_majority_class(tmp_path):
     baseline = majority_accuracy("sentiment", **settings)
     result = finetune("sentiment", output_dir=str(tmp_path / "run"), **settings)
     assert result.metrics["test"]["accuracy"] >= baseline + 0.10, (result.metrics["test"], baseline)
+    assert result.metrics["learning_check"]["learned_nothing"] is False   # it learned: no warning says otherwise
 
 
 def test_image_classification_beats_the_majority_class(tmp_path):
@@ -36,6 +37,7 @@ def test_image_classification_beats_the_majority_class(tmp_path):
     baseline = majority_accuracy("image-classification", **settings)
     result = finetune("image-classification", output_dir=str(tmp_path / "run"), **settings)
     assert result.metrics["test"]["accuracy"] >= baseline + 0.40, (result.metrics["test"], baseline)
+    assert result.metrics["learning_check"]["learned_nothing"] is False
 
 
 def test_summarization_beats_the_zero_shot_model_on_the_same_split(tmp_path):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from hf_finetune import finetune
 
 from conftest import read_json
@@ -33,6 +35,11 @@ def test_a_regression_card_on_a_folder_named_data_reads_right(tmp_path, tiny_mod
     # the small-validation note speaks of the metric that chose the checkpoint (MSE), not of an accuracy
     assert "chosen on 6 validation examples (fewer than 500)" in card
     assert "standard error of an accuracy" not in card and "validation mse" in card
+    # two steps leave the head on the training mean: a near-constant regressor learned nothing, although its MSE
+    # is under the mean predictor's on 6 examples
+    check = read_json(run / "metrics.json")["learning_check"]
+    assert check["learned_nothing"] is True and [f["signal"] for f in check["findings"]] == ["one_output"]
+    assert "to every one of the 6 test examples" in card and "outputs about the training mean" in card
 
 
 # -- summarization's zero-shot step: bounded by default, with progress (item 6) -----------------------------
@@ -43,6 +50,11 @@ def test_zero_shot_is_scored_on_a_stated_sample_with_progress(tiny_seq2seq, summ
                 "--max-steps", "1", "--max-length", "32", "--max-target-length", "8", "--eval-strategy", "no",
                 "--max-zero-shot-samples", "4", "--per-device-eval-batch-size", "2"])
     assert proc.returncode == 0, proc.stderr + proc.stdout
+    # one step: the same summary for every text, under lead-3
+    check = read_json(out / "metrics.json")["learning_check"]
+    assert check["learned_nothing"] is True
+    assert {f["signal"] for f in check["findings"]} == {"one_output", "baseline"}
+    assert "one generic summary" in check["cause"] and "WARNING: This run learned nothing useful." in proc.stdout
     # 60 rows: a 6-example test hold-out, of which the zero-shot step scores a seeded sample of 4, in 2 batches
     assert "evaluating the base model on a sample of 4 of the 6 test examples (seed 42" in proc.stdout
     assert "[hf-finetune] zero-shot (base model): batch 1/2" in proc.stdout
@@ -70,3 +82,71 @@ def test_the_zero_shot_step_is_skipped_with_0_and_shows_a_bar_on_a_terminal(tiny
                        output_dir=str(tmp_path / "skipped"), max_steps=1, max_length=32, max_target_length=8,
                        eval_strategy="no", max_zero_shot_samples=0)
     assert "zero_shot_test" not in skipped.metrics
+
+
+# -- a run that learned nothing says so (item 5) ------------------------------------------------------------
+
+def test_a_run_that_learned_nothing_says_so_in_the_output_the_card_and_metrics(tiny_model, tiny_run_data, tmp_path,
+                                                                                cli):
+    # the tiny random BERT, one epoch of 7 steps at the default learning rate: it stays on one class
+    out = tmp_path / "run"
+    proc = cli(["sentiment", "--model", tiny_model, "--dataset", tiny_run_data, "--text-column", "review",
+                "--output-dir", out, "--max-length", "16", "--num-train-epochs", "1",
+                "--per-device-train-batch-size", "16"])
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    check = read_json(out / "metrics.json")["learning_check"]
+    assert check["learned_nothing"] is True and check["behind_a_baseline"] is True
+    majority = next(f for f in check["findings"] if f["signal"] == "baseline" and f["trivial"])
+    assert majority["baseline"].startswith("majority class") and majority["metric"] == "f1"
+    assert majority["test"] == pytest.approx(majority["baseline_value"])          # it ties the baseline majority class
+    one = next(f for f in check["findings"] if f["signal"] == "one_output")
+    assert "to 100% of the 12 test examples" in one["output"]
+    assert "--num-train-epochs 2 (this run: 1)" in check["try"][0]
+    assert "WARNING: This run learned nothing useful." in proc.stdout
+    assert "ties the baseline majority class" in proc.stdout and "--num-train-epochs 2 (this run: 1)" in proc.stdout
+    card = (out / "README.md").read_text()
+    assert "> **Warning: This run learned nothing useful.**" in card
+    assert "ties the baseline majority class" in card and "Likely cause: too little training" in card
+
+
+def _check(test: float, baselines: list[tuple[str, float, bool]], metric: str = "f1", greater: bool = True,
+           one_output: str | None = None) -> dict:
+    from hf_finetune.config import RunConfig
+    from hf_finetune.learning_check import check
+
+    entries = [{"name": name, "metrics": {metric: value}, **({"trivial": True} if trivial else {})}
+               for name, value, trivial in baselines]
+    baseline = {**entries[0], "also": entries[1:]} if entries else None
+    return check({metric: test}, baseline, metric, greater, one_output, "a cause", RunConfig(), 5000)
+
+
+def test_a_test_figure_within_1_percent_of_a_baseline_ties_it_and_a_perfect_one_is_no_sign():
+    learned = _check(0.80, [("majority", 0.33, True), ("tf-idf", 0.78, False)])
+    assert learned == {"learned_nothing": False, "behind_a_baseline": False, "findings": []}
+    tie = _check(0.785, [("majority", 0.33, True), ("tf-idf", 0.78, False)])          # 0.6% above: a tie
+    assert not tie["learned_nothing"] and tie["behind_a_baseline"]
+    assert [(f["baseline"], f["relation"]) for f in tie["findings"]] == [("tf-idf", "ties")]
+    assert _check(0.30, [("prior", 0.30, True)])["learned_nothing"]
+    assert _check(0.20, [("lead-3", 0.27, False)])["findings"][0]["relation"] == "trails"
+    assert not _check(0.20, [("lead-3", 0.27, False)])["learned_nothing"]            # a classical baseline
+    assert _check(1.0, [("svc", 1.0, False)])["findings"] == []                       # nothing beats 1.0
+    # lower is better (MSE): 0.0330 beats the mean's 0.0362, 0.0360 ties it
+    assert _check(0.0330, [("mean", 0.0362, True)], "mse", greater=False)["findings"] == []
+    assert _check(0.0360, [("mean", 0.0362, True)], "mse", greater=False)["learned_nothing"]
+    assert _check(0.9, [], one_output="`a` to 100% of the 9 test examples")["learned_nothing"]
+
+
+def test_a_multi_label_model_that_gives_every_text_one_label_set_is_caught():
+    import numpy as np
+
+    from hf_finetune.kinds.multi_label_classification import MultiLabelClassification
+
+    kind = MultiLabelClassification()
+    kind.threshold = 0.5
+    truth = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]] * 5, dtype=np.float32)
+    collapsed = np.tile(np.array([[3.0, -3.0, -3.0]]), (20, 1))            # `joy` for every text
+    assert kind.one_output(collapsed, truth, ["joy", "fear", "neutral"], None) == "`joy` to 100% of the 20 test examples"
+    varied = np.where(truth > 0, 3.0, -3.0)                                # each text its own labels
+    assert kind.one_output(varied, truth, ["joy", "fear", "neutral"], None) is None
+    silent = np.full((20, 3), -3.0)                                        # no label for any text
+    assert kind.one_output(silent, truth, ["joy", "fear", "neutral"], None) == "no label to 100% of the 20 test examples"

@@ -135,9 +135,23 @@ def _print_summary(console: Console, result: Any, seconds: float) -> None:
     if "train_samples_per_second" in train:
         console.print(f"training: {train['train_samples_per_second']:.1f} samples/s, "
                       f"{train.get('wall_seconds', 0):.0f} s", highlight=False)
+    _print_learning_check(console, result.metrics.get("learning_check"))
     console.print(f"model, card and metrics: [bold]{result.output_dir}[/]", highlight=False)
     if result.pushed_to:
         console.print(f"pushed: {result.pushed_to}", highlight=False)
+
+
+def _print_learning_check(console: Console, record: dict[str, Any] | None) -> None:
+    """The warning block of a run that learned nothing (or no more than a classical baseline)."""
+    from rich.markup import escape
+
+    from ..learning_check import warning_lines
+
+    lines = warning_lines(record)
+    if lines:
+        console.print(f"[bold yellow]{escape(lines[0])}[/]", highlight=False)
+        for line in lines[1:]:   # unwrapped: the terminal wraps them, a log keeps them whole
+            console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def cmd_train(argv: list[str], console: Console) -> int:

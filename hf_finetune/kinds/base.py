@@ -39,6 +39,22 @@ def input_fields(value: Any) -> dict[str, Any]:
     return {"input": value}
 
 
+NEARLY_ALL = 0.95   # one output for this share of the test examples, or more, is (nearly) one output for all
+
+
+def most_common_output(outputs: list, truth: list) -> tuple[Any, float] | None:
+    """The output a model gave (nearly) every test example, and its share, when it did while the truth varies
+    more (one output on a test split of one class is no sign)."""
+    from collections import Counter
+
+    if not outputs:
+        return None
+    value, count = Counter(outputs).most_common(1)[0]
+    share = count / len(outputs)
+    truth_share = Counter(truth).most_common(1)[0][1] / len(truth) if truth else 1.0
+    return (value, share) if share >= NEARLY_ALL and share > truth_share else None
+
+
 class TaskKind:
     name: str = ""
     roles: tuple[str, ...] = ()          # column roles of the data, e.g. ("text", "label")
@@ -53,6 +69,9 @@ class TaskKind:
     evaluate_before_training: bool = False   # also report the base model's metrics (zero-shot)
     card_hyperparameters: tuple[str, ...] = ()   # options beyond the shared ones that shaped a run (card table)
     task_words: str = ""                 # how the card names the task, when not its pipeline tag
+    # why a run of this kind learns nothing, most often (the learned-nothing warning, learning_check.py)
+    learned_nothing_cause: str = ("too little training to move the model off its starting point: too few optimizer "
+                                  "steps (epochs x examples / batch size), or a learning rate too low for them")
     predict_classes = ("AutoTokenizer", "AutoModelForSequenceClassification")   # what `predict` loads
     # --linear-probe: fit_head(train_x, train_y, validation_x, validation_y, outputs) -> (weight, bias, record)
     # fits the output layer on frozen features (linear_probe.py); None where the kind has no such layer
@@ -159,6 +178,22 @@ class TaskKind:
         It may add ``"also": [{"name", "metrics"}, ...]``: cheap classical models (TF-IDF, pixels) that
         say more than the trivial one. None: this kind has no baseline."""
         return None
+
+    def test_outputs(self, predictions: Any, label_ids: Any, labels: list[str], processor: Any
+                     ) -> tuple[list, list] | None:
+        """The test predictions and the true targets as comparable values, as the output names them (a label, a
+        label set, a summary), for ``one_output``; None: this kind compares no such values."""
+        return None
+
+    def one_output(self, predictions: Any, label_ids: Any, labels: list[str], processor: Any) -> str | None:
+        """What the model answered for (nearly) every test example, when it did ("`positive` to 100% of the 12
+        test examples"): the sign of a run that learned nothing, whatever its metrics."""
+        pair = self.test_outputs(predictions, label_ids, labels, processor)
+        found = most_common_output(*pair) if pair else None
+        if found is None:
+            return None
+        value, share = found
+        return f"{value} to {share:.0%} of the {len(pair[0])} test examples"
 
     # -- the card -----------------------------------------------------------------------------------------
     def example(self, split: Any) -> str | None:
@@ -306,6 +341,17 @@ class SingleLabelClassification(TaskKind):
         weight, bias = np.zeros((outputs, train_x.shape[1])), np.full(outputs, -10.0)   # unseen classes: never
         weight[model.classes_], bias[model.classes_] = coef, intercept
         return weight, bias, {"head": "logistic regression", "C": strength, "validation_accuracy": round(accuracy, 4)}
+
+    def test_outputs(self, predictions: Any, label_ids: Any, labels: list[str], processor: Any
+                     ) -> tuple[list, list] | None:
+        """The predicted and the true label of each test example."""
+        import numpy as np
+
+        if not labels:
+            return None
+        name = (lambda i: f"`{labels[int(i)]}`")
+        return ([name(i) for i in np.argmax(logits_of(predictions), axis=-1)],
+                [name(i) for i in np.asarray(label_ids)])
 
     @classmethod
     def label_counts(cls, split: Any, labels: list[str]) -> dict[str, int]:

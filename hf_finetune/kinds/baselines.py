@@ -3,7 +3,9 @@ fine-tune added: a 0.76 accuracy reads differently beside a 0.42 majority class 
 TF-IDF model.
 
 Each function returns ``{"name": str, "metrics": {...}}`` with the metric names the run's own metrics
-use (the bundled ``evaluate`` modules: accuracy, macro-F1, ROUGE), so the card can put them side by side.
+use (the bundled ``evaluate`` modules: accuracy, macro-F1, ROUGE), so the card can put them side by side;
+a predictor that reads no input (the majority class, a constant) is also ``"trivial": True``: a run that does
+no better than it learned nothing (learning_check.py).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def majority_class(train_labels: Sequence[int], test_labels: Sequence[int], labe
     """Always the most frequent training label."""
     top = Counter(train_labels).most_common(1)[0][0]
     predictions = np.full(len(test_labels), top)
-    return {"name": f"majority class (always `{labels[top]}`)",
+    return {"name": f"majority class (always `{labels[top]}`)", "trivial": True,
             "metrics": score(predictions, np.asarray(test_labels), CLASSIFICATION_METRICS)}
 
 

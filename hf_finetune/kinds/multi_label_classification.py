@@ -239,6 +239,10 @@ class MultiLabelClassification(TextClassification):
     task_words = "multi-label text classification"   # served by the text-classification pipeline
     problem_types = ("multi_label_classification",)
     text_pairs = False   # its baselines, thresholds and predictions read one text per example
+    learned_nothing_cause = ("class imbalance: a few frequent labels dominate the loss, so the model gives every "
+                             "text the same few labels (near the label-frequency prior) and the rare ones never reach "
+                             "their thresholds; it needs more optimizer steps (epochs, learning rate) and more examples "
+                             "of the rare labels")
 
     def __init__(self, template: Any = None, model_config: Any = None, prefix: str | None = None):
         super().__init__(template, model_config, prefix)
@@ -353,8 +357,7 @@ class MultiLabelClassification(TextClassification):
         from sklearn.metrics import precision_recall_fscore_support
 
         threshold = self.threshold if self.threshold is not None else DEFAULT_THRESHOLD
-        thresholds = self.thresholds if self.thresholds is not None else np.full(len(labels), threshold)
-        predicted = (sigmoid(logits_of(predictions)) >= thresholds).astype(int)
+        predicted = self.predicted(predictions, len(labels))
         truth = np.asarray(label_ids).round().astype(int)
         precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, average=None,
                                                                          zero_division=0)
@@ -377,6 +380,23 @@ class MultiLabelClassification(TextClassification):
                       "Thresholds: " + ", ".join(f"{name} {t:.2f}" for name, t in zip(labels, thresholds)) + "."],
         }
 
+    def predicted(self, predictions: Any, n_labels: int) -> np.ndarray:
+        """The 0/1 label sets of a prediction, at the fixed thresholds (each label's, else the common one)."""
+        threshold = self.threshold if self.threshold is not None else DEFAULT_THRESHOLD
+        thresholds = self.thresholds if self.thresholds is not None else np.full(n_labels, threshold)
+        return (sigmoid(logits_of(predictions)) >= thresholds).astype(int)
+
+    def test_outputs(self, predictions: Any, label_ids: Any, labels: list[str], processor: Any
+                     ) -> tuple[list, list] | None:
+        """The predicted and the true label set of each test example (at the fixed thresholds)."""
+        predicted = self.predicted(predictions, len(labels))
+        truth = np.asarray(label_ids).round().astype(int)
+
+        def named(row: np.ndarray) -> str:
+            return "`" + ", ".join(labels[i] for i in np.flatnonzero(row)) + "`" if row.any() else "no label"
+
+        return [named(row) for row in predicted], [named(row) for row in truth]
+
     def baseline(self, train: Any, test: Any, labels: list[str] | None, config: RunConfig) -> dict | None:
         """The label-frequency prior: the best constant label set on the training split, scored on test."""
         from .. import metrics as metrics_mod
@@ -387,7 +407,7 @@ class MultiLabelClassification(TextClassification):
         scores = metrics_mod.load("multilabel").compute(predictions=predicted, references=test_targets)
         chosen = [labels[i] for i in np.flatnonzero(row)] if labels else [str(i) for i in np.flatnonzero(row)]
         result = {"name": "label-frequency prior (always " + (", ".join(chosen) if chosen else "no label") + ")",
-                  "metrics": {k: float(v) for k, v in scores.items()}}
+                  "trivial": True, "metrics": {k: float(v) for k, v in scores.items()}}
         if len(train) <= self.TFIDF_MAX_TRAIN:
             train_texts, test_texts = (tokenized.bounded(split["text"], config.max_length) for split in (train, test))
             result["also"] = [baselines.tfidf_one_vs_rest(train_texts, train_targets, test_texts, test_targets,

@@ -80,6 +80,9 @@ class Regression(TextClassification):
     classification = False
     task_words = "text regression"   # served by the text-classification pipeline
     problem_types = ("regression",)
+    learned_nothing_cause = ("too little training: the head still outputs about the training mean for every text "
+                             "(too few optimizer steps, or a learning rate too low for them)")
+    NEAR_CONSTANT = 0.1   # predictions whose spread is under this share of the targets' are (near) one number
 
     def __init__(self, template: Any = None, model_config: Any = None, prefix: str | None = None):
         super().__init__(template, model_config, prefix)
@@ -179,6 +182,14 @@ class Regression(TextClassification):
                       "units."],
         }
 
+    def one_output(self, predictions: Any, label_ids: Any, labels: list[str], processor: Any) -> str | None:
+        """A near-constant prediction: its spread on the test split is under NEAR_CONSTANT of the targets'."""
+        predicted, truth = self.to_units(logits_of(predictions)), self.to_units(label_ids)
+        if not len(truth) or truth.std() == 0 or predicted.std() >= self.NEAR_CONSTANT * truth.std():
+            return None
+        return (f"about {predicted.mean():.4g} to every one of the {len(truth)} test examples (standard deviation "
+                f"{predicted.std():.3g}, the targets' {truth.std():.3g})")
+
     def baseline(self, train: Any, test: Any, labels: list[str] | None, config: RunConfig) -> dict | None:
         """The mean predictor: every test text gets the training split's mean target."""
         from .. import metrics as metrics_mod
@@ -186,7 +197,7 @@ class Regression(TextClassification):
         mean = float(np.mean(np.asarray(train["target"], dtype=np.float64)))
         truth = np.asarray(test["target"], dtype=np.float64)
         scores = metrics_mod.load("regression").compute(predictions=np.full_like(truth, mean), references=truth)
-        result = {"name": f"mean of the training targets ({mean:.4g})",
+        result = {"name": f"mean of the training targets ({mean:.4g})", "trivial": True,
                   "metrics": {k: float(v) for k, v in scores.items()}}
         if len(train) <= self.TFIDF_MAX_TRAIN:
             if PAIR_ROLE in train.column_names:   # similarity of two texts: how alike their words are

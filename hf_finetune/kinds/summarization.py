@@ -54,6 +54,8 @@ class Summarization(TaskKind):
     options = ("text_column", "summary_column", "max_target_length", "generation_num_beams", "max_zero_shot_samples")
     evaluate_before_training = True   # zero-shot ROUGE on the same split, for the card
     predict_classes = ("AutoTokenizer", "AutoModelForSeq2SeqLM")
+    learned_nothing_cause = ("too few optimizer steps or training pairs: the model has learned the summaries' common "
+                             "words and form, not yet to follow each text, so it writes one generic summary")
 
     def __init__(self, template: Any = None, model_config: Any = None, prefix: str | None = None):
         super().__init__(template, model_config, prefix)
@@ -135,6 +137,14 @@ class Summarization(TaskKind):
             return results
 
         return compute
+
+    def test_outputs(self, predictions: Any, label_ids: Any, labels: list[str], processor: Any
+                     ) -> tuple[list, list] | None:
+        """The generated and the reference summary of each test example."""
+        def quoted(texts: list[str]) -> list[str]:
+            return [f'the summary "{text[:120]}"' for text in texts]
+
+        return quoted(decode(processor, logits_of(predictions))), quoted(decode(processor, label_ids))
 
     def data_stats(self, train: Any) -> dict[str, Any]:
         return {"mean_target_tokens": float(np.mean([len(ids) for ids in train["labels"]])),
