@@ -19,6 +19,7 @@ from rich.text import Text
 from transformers import TrainerCallback
 from transformers.trainer_utils import has_length
 
+from . import estimate
 from .errors import FinetuneError
 from .progress import step_line
 
@@ -30,6 +31,7 @@ class _PredictionPass:
     label: str
     total: int | None
     started: float
+    batch_size: int = 1       # examples per batch, all processes together
     done: int = 0
     task: Any = None          # its bar on a terminal
     own_live: bool = False    # the pass runs outside training (zero-shot): its bar has a display of its own
@@ -42,8 +44,11 @@ class ProgressCallback(TrainerCallback):
     training) also prints its batches elsewhere."""
 
     def __init__(self, console: Console, metric: str, samples_per_step: int, quiet: bool = False,
-                 live: bool | None = None):
+                 live: bool | None = None, shape: estimate.RunShape | None = None):
+        """``shape``: what the run's time depends on; with it, the time of the whole run is estimated once,
+        from its first training steps, and said (with the flags that shorten a long run)."""
         self.console = console
+        self.shape = shape
         self.metric = metric
         self.samples_per_step = samples_per_step
         self.quiet = quiet
@@ -60,6 +65,10 @@ class ProgressCallback(TrainerCallback):
         self._last_print = 0.0
         self._named_pass: str | None = None   # the label ``predicting`` gives the next passes
         self._pass: _PredictionPass | None = None
+        self._pass_seconds = 0.0              # spent in prediction passes, all together
+        self._eval_seconds_per_example: float | None = None   # of the last prediction pass
+        self._start_step = 0                  # the step training started (or resumed) from
+        self._timing: tuple[float, float] | None = None   # (clock, pass seconds) when the first step ended
 
     # -- helpers ----------------------------------------------------------------------------
     def _status(self) -> Text:
@@ -101,12 +110,11 @@ class ProgressCallback(TrainerCallback):
             self._end_pass()
             self._named_pass = None
 
-    def _advance_pass(self, dataloader: Any) -> None:
-        if self.quiet:
-            return
+    def _advance_pass(self, dataloader: Any, args: Any) -> None:
         if self._pass is None:
             total = len(dataloader) if dataloader is not None and has_length(dataloader) else None
-            self._pass = _PredictionPass(self._named_pass or "evaluating", total, time.perf_counter())
+            self._pass = _PredictionPass(self._named_pass or "evaluating", total, time.perf_counter(),
+                                         batch_size=args.eval_batch_size * args.world_size)
             if self.live_mode:
                 if self._progress is None:   # before training: no display yet
                     self._progress, self._pass.own_live = self._new_progress(), True
@@ -117,7 +125,7 @@ class ProgressCallback(TrainerCallback):
         current.done += 1
         if current.task is not None:
             self._progress.update(current.task, completed=current.done)
-        elif self._named_pass and current.total and not self.live_mode:
+        elif self._named_pass and current.total and not self.live_mode and not self.quiet:
             if current.done * 10 // current.total != (current.done - 1) * 10 // current.total or current.done == 1:
                 elapsed = time.perf_counter() - current.started
                 eta = (current.total - current.done) * elapsed / current.done
@@ -126,7 +134,12 @@ class ProgressCallback(TrainerCallback):
 
     def _end_pass(self) -> None:
         current, self._pass = self._pass, None
-        if current is None or current.task is None or self._progress is None:
+        if current is None:
+            return
+        seconds = time.perf_counter() - current.started
+        self._pass_seconds += seconds
+        self._eval_seconds_per_example = seconds / (current.done * current.batch_size)
+        if current.task is None or self._progress is None:
             return
         if current.own_live:
             self._live.stop()
@@ -135,7 +148,18 @@ class ProgressCallback(TrainerCallback):
             self._progress.remove_task(current.task)
 
     # -- Trainer events ---------------------------------------------------------------------
+    def _say_estimate(self, args: Any, state: Any) -> None:
+        """The whole run's time from the steps timed so far (evaluation passes among them left out)."""
+        now = time.perf_counter()
+        clock, passes = self._timing
+        per_step = (now - clock - (self._pass_seconds - passes)) / estimate.MEASURED_STEPS
+        timed = estimate.estimate(self.shape, per_step, now - self._t0, state, args, self._start_step,
+                                  self._eval_seconds_per_example, self.samples_per_step)
+        for line in estimate.message(self.shape, timed):
+            self.console.print(line, highlight=False, markup=False, soft_wrap=True)
+
     def on_train_begin(self, args, state, control, **kwargs):
+        self._start_step, self._timing = state.global_step, None
         self._t0 = time.perf_counter()
         if not state.is_world_process_zero:
             self.quiet, self.live_mode = True, False
@@ -149,9 +173,15 @@ class ProgressCallback(TrainerCallback):
                   flush=True)
 
     def on_step_end(self, args, state, control, **kwargs):
+        done = state.global_step - self._start_step
+        if done == 1:
+            self._timing = (time.perf_counter(), self._pass_seconds)
+        elif (done == 1 + estimate.MEASURED_STEPS and self.shape is not None and self._timing is not None
+              and not self.quiet and state.global_step < state.max_steps):
+            self._say_estimate(args, state)
         elapsed = time.perf_counter() - self._t0
         if elapsed > 0:
-            self.rate = state.global_step * self.samples_per_step / elapsed
+            self.rate = (state.global_step - self._start_step) * self.samples_per_step / elapsed   # a resume's too
         if self._progress is not None:
             self._progress.update(self._task, completed=state.global_step)
             self._refresh()
@@ -166,7 +196,7 @@ class ProgressCallback(TrainerCallback):
     def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
         if self.phase == "training":
             self.phase = "evaluating"
-        self._advance_pass(eval_dataloader)
+        self._advance_pass(eval_dataloader, args)
         self._refresh()
 
     def on_predict(self, args, state, control, metrics=None, **kwargs):

@@ -325,8 +325,8 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
         metric_headers=metric_names,
         epoch_rows=_epoch_rows(history, metric_names, metrics.get("best_checkpoint_step")),
         has_curves=run.has(CURVES),
-        final_rows=[{"split": _final_row_name(s, metrics, info), "cells": [_fmt(metrics[s].get(m)) for m in metric_names]}
-                    for s in FINAL_ROW_NAMES if s in metrics]
+        final_rows=[{"split": _final_row_name(s, metrics, info),
+                     "cells": [_fmt(metrics[s].get(m)) for m in metric_names]} for s in FINAL_ROW_NAMES if s in metrics]
         + [{"split": cell(f"test, baseline: {b['name']}"), "cells": [_fmt(b["metrics"].get(m)) for m in metric_names]}
            for b in _baselines(info)],
         checkpoint_notes=info.checkpoint_notes,

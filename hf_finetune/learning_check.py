@@ -70,9 +70,9 @@ def remedies(config: RunConfig, train_examples: int) -> list[str]:
 def check(test: dict[str, float], baseline: dict[str, Any] | None, metric: str, greater_is_better: bool,
           one_output: str | None, cause: str, config: RunConfig, train_examples: int) -> dict[str, Any]:
     """The run's ``learning_check``: ``learned_nothing`` (it ties or trails a trivial baseline, one that reads
-    no input, or gives one output to (nearly) every test example), ``behind_a_baseline`` (it ties or trails any baseline it printed,
-    a classical one included), the ``findings`` (each baseline tied or trailed; the one output), and, when there
-    are any, the likely ``cause`` and the flags to ``try``."""
+    no input, or gives one output to (nearly) every test example), ``behind_a_baseline`` (it ties or trails any
+    baseline it printed, a classical one included), the ``findings`` (each baseline tied or trailed; the one
+    output), and, when there are any, the likely ``cause`` and the flags to ``try``."""
     findings = _baseline_findings(test, baseline, metric, greater_is_better)
     if one_output:
         findings.append({"signal": "one_output", "output": one_output})

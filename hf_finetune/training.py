@@ -24,7 +24,7 @@ from accelerate import PartialState
 from rich.console import Console
 from rich.markup import escape
 
-from . import (arguments, batching, card, config as config_mod, data as data_mod, embedded, hpsearch,
+from . import (arguments, batching, card, config as config_mod, data as data_mod, embedded, estimate, hpsearch,
                hub_checkpoints, install, kinds, learning_check, metrics as metrics_mod, modeling, outputs)
 from .config import RunConfig
 from .data.tokenized import processor_identity
@@ -397,7 +397,8 @@ def _build_trainer(ctx: _Run, inputs: _Inputs, config: RunConfig, checkpoints: P
                     "batch, so the model is recompiled again and again; 'length_buckets' bounds the shapes.",
                     config.train_sampling_strategy)
     progress = ProgressCallback(ctx.console, inputs.metric, args.train_batch_size * args.gradient_accumulation_steps
-                                * args.world_size, quiet=ctx.quiet)
+                                * args.world_size, quiet=ctx.quiet,
+                                shape=None if config.hp_search else _run_shape(inputs, config))
     suite = metrics_mod.MetricSuite(inputs.metric_specs, template.trust_remote_code)
     trainer = trainer_class(
         model=inputs.model, args=args, train_dataset=inputs.tokenized["train"],
@@ -407,6 +408,14 @@ def _build_trainer(ctx: _Run, inputs: _Inputs, config: RunConfig, checkpoints: P
     )
     trainer.remove_callback(PrinterCallback)
     return trainer, progress, buckets
+
+
+def _run_shape(inputs: _Inputs, config: RunConfig) -> estimate.RunShape:
+    """What the run's time depends on, for the estimate said after its first steps (not for a search's trials)."""
+    splits = inputs.tokenized
+    return estimate.RunShape(len(splits["train"]), len(splits["validation"]), len(splits["test"]),
+                             config.num_train_epochs, config.max_steps,
+                             levers=lambda: inputs.kind.time_levers(config, splits["train"], inputs.processor))
 
 
 def _hub_callbacks(ctx: _Run) -> list[Any]:

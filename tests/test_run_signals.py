@@ -103,6 +103,7 @@ def test_a_run_that_learned_nothing_says_so_in_the_output_the_card_and_metrics(t
     assert "to 100% of the 12 test examples" in one["output"]
     assert "--num-train-epochs 2 (this run: 1)" in check["try"][0]
     assert "WARNING: This run learned nothing useful." in proc.stdout
+    assert "estimated time: " in proc.stdout and "to shorten it" not in proc.stdout   # a short run: no hint
     assert "ties the baseline majority class" in proc.stdout and "--num-train-epochs 2 (this run: 1)" in proc.stdout
     card = (out / "README.md").read_text()
     assert "> **Warning: This run learned nothing useful.**" in card
@@ -145,8 +146,53 @@ def test_a_multi_label_model_that_gives_every_text_one_label_set_is_caught():
     kind.threshold = 0.5
     truth = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]] * 5, dtype=np.float32)
     collapsed = np.tile(np.array([[3.0, -3.0, -3.0]]), (20, 1))            # `joy` for every text
-    assert kind.one_output(collapsed, truth, ["joy", "fear", "neutral"], None) == "`joy` to 100% of the 20 test examples"
+    names = ["joy", "fear", "neutral"]
+    assert kind.one_output(collapsed, truth, names, None) == "`joy` to 100% of the 20 test examples"
     varied = np.where(truth > 0, 3.0, -3.0)                                # each text its own labels
-    assert kind.one_output(varied, truth, ["joy", "fear", "neutral"], None) is None
+    assert kind.one_output(varied, truth, names, None) is None
     silent = np.full((20, 3), -3.0)                                        # no label for any text
-    assert kind.one_output(silent, truth, ["joy", "fear", "neutral"], None) == "no label to 100% of the 20 test examples"
+    assert kind.one_output(silent, truth, names, None) == "no label to 100% of the 20 test examples"
+
+
+# -- the estimated time, before most of the run (item 3) -----------------------------------------------------
+
+def test_a_long_run_says_its_time_and_the_flags_that_shorten_it(tiny_model, tiny_run_data, tmp_path, cli,
+                                                                 monkeypatch):
+    import re
+
+    monkeypatch.setenv("HF_FINETUNE_LONG_RUN_MINUTES", "0.0001")   # any run is long: the hint must come
+    proc = cli(["sentiment", "--model", tiny_model, "--dataset", tiny_run_data, "--text-column", "review",
+                "--output-dir", tmp_path / "run", "--max-length", "16", "--num-train-epochs", "2",
+                "--per-device-train-batch-size", "16"])
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    about = r"(?:under 1|about \d+) s"
+    said = re.search(rf"estimated time: {about} \(training {about}: (\d+) steps at ([\d.]+) s; evaluation {about}\), "
+                     r"from the first 5 steps", proc.stdout)
+    assert said, proc.stdout
+    assert int(said[1]) == 14 and float(said[2]) > 0     # 97 training rows in batches of 16: 7 steps, 2 epochs
+    assert proc.stdout.index("estimated time") < proc.stdout.index("[hf-finetune] epoch 1.00")   # before epoch 1 ends
+    assert "that is over 0.0001 min on this machine (HF_FINETUNE_LONG_RUN_MINUTES); to shorten it: " in proc.stdout
+    assert re.search(rf"--num-train-epochs 1 \({about}\)", proc.stdout), proc.stdout
+
+
+def test_the_flags_that_shorten_a_long_run_aim_at_two_thirds_of_the_limit(monkeypatch):
+    from hf_finetune import estimate
+    from hf_finetune.errors import ConfigError
+
+    # 30 min: 27 of training (3 epochs of 5,000 images), 2 of validation passes, 1 of the test split
+    shape = estimate.RunShape(5000, 500, 500, 3.0, -1, levers=lambda: [("--image-size 160", (160 / 224) ** 2),
+                                                                        ("--image-size 128", (128 / 224) ** 2)],
+                              limit=15 * 60)
+    time = estimate.Estimate(train=27 * 60, evaluation=2 * 60, final=60, steps=480, seconds_per_step=3.375)
+    lines = estimate.message(shape, time)
+    assert lines[0] == ("estimated time: about 30 min (training about 27 min: 480 steps at 3.38 s; evaluation about "
+                        "3 min), from the first 5 steps")
+    # 10 min aimed at: one epoch (11 min: no fewer), 1,200 images (9 min), 128 px, the first size that fits (10 min)
+    assert lines[1] == ("that is over 15 min on this machine (HF_FINETUNE_LONG_RUN_MINUTES); to shorten it: "
+                        "--num-train-epochs 1 (about 11 min), --max-train-samples 1200 (about 9 min), "
+                        "--image-size 128 (about 10 min)")
+    short = estimate.Estimate(train=8 * 60, evaluation=60, final=30, steps=100, seconds_per_step=4.8)
+    assert len(estimate.message(shape, short)) == 1                       # under the limit: no hint
+    monkeypatch.setenv("HF_FINETUNE_LONG_RUN_MINUTES", "soon")
+    with pytest.raises(ConfigError, match="HF_FINETUNE_LONG_RUN_MINUTES must be a number of minutes"):
+        estimate.long_run_seconds()
