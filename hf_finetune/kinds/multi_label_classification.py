@@ -357,6 +357,7 @@ class MultiLabelClassification(TextClassification):
         from sklearn.metrics import precision_recall_fscore_support
 
         threshold = self.threshold if self.threshold is not None else DEFAULT_THRESHOLD
+        thresholds = self.fixed_thresholds(len(labels))
         predicted = self.predicted(predictions, len(labels))
         truth = np.asarray(label_ids).round().astype(int)
         precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, average=None,
@@ -380,11 +381,15 @@ class MultiLabelClassification(TextClassification):
                       "Thresholds: " + ", ".join(f"{name} {t:.2f}" for name, t in zip(labels, thresholds)) + "."],
         }
 
+    def fixed_thresholds(self, n_labels: int) -> np.ndarray:
+        """Each label's threshold, once fixed; else the common one (or the default) for every label."""
+        if self.thresholds is not None:
+            return self.thresholds
+        return np.full(n_labels, self.threshold if self.threshold is not None else DEFAULT_THRESHOLD)
+
     def predicted(self, predictions: Any, n_labels: int) -> np.ndarray:
-        """The 0/1 label sets of a prediction, at the fixed thresholds (each label's, else the common one)."""
-        threshold = self.threshold if self.threshold is not None else DEFAULT_THRESHOLD
-        thresholds = self.thresholds if self.thresholds is not None else np.full(n_labels, threshold)
-        return (sigmoid(logits_of(predictions)) >= thresholds).astype(int)
+        """The 0/1 label sets of a prediction, at the fixed thresholds."""
+        return (sigmoid(logits_of(predictions)) >= self.fixed_thresholds(n_labels)).astype(int)
 
     def test_outputs(self, predictions: Any, label_ids: Any, labels: list[str], processor: Any
                      ) -> tuple[list, list] | None:

@@ -140,9 +140,10 @@ class Summarization(TaskKind):
 
     def test_outputs(self, predictions: Any, label_ids: Any, labels: list[str], processor: Any
                      ) -> tuple[list, list] | None:
-        """The generated and the reference summary of each test example."""
+        """The generated and the reference summary of each test example, by their first 120 characters (two
+        summaries that start alike for that long are one summary here)."""
         def quoted(texts: list[str]) -> list[str]:
-            return [f'the summary "{text[:120]}"' for text in texts]
+            return [f'the summary "{text[:120]}' + ('..."' if len(text) > 120 else '"') for text in texts]
 
         return quoted(decode(processor, logits_of(predictions))), quoted(decode(processor, label_ids))
 
