@@ -128,6 +128,7 @@ def run_row(task: str, flags: list[str], dataset: tuple[str, Path] | None = None
             "test": metrics["test"], "validation": metrics["validation"], "steps": metrics["train"]["steps"],
             "baseline": info.get("baseline"), "splits": info["splits"], "precision": info["precision"],
             "hp_search": info.get("hp_search"),
+            "learning_check": metrics.get("learning_check"),   # whether the run learned anything (its own verdict)
             "resolved": {k: saved.get(k) for k in ("learning_rate", "num_train_epochs", "warmup_steps",
                                                    "weight_decay", "per_device_train_batch_size",
                                                    "lr_scheduler_type", "image_size", "image_augmentation")
