@@ -150,7 +150,8 @@ def public_suite() -> str:
             rows.append(f"| {task}, `{figures['set']}` | {label}: `{r['command']}` "
                         f"| {NAMES[headline]} {r['validation'][headline]:.3f} "
                         f"| " + ", ".join(f"{NAMES[m]} **{r['test'][m]:.3f}**" for m in metrics if m in r["test"])
-                        + f"{_lengths(r['test'])} | {baseline} | {published} | {_minutes(r['wall_seconds'])} "
+                        + f"{_lengths(r['test'])} | {baseline} | {published} | {_minutes(r['wall_seconds'])}"
+                        + (f" ({r['cpu_seconds'] / 60:.0f} CPU min)" if r.get("cpu_seconds") else "") + " "
                         f"| `benchmarks/results/{path.name}` |")
     return "\n".join(rows) + "\n"
 
