@@ -75,3 +75,17 @@ def test_the_linear_probe_alone_beats_the_baseline_a_new_head_stays_at(task, tmp
         # annotator confidence is hard to read from a tweet: 0.92 of the mean predictor's MSE measured
         assert probed["test"]["mse"] <= 0.95 * baseline, (probed["test"], baseline)
         assert fresh["test"]["mse"] >= baseline, (fresh["test"], baseline)
+
+
+def test_a_nearly_constant_feature_gets_no_giant_weight_from_the_probe():
+    """Standardising by a std of 1e-7 would turn a coefficient of 1 into a weight of 1e7."""
+    import numpy as np
+
+    from hf_finetune import linear_probe
+
+    rng = np.random.default_rng(0)
+    features = np.column_stack([rng.normal(0, 1, 500), rng.normal(0, 2, 500), 3 + rng.normal(0, 1e-7, 500)])
+    mean, scale = linear_probe.standardisation(features)
+    assert np.allclose(mean, features.mean(axis=0))
+    assert scale[0] == pytest.approx(features[:, 0].std()) and scale[1] == pytest.approx(features[:, 1].std())
+    assert scale[2] >= linear_probe.SCALE_FLOOR * np.median(features.std(axis=0))
