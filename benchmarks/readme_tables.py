@@ -29,7 +29,8 @@ NAMES = {"f1": "macro-F1", "rougeLsum": "ROUGE-Lsum", "rouge1": "ROUGE-1", "roug
 
 
 def _minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s"
+    whole = int(round(seconds))
+    return f"{whole // 60} min {whole % 60:02d} s"
 
 
 def _lengths(metrics: dict) -> str:
@@ -143,7 +144,7 @@ def public_suite() -> str:
                               (figures["source"].get("published") or []) if p.get("value") is not None
                               ) or "none checked (see its source.json)"
         for name, r in figures["rows"].items():
-            label = f"**{name}** (chosen)" if name == chosen and len(figures["rows"]) > 1 else name
+            label = f"**{name}** (best on validation)" if name == chosen and len(figures["rows"]) > 1 else name
             classical = r.get("classical")
             baseline = (", ".join(f"{NAMES[m]} {classical['metrics'][m]:.3f}" for m in metrics
                                   if m in classical["metrics"]) + f" ({classical['name']})") if classical else ""
