@@ -32,7 +32,8 @@ PUBLIC = Path(__file__).resolve().parent / "public"
 
 # Rows per task: flags added to `hf-finetune TASK --dataset SET` on top of the template's `defaults`.
 ROWS: dict[str, dict[str, list[str]]] = {
-    "sentiment": {"defaults": [], "linear probe first": ["--linear-probe"]},
+    "sentiment": {"linear probe first (the template default since issue 26)": [],
+                  "template defaults before issue 26 (a new head)": ["--no-linear-probe"]},
     # the template fits the head first since issue 26: its "defaults" row is that, measured beside a new head
     "multi-label": {"linear probe first (the template default since issue 26)": [],
                     "template defaults before issue 26 (a new head)": ["--no-linear-probe"]},

@@ -76,7 +76,9 @@ def default_runs() -> str:
             lead = record["run_baselines"]
             baseline += "; " + ", ".join(f"{NAMES[m]} {lead['metrics'][m]:.3f}" for m in metrics) + f" ({lead['name']})"
         rows.append(f"| `hf-finetune {task}` | {record['splits']['test']['count']} examples | {tuned} | {baseline} "
-                    f"| {_minutes(record['wall_seconds'])} | `benchmarks/results/{name}.json` |")
+                    f"| {_minutes(record['wall_seconds'])}"
+                    + (f" ({record['cpu_seconds'] / 60:.0f} CPU min)" if record.get("cpu_seconds") else "")
+                    + f" | `benchmarks/results/{name}.json` |")
     return "\n".join(rows) + "\n"
 
 

@@ -95,6 +95,16 @@ def fit(trainer: Any, layer: Any, fit_head: Callable, train: Any, validation: An
     return record
 
 
+def copy_head(fitted: Any, model: Any, outputs: int) -> None:
+    """Give ``model`` the head fitted on ``fitted``: a search fits the probe once, on the base model, and
+    every trial starts from it, as the trained run does (the probe depends on the base model and the data,
+    not on the values searched)."""
+    import torch
+
+    with torch.no_grad():
+        head_layer(model, outputs).load_state_dict(head_layer(fitted, outputs).state_dict())
+
+
 def pick(candidates: dict[float, Any], score: Callable[[Any], float]) -> tuple[float, Any, float]:
     """The candidate (strength -> fitted model) with the best validation score: (strength, model, score)."""
     scored = [(score(model), strength, model) for strength, model in candidates.items()]

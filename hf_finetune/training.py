@@ -354,9 +354,9 @@ def _train_and_publish(ctx: _Run, inputs: _Inputs, stage: outputs.Stage, fingerp
     for note in notes:
         ctx.say(f"[yellow]note:[/] {escape(note)}")
     try:
-        config, search = _search(ctx, inputs, stage) if ctx.config.hp_search else (ctx.config, None)
+        config, search, probe = _search(ctx, inputs, stage) if ctx.config.hp_search else (ctx.config, None, None)
         trainer, progress, buckets = _build_trainer(ctx, inputs, config, stage.checkpoints, stop)
-        measured = _train_and_measure(ctx, inputs, trainer, progress, stop, stage)
+        measured = _train_and_measure(ctx, inputs, trainer, progress, stop, stage, probe)
         if trainer.is_world_process_zero():
             training = _Training(config, trainer, buckets, notes, search)
             all_metrics = _write_run_dir(ctx, inputs, training, measured, RunDir(stage.staging), stage.run_id,
@@ -426,12 +426,16 @@ def _hub_callbacks(ctx: _Run) -> list[Any]:
                                            private=config.hub_private_repo)]
 
 
-def _search(ctx: _Run, inputs: _Inputs, stage: outputs.Stage) -> tuple[RunConfig, dict[str, Any]]:
-    """--hp-search N: trials on the validation split, each from a freshly loaded base model; returns the config
-    with the best trial's values (which the run then trains with) and the search's record. The choice is kept
-    with the checkpoints, so a resumed run trains it again instead of searching anew (and perhaps choosing
-    other values than its checkpoints were trained with)."""
+def _search(ctx: _Run, inputs: _Inputs, stage: outputs.Stage
+            ) -> tuple[RunConfig, dict[str, Any], dict[str, Any] | None]:
+    """--hp-search N: trials on the validation split, each from a freshly loaded base model (with the head
+    --linear-probe fitted once, before the trials); returns the config with the best trial's values (which the
+    run then trains with), the search's record and the probe's. The choice is kept with the checkpoints, so a
+    resumed run trains it again instead of searching anew (and perhaps choosing other values than its
+    checkpoints were trained with)."""
     from transformers import set_seed
+
+    from . import linear_probe
 
     config, kind = ctx.config, inputs.kind
     if stage.search:
@@ -440,12 +444,14 @@ def _search(ctx: _Run, inputs: _Inputs, stage: outputs.Stage) -> tuple[RunConfig
                 + ", ".join(f"{k} {config_mod.display_value(v)}" for k, v in chosen.items()))
         best = replace(config, **chosen, hp_search=None)
         kind.prepare_model(inputs.model, best)
-        return best, stage.search["record"]
+        return best, stage.search["record"], None
 
     def model_init() -> Any:
         set_seed(config.seed)   # the new head: as the run's own
         model = modeling.load_model(ctx.template, ctx.model_source, kind.model_labels(inputs.prepared.labels))
         kind.prepare_model(model, config)
+        if probe is not None:
+            linear_probe.copy_head(inputs.model, model, model.config.num_labels)
         # The run trains from the state Trainer.__init__ seeds (after its model was loaded); a trial trains
         # from here, so it must start from that same state, or the best trial, trained again, draws other
         # dropout masks and other worker seeds and lands elsewhere (0.988 vs 0.938 on digits).
@@ -453,13 +459,14 @@ def _search(ctx: _Run, inputs: _Inputs, stage: outputs.Stage) -> tuple[RunConfig
         return model
 
     trainer, progress, _ = _build_trainer(ctx, inputs, config, stage.checkpoints, GracefulStop())
+    probe = _linear_probe(ctx, inputs, trainer, progress) if config.linear_probe else None
     best, record = hpsearch.run(trainer, model_init, config=config, space=ctx.template.search_space,
                                 metric=inputs.metric, greater_is_better=ctx.template.greater_is_better,
                                 say=ctx.say, progress=progress)
     kind.prepare_model(inputs.model, best)   # the run starts as each trial did (augmentation seeds)
     if ctx.state.is_main_process:
         outputs.record_search(stage.checkpoints, record["best_params"], record)
-    return best, record
+    return best, record, probe
 
 
 @contextlib.contextmanager
@@ -482,8 +489,9 @@ def _random_state_kept():
 
 
 def _train_and_measure(ctx: _Run, inputs: _Inputs, trainer: Any, progress: ProgressCallback, stop: GracefulStop,
-                       stage: outputs.Stage) -> _Measured:
-    """(Zero-shot test,) train, then the kept checkpoint's validation and test metrics."""
+                       stage: outputs.Stage, probe: dict[str, Any] | None = None) -> _Measured:
+    """(Zero-shot test,) train, then the kept checkpoint's validation and test metrics. ``probe``: the linear
+    probe a search already fitted to the model's head."""
     zero_shot, zero_shot_examples = None, None
     if inputs.kind.evaluate_before_training and ctx.config.max_zero_shot_samples:
         sample, shown = _zero_shot_sample(inputs.tokenized["test"], ctx.config)
@@ -497,7 +505,8 @@ def _train_and_measure(ctx: _Run, inputs: _Inputs, trainer: Any, progress: Progr
         if inputs.metric in zero_shot:
             ctx.say(f"zero-shot {inputs.metric} of the base model: {zero_shot[inputs.metric]:.4f}")
         progress.phase = "training"
-    probe = _linear_probe(ctx, inputs, trainer, progress) if ctx.config.linear_probe and not stage.resume_from else None
+    if probe is None and ctx.config.linear_probe and not stage.resume_from:
+        probe = _linear_probe(ctx, inputs, trainer, progress)
     started = time.perf_counter()
     stop.install()
     train_output = trainer.train(resume_from_checkpoint=stage.resume_from)

@@ -84,8 +84,12 @@ def test_search_trains_the_best_trial_and_records_it(searched):
         assert t["train_batch_size"] == t["params"]["per_device_train_batch_size"], t
     # the trained run is the best trial again: same seed, same path through Trainer.train(model_init), so its
     # kept checkpoint scores what the trial scored (the search's figure is the run's, not a lucky draw)
-    validation = read_json(out / "metrics.json")["validation"]
+    metrics = read_json(out / "metrics.json")
+    validation = metrics["validation"]
     assert validation["f1"] == pytest.approx(best["value"], abs=1e-6)
+    # the template's linear probe is fitted once, before the trials, and every trial starts from its head
+    assert metrics["linear_probe"]["examples"] == searched["info"]["splits"]["train"]["count"]
+    assert searched["stdout"].count("linear probe: fitting") == 1
     assert validation["loss"] == pytest.approx(best["validation_loss"], abs=1e-5)
     saved = yaml.safe_load((out / "run_config.yaml").read_text())
     assert saved["hp_search"] is None                               # a repeat needs no search

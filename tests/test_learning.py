@@ -64,7 +64,7 @@ def test_the_linear_probe_alone_beats_the_baseline_a_new_head_stays_at(task, tmp
     settings = dict(max_train_samples=500, max_eval_samples=200, max_test_samples=300, max_length=64,
                     max_steps=1, learning_rate=1e-9, eval_strategy="no")
     probed = finetune(task, output_dir=str(tmp_path / "probed"), linear_probe=True, **settings).metrics
-    fresh = finetune(task, output_dir=str(tmp_path / "fresh"), **settings).metrics
+    fresh = finetune(task, output_dir=str(tmp_path / "fresh"), linear_probe=False, **settings).metrics
     assert probed["linear_probe"]["examples"] == 500
     if task == "sentiment":
         baseline = majority_accuracy(task, **settings)

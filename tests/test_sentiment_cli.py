@@ -49,8 +49,15 @@ def test_saved_model_loads_in_pipeline_with_real_label_names(finished_run):
     assert config.label2id == {v: k for k, v in config.id2label.items()}
     classifier = pipeline("text-classification", model=str(out))
     prediction = classifier("@united thanks for the great flight!")[0]
-    assert prediction["label"] in {"negative", "neutral", "positive"}
-    assert 0.0 <= prediction["score"] <= 1.0
+    # the pipeline reads the saved model as the test does: the softmax of its logits, named by id2label
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model, tokenizer = AutoModelForSequenceClassification.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+    with torch.no_grad():
+        probabilities = model(**tokenizer("@united thanks for the great flight!", return_tensors="pt")).logits.softmax(-1)[0]
+    assert prediction["label"] == config.id2label[int(probabilities.argmax())]
+    assert prediction["score"] == pytest.approx(float(probabilities.max()), abs=1e-5)
     # single-label: the pipeline applies a softmax (a saved multi-label problem_type would make it a sigmoid)
     scores = classifier("@united thanks for the great flight!", top_k=None)
     assert {s["label"] for s in scores} == {"negative", "neutral", "positive"}
