@@ -220,6 +220,7 @@ def submit(job: JobPlan, token: str | None, say) -> Any:
     with hub.errors("Asking the Hub who the token belongs to"):
         namespace = job.namespace or api.whoami()["name"]
     inputs_repo = f"{namespace}/{INPUTS_REPO}"
+    _ensure_private(api, inputs_repo)
     files = dict(job.files)
     if job.trackio_in_users_space:   # `--push-to-hub NAME` goes to the token's user: so does the dashboard
         files["run_config.yaml"] = files["run_config.yaml"] + f"trackio_space_id: {namespace}/trackio\n".encode()
@@ -235,7 +236,6 @@ def submit(job: JobPlan, token: str | None, say) -> Any:
                                          path_or_fileobj=content if isinstance(content, bytes) else str(content))
                       for name, content in sorted(files.items())]
         with hub.errors(f"Uploading the Job's inputs to {inputs_repo}"):
-            api.create_repo(inputs_repo, repo_type="dataset", private=True, exist_ok=True)
             commit = api.create_commit(inputs_repo, repo_type="dataset", operations=operations,
                                        commit_message=f"hf-finetune: inputs of a {job.name} Job")
     volume = Volume(type="dataset", source=inputs_repo, mount_path=MOUNT, revision=commit.oid, path=folder,
@@ -244,6 +244,21 @@ def submit(job: JobPlan, token: str | None, say) -> Any:
         return api.run_job(image=job.image, command=job.command, env=job.env, secrets={SECRET: token},
                            flavor=job.flavor, timeout=job.timeout_seconds, name=job.name, volumes=[volume],
                            namespace=namespace)
+
+
+def _ensure_private(api: Any, inputs_repo: str) -> None:
+    """Create the inputs repo private, or refuse one that is not: ``create_repo(private=True, exist_ok=True)``
+    leaves an existing public repo public, and the user's data, model and wheel would be readable by anyone.
+    Refused rather than made private or replaced: its visibility is the owner's decision."""
+    with hub.errors(f"Preparing the private data set {inputs_repo}"):
+        api.create_repo(inputs_repo, repo_type="dataset", private=True, exist_ok=True)
+        private = api.repo_info(inputs_repo, repo_type="dataset").private
+    if private is not True:
+        raise HubError(f"The data set repo {inputs_repo} is public, and a Job's inputs (its data, model folder, "
+                       "template and the hf-finetune wheel) go there; nothing was uploaded or submitted.",
+                       f"Make it private on the Hub ({hub.shown_endpoint()}/datasets/{inputs_repo}/settings), or "
+                       "delete it (hf-finetune then creates it private), or bill another namespace with "
+                       "--jobs-namespace.")
 
 
 # -- 3. follow -------------------------------------------------------------------------------------

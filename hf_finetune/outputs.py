@@ -347,7 +347,7 @@ def publish(layout: Layout, remove_checkpoints: bool = True) -> None:
 # staging and resuming
 
 
-def _changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def fingerprint_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     changed = []
     for section in sorted(set(saved) | set(current)):
         old, new = saved.get(section), current.get(section)
@@ -408,7 +408,7 @@ def plan_stage(layout: Layout, fingerprint: dict[str, Any], resume: bool) -> Sta
     fresh = Stage(layout.staging, layout.checkpoints, None, uuid.uuid4().hex)
     if saved is None or not (last or search):
         return fresh
-    changed = _changes(saved.get("fingerprint", {}), fingerprint)
+    changed = fingerprint_changes(saved.get("fingerprint", {}), fingerprint)
     if changed and last:
         raise ConfigError(
             f"{layout.checkpoints} holds checkpoints of this output dir's run with other "

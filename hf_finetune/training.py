@@ -324,7 +324,7 @@ def _stage(ctx: _Run, fingerprint: dict[str, Any]) -> outputs.Stage | None:
         raise ConfigError(f"The output dir {ctx.target} already holds a finished run of other settings or data.",
                           "Choose another --output-dir, or pass --overwrite-output-dir to replace it.")
     if config.resume_from_hub and config.resume and ctx.state.is_main_process:
-        step = hub_checkpoints.pull(config.push_to_hub, ctx.token, ctx.layout.checkpoints)
+        step = hub_checkpoints.pull(config.push_to_hub, ctx.token, ctx.layout.checkpoints, fingerprint)
         ctx.say(f"checkpoint of step {step} found on the Hub ({config.push_to_hub}, branch "
                 f"{hub_checkpoints.BRANCH})" if step is not None else "no checkpoint on the Hub yet: starting afresh")
     ctx.state.wait_for_everyone()
@@ -423,7 +423,7 @@ def _hub_callbacks(ctx: _Run) -> list[Any]:
     if not config.resume_from_hub:
         return []
     return [hub_checkpoints.HubCheckpoints(config.push_to_hub, ctx.token, ctx.layout.checkpoints / outputs.RESUME_STATE,
-                                           private=config.hub_private_repo)]
+                                           private=config.hub_private_repo, say=ctx.say)]
 
 
 def _search(ctx: _Run, inputs: _Inputs, stage: outputs.Stage

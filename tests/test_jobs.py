@@ -271,3 +271,27 @@ def test_summaries_show_model_quality_not_trainer_timings():
                "validation": {"f1": 0.8, "preparation_time": 0.02}}
     assert sorted((split, name) for split, name, _ in summary_rows(metrics)) == [
         ("test", "accuracy"), ("validation (best checkpoint)", "f1")]
+
+
+def test_an_existing_public_inputs_repo_is_refused_before_anything_is_uploaded(monkeypatch, tiny_model, reviews):
+    """`create_repo(private=True, exist_ok=True)` leaves a public `<ns>/hf-finetune-jobs` public: the Job's data,
+    model and wheel would be readable by anyone."""
+    from huggingface_hub import HfApi
+
+    from hf_finetune import api, jobs
+    from hf_finetune.errors import HubError
+
+    with HubServer(tokens={TOKEN}) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        inputs_repo = f"{server.username}/{jobs.INPUTS_REPO}"
+        HfApi(endpoint=server.url, token=TOKEN).create_repo(inputs_repo, repo_type="dataset", private=False)
+        template, config = api.resolve_config("sentiment", model=str(tiny_model), dataset=str(reviews),
+                                              push_to_hub="tester/public-inputs")
+        said = []
+        with pytest.raises(HubError, match=f"{inputs_repo} is public") as refused:
+            jobs.submit(jobs.plan(template, config, flavor="cpu-basic"), TOKEN, said.append)
+        assert "Make it private" in refused.value.hint
+        assert set(server.files(inputs_repo, repo_type="dataset")) == {".gitattributes"}   # nothing uploaded
+        assert not server.jobs.jobs and not server.uploads
+        assert not any("wheel" in text for text in said)   # refused before the wheel was built
