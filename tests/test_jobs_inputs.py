@@ -190,3 +190,21 @@ def test_a_job_names_the_labels_as_the_local_run_does(hub_env, cli, tiny_model, 
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     config = json.loads(server.file_bytes("tester/shipped", "config.json"))
     assert config["id2label"] == {"0": "negative", "1": "positive"}
+
+
+def test_the_files_shipped_are_the_same_data_as_the_folder_here(tmp_path):
+    """The data's identity (the fingerprint that resuming and the tokenization cache compare) is that of the files
+    read: a Job's copy of them is the same data as the folder here, whatever else lies beside it there."""
+    from hf_finetune.data.sources import content_hash, files_read
+
+    here = tmp_path / "reviews"
+    here.mkdir()
+    write_labelled_reviews(here / "train.csv")
+    (here / "notes.md").write_text("try a smaller learning rate\n")
+    (here / ".env").write_bytes(b"HF_TOKEN=" + LEAKED + b"\n")
+    copy = tmp_path / "job" / "reviews"
+    copy.mkdir(parents=True)
+    for file in files_read(here):
+        (copy / file.name).write_bytes(file.read_bytes())
+    assert sorted(p.name for p in copy.iterdir()) == ["label_names.txt", "train.csv"]
+    assert content_hash(copy) == content_hash(here)

@@ -58,9 +58,10 @@ class DataSource:
 
 
 def content_hash(path: Path) -> str:
-    """sha256 over a file's bytes, or over every file under a folder (relative path and bytes)."""
+    """sha256 over a file's bytes, or over the files of a folder that are read (``files_read``: relative path
+    and bytes): a note, a .git/ or a big stray file beside the data is neither read nor part of its identity."""
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [path] if path.is_file() else files_read(path)
     for file in files:
         digest.update(str(file.relative_to(path) if file != path else "").encode("utf-8", "surrogateescape"))
         with file.open("rb") as f:
