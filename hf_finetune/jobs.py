@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import fnmatch
 import json
 import re
 import secrets as secrets_mod
@@ -30,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from rich.console import Console
 from rich.table import Table
@@ -49,6 +50,10 @@ TERMINAL = ("COMPLETED", "CANCELED", "ERROR", "DELETED")
 EXIT_CODES = {"COMPLETED": 0, "CANCELED": 130}   # any other end: 1
 _TIMEOUT = re.compile(r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>[smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_UPLOAD = "10GB"   # the Job's inputs, at most (--jobs-max-upload): a stray multi-GB file is refused
+_SIZE = re.compile(r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>[kmgt]?b?)")
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+               "t": 10**12, "tb": 10**12}
 
 
 def flavors() -> list[str]:
@@ -108,11 +113,15 @@ def wheel_name() -> str:
 
 # -- 1. plan ---------------------------------------------------------------------------------------
 def _local_inputs(template: TaskTemplate, config: RunConfig) -> tuple[dict[str, Path], dict[str, str]]:
-    """Local files the run reads -> (files to ship under the mount, run-config values naming them there)."""
+    """Local files the run reads -> (files to ship under the mount, run-config values naming them there).
+
+    Only what the run reads is shipped, each beside the others as here: the data files, its label names
+    file and the images its rows name (read here as the run will read them, with the same checks), a
+    checkpoint's files, a template; never a hidden file (.env, .git/), nor a note or a stray file."""
     files: dict[str, Path] = {}
     values: dict[str, str] = {}
 
-    def ship(key: str, value: str | None, folder_name: str) -> None:
+    def ship(key: str, value: str | None, folder_name: str, read: Callable[[Path], list[Path]]) -> None:
         if not value or embedded.is_embedded(value):
             return
         path = Path(value).expanduser()
@@ -121,30 +130,116 @@ def _local_inputs(template: TaskTemplate, config: RunConfig) -> tuple[dict[str, 
         if path.is_symlink():
             raise ConfigError(f"{value} is a symbolic link; a Job's inputs are never uploaded through links.",
                               "Point to the real file or folder.")
-        if path.is_file():
-            files[f"{folder_name}/{path.name}"] = path
-            values[key] = f"{folder_name}/{path.name}"
-            return
-        for item in sorted(path.rglob("*")):
+        root = (path if path.is_dir() else path.parent).resolve()
+        prefix = f"{folder_name}/{path.resolve().name}" if path.is_dir() else folder_name
+        for item in read(path):
             if item.is_symlink():
                 raise ConfigError(f"{item} is a symbolic link; a Job's inputs are never uploaded through links, "
                                   "and nothing was submitted.", "Remove it, or copy the file in its place.")
-            if item.is_file():
-                files[f"{folder_name}/{path.name}/{item.relative_to(path).as_posix()}"] = item
-        values[key] = f"{folder_name}/{path.name}"
+            if not item.resolve().is_relative_to(root):
+                raise ConfigError(f"The run reads {item}, outside {root}: a Job gets the files under the folder of "
+                                  f"its --{key} only, as they lie there, and nothing was submitted.",
+                                  "Move the file under that folder, and name it by a path relative to it.")
+            files[f"{prefix}/{item.resolve().relative_to(root).as_posix()}"] = item
+        values[key] = f"{folder_name}/{path.resolve().name}"
 
-    ship("dataset", config.dataset, "data")
-    ship("model", config.model, "model")
+    ship("dataset", config.dataset, "data", lambda path: _data_files(template, config, path))
+    ship("model", config.model, "model", _checkpoint_files)
     if not template.bundled:
-        ship("template", str(template.source), "template")
+        ship("template", str(template.source), "template", lambda path: [path])
     return files, values
 
 
+def _data_files(template: TaskTemplate, config: RunConfig, path: Path) -> list[Path]:
+    """The files the run reads of its local data set, found by reading it as the run will: a mistake
+    (columns, label names) fails here with the local run's message, before anything is sent."""
+    from . import data
+
+    prepared = data.prepare(template, config)
+    return sorted({*data.sources.files_read(path), *prepared.source.named_files})
+
+
+def _checkpoint_files(folder: Path) -> list[Path]:
+    """The files of a local checkpoint folder that from_pretrained reads: those ``hub.pull`` takes of a Hub
+    checkpoint (configs, tokenizer files, safetensors weights; .bin weights only without safetensors)."""
+    if not folder.is_dir():
+        return [folder]
+    top = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+    def matching(patterns: list[str]) -> list[Path]:
+        return [p for p in top if any(fnmatch.fnmatch(p.name, pattern) for pattern in patterns)]
+
+    weights = [] if any(p.suffix == ".safetensors" for p in top) else matching(hub.PULL_FALLBACK_WEIGHTS)
+    return matching(hub.PULL_PATTERNS) + weights
+
+
+def parse_size(text: str | int) -> int:
+    """'10GB', '500MB', '1.5 GB' or bytes -> bytes."""
+    match = _SIZE.fullmatch(str(text).strip().lower())
+    if not match or float(match["value"]) <= 0:
+        raise ConfigError(f"--jobs-max-upload {text!r} is not a size.", "Use bytes or a number with KB, MB or GB, "
+                                                                         "e.g. 20GB.")
+    return int(float(match["value"]) * _SIZE_UNITS[match["unit"]])
+
+
+def _size_text(size: int) -> str:
+    for unit, factor in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size} B"
+
+
+def _check_upload_size(files: dict[str, Path | bytes], limit: int) -> None:
+    """Refuse, before anything is sent, inputs bigger than the limit, naming the biggest files."""
+    sizes = {name: _file_size(content) for name, content in files.items()}
+    total = sum(sizes.values())
+    if total <= limit:
+        return
+    biggest = sorted(sizes, key=lambda name: -sizes[name])[:3]
+    raise ConfigError(f"The Job's inputs are {_size_text(total)}, over the upload limit of {_size_text(limit)}; the "
+                      "biggest: " + ", ".join(f"{name} ({_size_text(sizes[name])})" for name in biggest)
+                      + ". Nothing was submitted.",
+                      "If the run needs them all, raise the limit with --jobs-max-upload SIZE (e.g. "
+                      f"--jobs-max-upload {max(1, -(-total // 10**9))}GB).")
+
+
+def _file_size(content: Path | bytes) -> int:
+    return len(content) if isinstance(content, bytes) else content.stat().st_size
+
+
+def _listing(files: dict[str, Path | bytes], most: int = 30) -> list[str]:
+    """The files to upload with their sizes, one a line (the first ``most``; --dry-run lists them all)."""
+    from rich.markup import escape
+
+    names = sorted(files)
+    lines = [f"  {escape(name)}  ({_size_text(_file_size(files[name]))})" for name in names[:most]]
+    if len(names) > most:
+        rest = sum(_file_size(files[name]) for name in names[most:])
+        lines.append(f"  ... and {len(names) - most} more ({_size_text(rest)}); --dry-run lists them all")
+    return lines
+
+
+def _check_namespace(namespace: str | None) -> None:
+    """A namespace the Hub can't have, refused before the wheel is built and anything is sent."""
+    if namespace is None:
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(f"{namespace}/{INPUTS_REPO}")
+    except HFValidationError:
+        raise ConfigError(f"--jobs-namespace {namespace!r} is not a Hub user or organization name.",
+                          "Give the name as it is on the Hub (letters, digits, '-', '_', '.'), or leave it out "
+                          "for the token's user.") from None
+
+
 def _install_line(config: RunConfig, template: TaskTemplate) -> tuple[str, str | None]:
-    """The pip requirement(s) the Job installs, and the local tree to build a wheel from (if any)."""
+    """The pip requirement(s) the Job installs, and the local tree to build a wheel from (if any): with the
+    extras the run needs (the embedded assets it uses, optuna for --hp-search), and no others."""
     uses_embedded = any(embedded.is_embedded(v or "") for v in
-                        (config.model, config.dataset, template.default_model, template.default_dataset))
-    extras = "embedded" if uses_embedded else ""
+                        (config.model or template.default_model, config.dataset or template.default_dataset))
+    extras = ",".join(name for name, needed in (("embedded", uses_embedded), ("hpsearch", bool(config.hp_search)))
+                      if needed)
     spec = install.install_spec(extras)
     source = None
     if spec is None:
@@ -160,8 +255,10 @@ def _install_line(config: RunConfig, template: TaskTemplate) -> tuple[str, str |
 
 
 def plan(template: TaskTemplate, config: RunConfig, *, flavor: str, timeout: str | None = None,
-         namespace: str | None = None, trust_remote_code: bool = False) -> JobPlan:
-    """Check and assemble the Job; reads local files, sends nothing."""
+         namespace: str | None = None, trust_remote_code: bool = False,
+         max_upload: str | int | None = None) -> JobPlan:
+    """Check and assemble the Job; reads local files, sends nothing. ``max_upload``: the most the inputs may
+    weigh (bytes, or '20GB'; MAX_UPLOAD by default)."""
     if not config.push_to_hub:
         raise ConfigError("A Job's machine and disk are gone when it ends, so it must push the model: "
                           "--push-to-hub is required with --jobs-flavor.", "Add --push-to-hub OWNER/NAME.")
@@ -169,6 +266,8 @@ def plan(template: TaskTemplate, config: RunConfig, *, flavor: str, timeout: str
     if flavor not in known:
         raise ConfigError(f"Unknown --jobs-flavor {flavor!r}. {did_you_mean(flavor, known)}")
     timeout_seconds = parse_timeout(timeout)
+    limit = parse_size(MAX_UPLOAD if max_upload is None else max_upload)
+    _check_namespace(namespace)
     files, names = _local_inputs(template, config)
     job_config = dataclasses.replace(config, output_dir=None, resume_from_hub=True, **names)
     # trackio logs to a Space (a Job's local files vanish with it) of the namespace the model goes to
@@ -182,6 +281,7 @@ def plan(template: TaskTemplate, config: RunConfig, *, flavor: str, timeout: str
     config_text = ("# hf-finetune run configuration, submitted as a Hugging Face Job\n"
                    + config_mod.dump_yaml({k: v for k, v in job_config.to_dict().items() if v is not None}))
     files = {"run_config.yaml": config_text.encode("utf-8"), **files}
+    _check_upload_size(files, limit)
     requirement, source = _install_line(config, template)
     script = (f"set -e; python -m pip install --no-cache-dir --quiet {requirement}; cd {MOUNT}; "
               'exec hf-finetune --config run_config.yaml --output-dir "${TMPDIR:-/tmp}/hf-finetune-run"'
@@ -229,9 +329,11 @@ def submit(job: JobPlan, token: str | None, say) -> Any:
         if job.wheel_from:
             say(f"building a wheel of {job.wheel_from} ...")
             files[wheel_name()] = build_wheel(job.wheel_from, Path(tmp))
-        size = sum(len(c) if isinstance(c, bytes) else c.stat().st_size for c in files.values())
+        size = sum(_file_size(c) for c in files.values())
         say(f"uploading the Job's inputs ({len(files)} files, {size / 1e6:.1f} MB) to the private data set "
-            f"{inputs_repo}, folder {folder} ...")
+            f"{inputs_repo}, folder {folder}:")
+        for line in _listing(files):
+            say(line)
         operations = [CommitOperationAdd(path_in_repo=f"{folder}/{name}",
                                          path_or_fileobj=content if isinstance(content, bytes) else str(content))
                       for name, content in sorted(files.items())]

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 GROUP_TITLES = {"task": "run", "model": "model", "data": "data", "training": "training (TrainingArguments names)",
                 "metrics": "metrics", "hub": "Hugging Face Hub"}
 DEFAULT_NOTE = re.compile(r"\s*\(default: [^()]*(?:\([^()]*\)[^()]*)*\)")
-JOBS_OPTIONS = ("jobs_flavor", "jobs_timeout", "jobs_namespace", "jobs_detach", "dry_run")
+JOBS_OPTIONS = ("jobs_flavor", "jobs_timeout", "jobs_namespace", "jobs_detach", "jobs_max_upload", "dry_run")
 
 
 def _flag(name: str) -> str:
@@ -106,6 +106,9 @@ def _add_jobs_options(parser: argparse.ArgumentParser) -> None:
                        help="Stop the Job after this long: seconds, or 90m, 3h, 1d (default: the Hub's, 30 minutes).")
     group.add_argument("--jobs-namespace", default=None, metavar="NAMESPACE",
                        help="User or organization that runs (and pays for) the Job (default: the token's user).")
+    group.add_argument("--jobs-max-upload", default=None, metavar="SIZE",
+                       help="Refuse to upload more than this (the files the run reads: data, label names, images, "
+                            "a local checkpoint), e.g. 500MB or 20GB (default: 10GB).")
     group.add_argument("--jobs-detach", action="store_true", default=False,
                        help="Submit and return at once (follow later with `hf-finetune jobs logs JOB_ID --follow`).")
     group.add_argument("--dry-run", action="store_true", default=False,
@@ -185,7 +188,8 @@ def cmd_train(argv: list[str], console: Console) -> int:
     if job_options["jobs_flavor"] or job_options["dry_run"]:
         return _submit_job(task, config_file, values, job_options, token, trust_remote_code, debug, console)
     if any(job_options.values()):
-        raise ConfigError("--jobs-timeout, --jobs-namespace and --jobs-detach go with --jobs-flavor.",
+        raise ConfigError("--jobs-timeout, --jobs-namespace, --jobs-max-upload and --jobs-detach go with "
+                          "--jobs-flavor.",
                           "Add --jobs-flavor FLAVOR to run on Hugging Face Jobs.")
     if (values.get("num_processes") or 1) > 1 and "WORLD_SIZE" not in os.environ:
         return _relaunch(argv if template_ref is None else [template_ref, *argv], values["num_processes"], token)
@@ -212,7 +216,8 @@ def _submit_job(task: str | None, config_file: str | None, values: dict[str, Any
     api.quiet_libraries(debug)
     template, resolved = api.resolve_config(task, config=config_file, trust_remote_code=trust_remote_code, **values)
     job = jobs.plan(template, resolved, flavor=options["jobs_flavor"], timeout=options["jobs_timeout"],
-                    namespace=options["jobs_namespace"], trust_remote_code=trust_remote_code)
+                    namespace=options["jobs_namespace"], trust_remote_code=trust_remote_code,
+                    max_upload=options["jobs_max_upload"])
     if options["dry_run"]:
         sys.stdout.write(json.dumps(job.spec(), indent=2) + "\n")
         return 0

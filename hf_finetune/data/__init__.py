@@ -105,7 +105,7 @@ def prepare(template: TaskTemplate, config: RunConfig, kind: type[TaskKind] | No
     names, strict = labels, False
     if not names and kind.classification:
         names, strict = kind.named_labels(config) or read_label_names(ref, source), True
-    splits, labels, dropped = _clean(splits, mapping, kind, names, strict, ref, origin, config)
+    splits, labels, dropped = _clean(splits, mapping, kind, names, strict, ref, origin, config, source)
     if "test" in splits and len(splits["test"]) == 0 and "label" in kind.roles:
         del splits["test"]   # every test label empty: e.g. a Hub benchmark's test split with label -1
         unlabelled = origin.pop("test")
@@ -143,7 +143,8 @@ def prepare_split(template: TaskTemplate, config: RunConfig, kind: type[TaskKind
                         "Name one with --split.")
     mapping = _map_columns(raw[name], kind, config, template, declared, source)
     origin = {"test": source.split_label(name)}
-    splits, labels, dropped = _clean(DatasetDict(test=raw[name]), mapping, kind, labels, False, ref, origin, config)
+    splits, labels, dropped = _clean(DatasetDict(test=raw[name]), mapping, kind, labels, False, ref, origin, config,
+                                     source)
     if len(splits["test"]) == 0:
         raise DataError(f"Split {origin['test']!r} has no rows with every column ({', '.join(mapping.values())}) "
                         "filled" + (" with a label the model knows." if "label" in kind.roles else "."))
@@ -304,8 +305,8 @@ def _plain_columns(splits: DatasetDict, mapping: dict[str, str]) -> DatasetDict:
 
 
 def _clean(splits: DatasetDict, mapping: dict[str, str], kind: type[TaskKind], names: list[str] | None,
-           strict: bool, ref: str, origin: dict[str, str],
-           config: RunConfig) -> tuple[DatasetDict, list[str], dict[str, int]]:
+           strict: bool, ref: str, origin: dict[str, str], config: RunConfig,
+           source: DataSource) -> tuple[DatasetDict, list[str], dict[str, int]]:
     """Role-named plain columns, the target as the kind encodes it, images decoded lazily, empty rows
     dropped."""
     from datasets import DatasetDict
@@ -317,7 +318,7 @@ def _clean(splits: DatasetDict, mapping: dict[str, str], kind: type[TaskKind], n
     if renames:
         splits = splits.rename_columns(renames)
     if "image" in kind.roles:
-        splits = _as_images(splits, Path(ref).parent if Path(ref).is_file() else Path(ref))
+        splits = _as_images(splits, Path(ref).parent if Path(ref).is_file() else Path(ref), source)
     splits, dropped = drop_empty_rows(splits, tuple(mapping))
     for name in list(splits):
         if len(splits[name]) == 0 and name != "test":
@@ -326,9 +327,9 @@ def _clean(splits: DatasetDict, mapping: dict[str, str], kind: type[TaskKind], n
     return splits, labels, dropped
 
 
-def _as_images(splits: DatasetDict, base: Path) -> DatasetDict:
+def _as_images(splits: DatasetDict, base: Path, source: DataSource) -> DatasetDict:
     """An image column of file paths (CSV / JSON Lines) becomes an Image feature; relative paths
-    are taken from the data file's folder."""
+    are taken from the data file's folder. The files are recorded in ``source.named_files``."""
     from datasets import Image as ImageFeature, Value
 
     feature = next(iter(splits.values())).features["image"]
@@ -342,11 +343,13 @@ def _as_images(splits: DatasetDict, base: Path) -> DatasetDict:
                           for p in batch["image"]]}
 
     for name in splits:
-        missing = [p for p in splits[name]["image"] if not is_missing(p) and not (
-            Path(p) if Path(p).is_absolute() else base / p).exists()]
+        values = [p for p in splits[name]["image"] if not is_missing(p)]
+        named = [Path(p) if Path(p).is_absolute() else base / p for p in values]
+        missing = [value for value, path in zip(values, named) if not path.exists()]
         if missing:
             raise DataError(f"{len(missing)} image file(s) of split {name!r} do not exist, e.g. {missing[0]!r}.",
                             f"Paths are taken relative to {base}.")
+        source.named_files += named
     splits = splits.map(resolve, batched=True, desc="Resolving image paths")
     return splits.cast_column("image", ImageFeature())
 

@@ -49,6 +49,7 @@ class DataSource:
     content: str = ""            # what identifies the bytes read: a hash of local files, a Hub fingerprint
     split_files: dict[str, list[str]] = field(default_factory=dict)   # split -> file names it was read from
     label_names_file: str | None = None  # a label_names.txt beside the data, when one names integer labels
+    named_files: list[Path] = field(default_factory=list)   # local files its rows name (image paths), as read
 
     def split_label(self, split: str) -> str:
         """"validation (dev.tsv)": a split with the files it came from."""
@@ -57,9 +58,10 @@ class DataSource:
 
 
 def content_hash(path: Path) -> str:
-    """sha256 over a file's bytes, or over every file under a folder (relative path and bytes)."""
+    """sha256 over a file's bytes, or over the files of a folder that are read (``files_read``: relative path
+    and bytes): a note, a .git/ or a big stray file beside the data is neither read nor part of its identity."""
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [path] if path.is_file() else files_read(path)
     for file in files:
         digest.update(str(file.relative_to(path) if file != path else "").encode("utf-8", "surrogateescape"))
         with file.open("rb") as f:
@@ -139,6 +141,12 @@ class FolderContents:
         return sorted(p for p in self.other + (self.texts if self.tables else []) if p.parent == folder)
 
 
+def is_hidden(file: Path, folder: Path) -> bool:
+    """Hidden files and folders (.env, .git/, .DS_Store, macOS's ._photo.jpg, __MACOSX/) are never data, as in
+    `datasets`."""
+    return any(part.startswith((".", "__")) for part in file.relative_to(folder).parts)
+
+
 def survey_folder(path: Path) -> FolderContents:
     """Sort a folder's files by kind (a label names file is none of them: it is read on its own)."""
     contents = FolderContents([], [], [], [])
@@ -146,9 +154,7 @@ def survey_folder(path: Path) -> FolderContents:
         if not p.is_file() or (p.parent == path and p.name in LABEL_NAMES_FILES):
             continue
         suffix, top = p.suffix.lower(), p.parent == path
-        # hidden files and folders (.DS_Store, macOS's ._photo.jpg, __MACOSX/) are never data, as in `datasets`
-        hidden = any(part.startswith((".", "__")) for part in p.relative_to(path).parts)
-        if hidden:
+        if is_hidden(p, path):
             contents.other.append(p)
         elif suffix in IMAGE_SUFFIXES:
             contents.images.append(p)
@@ -249,6 +255,27 @@ def load_local(path: Path) -> DatasetDict:
     _check_one_kind(path, contents, splits)
     _say_stray(path, contents.stray(path, "tables"), "data tables")
     return splits
+
+
+def files_read(path: Path) -> list[Path]:
+    """The files that reading a local data file or folder reads (``load_local``, and the label names file
+    beside the data), never hidden ones: what a Job ships of it. The files its rows name (image paths) are
+    known once they are read (``DataSource.named_files``)."""
+    folder = path if path.is_dir() else path.parent
+    names_file = _label_names_file(folder)
+    files = [folder / names_file] if names_file else []
+    if path.is_file():
+        files.append(path)
+    elif _is_saved_dataset(path):
+        files += [p for p in path.rglob("*") if p.is_file() and not is_hidden(p, path)]
+    elif _is_image_folder(path):
+        import datasets
+
+        builder = datasets.load_dataset_builder("imagefolder", data_dir=str(path))   # as load_local reads it
+        files += [Path(f) for group in builder.config.data_files.values() for f in group]
+    else:
+        files += [p for group in split_files(data_files(path)).values() for p in group]
+    return sorted(set(files))
 
 
 def _is_saved_dataset(path: Path) -> bool:
