@@ -281,3 +281,44 @@ class GracefulStop(TrainerCallback):
                             "Run the same command (same --output-dir) to resume from it.")
         err.exit_code = 143
         return err
+
+
+class SearchStopped(BaseException):
+    """Raised out of a --hp-search trial on SIGTERM. Not an Exception: optuna would log one as a failed trial,
+    with its traceback, and go on to the next trial."""
+
+
+class SearchStop(GracefulStop):
+    """On SIGTERM during --hp-search: end the search at the end of the current step (or evaluation). A trial
+    saves no checkpoint to resume from, so nothing is saved; a search already finished is kept by its caller."""
+
+    def _stop_now(self) -> None:
+        if self.requested:
+            raise SearchStopped()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._stop_now()
+        return control
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._stop_now()
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        return control
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self._stop_now()
+        return control
+
+    def search_error(self, checkpoints: Path, finished: bool) -> FinetuneError:
+        if finished:
+            message = f"Stopped by SIGTERM after the hyper-parameter search; its choice is kept in {checkpoints}."
+            hint = "Run the same command (same --output-dir) to train it without searching again."
+        else:
+            message = ("Stopped by SIGTERM during the hyper-parameter search; its trials keep no checkpoint, so "
+                       "nothing of it was kept.")
+            hint = "Run the same command to search again."
+        err = FinetuneError(message, hint)
+        err.exit_code = 143
+        return err

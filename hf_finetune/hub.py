@@ -27,6 +27,9 @@ def shown_endpoint() -> str:
     return url._replace(netloc=url.hostname + (f":{url.port}" if url.port else "")).geturl()
 
 
+CONNECT_SECONDS = 10.0   # the longest wait for a connection to the Hub
+
+
 def timeout() -> float:
     """Seconds a Hub request may wait on the server (HF_FINETUNE_HUB_TIMEOUT, default 60)."""
     try:
@@ -51,13 +54,18 @@ def use_timeouts() -> None:
 
     def factory() -> httpx2.Client:
         client = default_client_factory()
-        client.timeout = httpx2.Timeout(seconds, connect=min(seconds, 10.0))
+        client.timeout = httpx2.Timeout(seconds, connect=min(seconds, CONNECT_SECONDS))
         http_deadlines.install(client, seconds)   # a byte a second must not keep a response alive
         send = client.send
 
         def send_with_timeout(request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
-            if not any((request.extensions.get("timeout") or {}).values()):
+            given = request.extensions.get("timeout") or {}
+            if not any(given.values()):
                 request.extensions["timeout"] = client.timeout.as_dict()
+            elif (given.get("connect") or float("inf")) > client.timeout.connect:
+                # a call's long wait is for the answer (a Job's log stream waits 120 s for its keep-alives),
+                # never for a connection: a Hub out of reach is known within the connect time-out
+                request.extensions["timeout"] = {**given, "connect": client.timeout.connect}
             return send(request, **kwargs)
 
         client.send = send_with_timeout  # type: ignore[method-assign]
@@ -66,28 +74,31 @@ def use_timeouts() -> None:
     set_client_factory(factory)
 
 
-def transport_error(err: BaseException, doing: str) -> "Exception | None":
-    """A HubError for a network failure (time-out, reset, refused), or None if ``err`` is something else."""
+def transport_error(err: BaseException, doing: str, kept: str = "the run itself is saved") -> "Exception | None":
+    """A HubError for a network failure (time-out, reset, refused), or None if ``err`` is something else.
+    ``kept``: what the failure left as it was, said after "Try again later"."""
     import httpx2
 
     from .errors import HubError
 
     cause: BaseException | None = err
     while cause is not None:
+        if isinstance(cause, httpx2.ConnectTimeout):
+            return HubError(f"{doing}: the Hub ({shown_endpoint()}) could not be reached (no connection within "
+                            f"{min(timeout(), CONNECT_SECONDS):g} s).", f"Check the network, then try again; {kept}.")
         if isinstance(cause, httpx2.TimeoutException):
             return HubError(f"{doing}: the Hub ({shown_endpoint()}) did not answer within {timeout():g} s.",
-                            "Try again later (HF_FINETUNE_HUB_TIMEOUT sets the wait); the run itself is saved.")
+                            f"Try again later (HF_FINETUNE_HUB_TIMEOUT sets the wait); {kept}.")
         if isinstance(cause, (httpx2.TransportError, ConnectionError)):
             detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
             return HubError(f"{doing}: the connection to the Hub ({shown_endpoint()}) failed ({detail}).",
-                            "Try again later; the run itself is saved.")
+                            f"Try again later; {kept}.")
         cause = cause.__cause__ or cause.__context__
     return None
 
 
-@functools.lru_cache(maxsize=None)
 def reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hub endpoint answers a TCP connect, checked once per process.
+    """Whether the Hub endpoint answers a TCP connect, checked once per process (and endpoint).
 
     Without this, every Hub call on a machine with no network spends ~25-50 s in the client's
     retries before failing; with it, an unreachable Hub is known in milliseconds and the
@@ -95,7 +106,12 @@ def reachable(timeout: float = 3.0) -> bool:
     """
     if constants.is_offline_mode():
         return False
-    url = urlparse(endpoint())
+    return _answers_a_connect(endpoint(), timeout)
+
+
+@functools.lru_cache(maxsize=None)
+def _answers_a_connect(endpoint_url: str, timeout: float) -> bool:
+    url = urlparse(endpoint_url)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         with socket.create_connection((url.hostname, port), timeout=timeout):
@@ -216,9 +232,10 @@ def api(token: str | None) -> Any:
 
 @contextlib.contextmanager
 def errors(doing: str, *, repo_id: str | None = None, repo_type: str = "model",
-           revision: str | None = None) -> Iterator[None]:
+           revision: str | None = None, kept: str = "the run itself is saved") -> Iterator[None]:
     """Hub failures inside the block as one HubError each: what was being done, what the Hub said, what to
-    do; never a traceback or a token. ``repo_id``: say what is missing when the repo or revision is."""
+    do; never a traceback or a token. ``repo_id``: say what is missing when the repo or revision is; ``kept``:
+    what a network failure left as it was (the end of its hint)."""
     from huggingface_hub.errors import HfHubHTTPError
 
     from .errors import FinetuneError
@@ -230,7 +247,7 @@ def errors(doing: str, *, repo_id: str | None = None, repo_type: str = "model",
     except FinetuneError:
         raise
     except Exception as err:  # noqa: BLE001 - network failures come as several types
-        failure = transport_error(err, doing)
+        failure = transport_error(err, doing, kept)
         if failure is None:
             raise
         raise failure from None

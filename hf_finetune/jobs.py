@@ -20,18 +20,22 @@ any run, then hands it to a Job:
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import fnmatch
 import json
+import queue
 import re
 import secrets as secrets_mod
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from rich.console import Console
 from rich.table import Table
@@ -54,6 +58,8 @@ MAX_UPLOAD = "10GB"   # the Job's inputs, at most (--jobs-max-upload): a stray m
 _SIZE = re.compile(r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>[kmgt]?b?)")
 _SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
                "t": 10**12, "tb": 10**12}
+MIN_TIMEOUT = 60                     # seconds
+_JOB_ID = re.compile(r"[0-9A-Za-z]{1,64}")   # the Hub's are 24 hex digits
 
 
 def flavors() -> list[str]:
@@ -63,14 +69,19 @@ def flavors() -> list[str]:
 
 
 def parse_timeout(text: str | int | float | None) -> int | None:
-    """'3h', '90m', '45s', '2d' or seconds -> seconds."""
+    """'3h', '90m', '45s', '2d' or seconds -> whole seconds (the Hub's unit; rounded), at least MIN_TIMEOUT."""
     if text is None:
         return None
     match = _TIMEOUT.fullmatch(str(text).strip().lower())
-    if not match or float(match["value"]) <= 0:
+    if not match:
         raise ConfigError(f"--jobs-timeout {text!r} is not a duration.", "Use seconds or a number with s, m, h or d, "
                                                                           "e.g. 3h or 90m.")
-    return int(float(match["value"]) * _UNITS[match["unit"]])
+    seconds = float(match["value"]) * _UNITS[match["unit"]]
+    if seconds < MIN_TIMEOUT:   # the Hub reads 0 as "no time-out given" and applies its default instead
+        raise ConfigError(f"--jobs-timeout {text!r} is {seconds:g} s: a Job installs hf-finetune before it trains, "
+                          "so it would be stopped before it starts.",
+                          f"Give at least {MIN_TIMEOUT} s, e.g. 30m or 2h (a number alone is seconds).")
+    return round(seconds)
 
 
 @dataclasses.dataclass
@@ -219,7 +230,7 @@ def _listing(files: dict[str, Path | bytes], most: int = 30) -> list[str]:
     return lines
 
 
-def _check_namespace(namespace: str | None) -> None:
+def _check_namespace(namespace: str | None, flag: str = "--jobs-namespace") -> None:
     """A namespace the Hub can't have, refused before the wheel is built and anything is sent."""
     if namespace is None:
         return
@@ -228,7 +239,7 @@ def _check_namespace(namespace: str | None) -> None:
     try:
         validate_repo_id(f"{namespace}/{INPUTS_REPO}")
     except HFValidationError:
-        raise ConfigError(f"--jobs-namespace {namespace!r} is not a Hub user or organization name.",
+        raise ConfigError(f"{flag} {namespace!r} is not a Hub user or organization name.",
                           "Give the name as it is on the Hub (letters, digits, '-', '_', '.'), or leave it out "
                           "for the token's user.") from None
 
@@ -316,8 +327,9 @@ def submit(job: JobPlan, token: str | None, say) -> Any:
     if not token:
         raise HubError("Submitting a Job needs a Hub token (it is passed to the Job as the secret HF_TOKEN).",
                        "Set HF_TOKEN, run `hf auth login`, or pass --token.")
+    _need_hub("Submitting the Job", "nothing was submitted")
     api = hub.api(token)
-    with hub.errors("Asking the Hub who the token belongs to"):
+    with hub.errors("Asking the Hub who the token belongs to", kept="nothing was submitted"):
         namespace = job.namespace or api.whoami()["name"]
     inputs_repo = f"{namespace}/{INPUTS_REPO}"
     _ensure_private(api, inputs_repo)
@@ -337,12 +349,13 @@ def submit(job: JobPlan, token: str | None, say) -> Any:
         operations = [CommitOperationAdd(path_in_repo=f"{folder}/{name}",
                                          path_or_fileobj=content if isinstance(content, bytes) else str(content))
                       for name, content in sorted(files.items())]
-        with hub.errors(f"Uploading the Job's inputs to {inputs_repo}"):
+        with hub.errors(f"Uploading the Job's inputs to {inputs_repo}", kept="nothing was submitted"):
             commit = api.create_commit(inputs_repo, repo_type="dataset", operations=operations,
                                        commit_message=f"hf-finetune: inputs of a {job.name} Job")
     volume = Volume(type="dataset", source=inputs_repo, mount_path=MOUNT, revision=commit.oid, path=folder,
                     read_only=True)
-    with hub.errors("Submitting the Job"):
+    with hub.errors("Submitting the Job", kept=f"it may have been created all the same: `hf jobs ps --namespace "
+                                               f"{namespace}` lists the running ones"):
         return api.run_job(image=job.image, command=job.command, env=job.env, secrets={SECRET: token},
                            flavor=job.flavor, timeout=job.timeout_seconds, name=job.name, volumes=[volume],
                            namespace=namespace)
@@ -352,7 +365,7 @@ def _ensure_private(api: Any, inputs_repo: str) -> None:
     """Create the inputs repo private, or refuse one that is not: ``create_repo(private=True, exist_ok=True)``
     leaves an existing public repo public, and the user's data, model and wheel would be readable by anyone.
     Refused rather than made private or replaced: its visibility is the owner's decision."""
-    with hub.errors(f"Preparing the private data set {inputs_repo}"):
+    with hub.errors(f"Preparing the private data set {inputs_repo}", kept="nothing was submitted"):
         api.create_repo(inputs_repo, repo_type="dataset", private=True, exist_ok=True)
         private = api.repo_info(inputs_repo, repo_type="dataset").private
     if private is not True:
@@ -375,6 +388,34 @@ def _ask_detach_or_cancel(console: Console) -> str:
                               "c", "cancel")
     except (KeyboardInterrupt, EOFError):
         return "cancel"
+
+
+class _StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM (`kill`, a CI cancel) while following, recorded for the main thread, which
+    then asks (SIGINT on a terminal) or cancels the Job. Recorded rather than raised: a KeyboardInterrupt lands
+    on whatever line runs, and rich's or httpx's code stopped half-way can be left unusable (a Console left
+    buffering never prints "canceled"). A signal the caller ignores (nohup, `cmd &` in a script) stays ignored."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._record)
+        return self
+
+    def _record(self, signum: int, frame: Any) -> None:
+        self.received = self.received or signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        self._previous = {}
 
 
 class _LogView:
@@ -412,49 +453,102 @@ class _LogView:
 
 def follow(job_id: str, namespace: str | None, token: str | None, console: Console,
            repo_id: str | None = None) -> int:
-    """Stream the Job's logs until it ends; return its exit status (0 completed, 130 canceled, 1 otherwise)."""
+    """Stream the Job's logs until it ends; return its exit status (0 completed, 130 canceled, 1 otherwise).
+    Ctrl-C asks whether to detach or cancel (cancels when nobody can answer); SIGTERM cancels (143)."""
     api = hub.api(token)
     view = _LogView(console)
-    try:
-        for text in _logs(api, job_id, namespace, True):
-            view.line(text)
-    except KeyboardInterrupt:
-        view.close()
-        if _ask_detach_or_cancel(console) == "detach":
-            console.print(f"detached; the Job keeps running. Follow it again: hf-finetune jobs logs {job_id} "
-                          f"--follow{_ns_flag(namespace)}", highlight=False)
-            return 0
-        with hub.errors("Canceling the Job"):
-            api.cancel_job(job_id=job_id, namespace=namespace)
-        console.print(f"canceled Job {job_id}", highlight=False)
-        return 130
-    finally:
-        view.close()
-    info = _wait_terminal(api, job_id, namespace)
+    info = None
+    with _StopSignals() as signals:
+        try:
+            _show_logs(_log_lines(api, job_id, namespace), view, signals)
+            if signals.received is None:
+                info = _wait_terminal(api, job_id, namespace, signals)
+        except NoSuchJob:
+            raise
+        except FinetuneError as err:   # the Hub out of reach, or the connection lost: the Job may run on
+            clause = _still_running(job_id, namespace)
+            raise HubError(f"Stopped following Job {job_id}: {err.message}", clause[0].upper() + clause[1:] + "."
+                           ) from None
+        finally:
+            view.close()
+    if info is None:
+        return _stop(api, job_id, namespace, console, signals.received or signal.SIGINT)
     return _report_end(info, view.tail, console, repo_id, token)
+
+
+_END = object()   # the log stream ended
+
+
+def _log_lines(api: Any, job_id: str, namespace: str | None) -> "queue.Queue[Any]":
+    """The log lines, read by a thread: each line, then _END or the exception that ended the reading."""
+    lines: queue.Queue[Any] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for text in _logs(api, job_id, namespace, True):
+                lines.put(text)
+            lines.put(_END)
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread, which raises it
+            lines.put(err)
+
+    threading.Thread(target=read, name=f"job-{job_id}-logs", daemon=True).start()
+    return lines
+
+
+def _show_logs(lines: "queue.Queue[Any]", view: _LogView, signals: _StopSignals) -> None:
+    """Show the lines until the log ends or a stop signal comes (checked at least every 0.2 s)."""
+    while signals.received is None:
+        try:
+            item = lines.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if item is _END:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        view.line(item)
+
+
+def _stop(api: Any, job_id: str, namespace: str | None, console: Console, signum: int) -> int:
+    """Following stopped by a signal: detach or cancel (SIGINT), or cancel (SIGTERM)."""
+    if signum == signal.SIGINT and _ask_detach_or_cancel(console) == "detach":
+        console.print(f"detached; the Job keeps running. Follow it again: hf-finetune jobs logs {job_id} "
+                      f"--follow{_ns_flag(namespace)}", highlight=False)
+        return 0
+    with hub.errors(f"Canceling Job {job_id}", kept=_still_running(job_id, namespace)):
+        api.cancel_job(job_id=job_id, namespace=namespace)
+    console.print(f"canceled Job {job_id}" + (" (SIGTERM)" if signum == signal.SIGTERM else ""), highlight=False)
+    return 130 if signum == signal.SIGINT else 143
+
+
+def _still_running(job_id: str, namespace: str | None) -> str:
+    ns = _ns_flag(namespace)
+    return (f"the Job may still be running (and billed): follow it again with `hf-finetune jobs logs {job_id} "
+            f"--follow{ns}`, or cancel it with `hf-finetune jobs cancel {job_id}{ns}`")
 
 
 def _logs(api: Any, job_id: str, namespace: str | None, follow: bool) -> Iterable[str]:
     """The log lines, with failures while streaming reported as ours too."""
-    with hub.errors("Reading the Job's logs"):
+    with _job_errors("Reading the logs of", job_id, namespace):
         lines = iter(api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=follow))
     while True:
-        with hub.errors("Reading the Job's logs"):
+        with _job_errors("Reading the logs of", job_id, namespace):
             text = next(lines, None)
         if text is None:
             return
         yield text
 
 
-def _wait_terminal(api: Any, job_id: str, namespace: str | None) -> Any:
-    """The log stream may end a moment before the Job's stage does."""
+def _wait_terminal(api: Any, job_id: str, namespace: str | None, signals: _StopSignals) -> Any:
+    """The log stream may end a moment before the Job's stage does; None when a stop signal came."""
     deadline = time.monotonic() + 60
-    while True:
-        with hub.errors("Reading the Job's status"):
+    while signals.received is None:
+        with _job_errors("Reading the status of", job_id, namespace):
             info = api.inspect_job(job_id=job_id, namespace=namespace)
         if info.status.stage in TERMINAL or time.monotonic() > deadline:
             return info
         time.sleep(1)
+    return None
 
 
 def _ns_flag(namespace: str | None) -> str:
@@ -522,24 +616,85 @@ def _print_pushed(repo_id: str, token: str | None, console: Console) -> dict[str
 
 
 # -- detached Jobs: hf-finetune jobs logs|status|cancel --------------------------------------------
+def _need_hub(doing: str, kept: str) -> None:
+    """Fail in seconds, not after the client's connect time-outs and retries, when the Hub is out of reach."""
+    if hub.constants.is_offline_mode():
+        raise HubError(f"{doing} needs the Hub ({hub.shown_endpoint()}), and HF_HUB_OFFLINE is set.",
+                       f"Unset HF_HUB_OFFLINE, then try again; {kept}.")
+    if not hub.reachable():
+        raise HubError(f"{doing}: the Hub ({hub.shown_endpoint()}) can't be reached from here (no connection "
+                       "within 3 s).", f"Check the network (and HF_ENDPOINT), then try again; {kept}.")
+
+
+def _check_job(job_id: str, namespace: str | None) -> None:
+    """A Job id and namespace go into the request's URL: only what they can be, never a path."""
+    if not _JOB_ID.fullmatch(job_id):
+        raise ConfigError(f"{job_id!r} is not a Job id: a Job id is letters and digits, such as "
+                          "68780d00bbe36d38803f645f.", "Use the id printed at submission; `hf jobs ps -a` lists them.")
+    _check_namespace(namespace, "--namespace")
+
+
+class NoSuchJob(HubError):
+    """The Hub has no Job of that id in that namespace (or the token can't see it)."""
+
+
+@contextlib.contextmanager
+def _job_errors(doing: str, job_id: str, namespace: str | None, kept: str = "the Job itself is not affected"
+                ) -> Iterator[None]:
+    """hub.errors for a request about one Job ("Reading the status of" Job X): a 404 says which Job was not
+    found where; a network failure says what it left as it was (``kept``)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    with hub.errors(f"{doing} Job {job_id}", kept=kept):
+        try:
+            yield
+        except HfHubHTTPError as err:
+            if getattr(err.response, "status_code", None) != 404:
+                raise
+            where = f"the namespace {namespace!r}" if namespace else "the token's namespace"
+            raise NoSuchJob(f"There is no Job {job_id} in {where} on the Hub ({hub.shown_endpoint()}), or the "
+                            "token can't see it.", f"Check the id (`hf jobs ps -a{_ns_flag(namespace)}` lists the "
+                            "Jobs) and --namespace (a Job of an organization needs --namespace ORG).") from None
+
+
+def _known_namespace(api: Any, namespace: str | None) -> str:
+    """--namespace, else the token's user (what the Hub's client would ask for on every call)."""
+    if namespace:
+        return namespace
+    with hub.errors("Asking the Hub who the token belongs to", kept="the Job itself is not affected"):
+        return api.whoami()["name"]
+
+
+def _job_command(job_id: str, namespace: str | None, token: str | None) -> tuple[Any, str]:
+    """Checks shared by `jobs logs|status|cancel`: the id, the namespace, the Hub in reach; the API and namespace."""
+    _check_job(job_id, namespace)
+    _need_hub(f"Reaching Job {job_id}", "the Job itself is not affected")
+    api = hub.api(token)
+    return api, _known_namespace(api, namespace)
+
+
 def logs(job_id: str, namespace: str | None, token: str | None, console: Console, follow_logs: bool) -> int:
+    api, namespace = _job_command(job_id, namespace, token)
     if follow_logs:
         return follow(job_id, namespace, token, console)
-    for text in _logs(hub.api(token), job_id, namespace, False):
+    for text in _logs(api, job_id, namespace, False):
         console.print(text, highlight=False, markup=False, soft_wrap=True)
     return 0
 
 
 def status(job_id: str, namespace: str | None, token: str | None, console: Console) -> int:
-    with hub.errors("Reading the Job's status"):
-        info = hub.api(token).inspect_job(job_id=job_id, namespace=namespace)
+    api, namespace = _job_command(job_id, namespace, token)
+    with _job_errors("Reading the status of", job_id, namespace):
+        info = api.inspect_job(job_id=job_id, namespace=namespace)
     console.print_json(json.dumps({"id": info.id, "stage": info.status.stage, "message": info.status.message,
                                    "flavor": str(info.flavor), "url": info.url}))
     return 0
 
 
 def cancel(job_id: str, namespace: str | None, token: str | None, console: Console) -> int:
-    with hub.errors("Canceling the Job"):
-        hub.api(token).cancel_job(job_id=job_id, namespace=namespace)
+    api, namespace = _job_command(job_id, namespace, token)
+    with _job_errors("Canceling", job_id, namespace, kept=f"the Job may not be canceled: `hf-finetune jobs status "
+                                                          f"{job_id}{_ns_flag(namespace)}` says"):
+        api.cancel_job(job_id=job_id, namespace=namespace)
     console.print(f"canceled Job {job_id}", highlight=False)
     return 0

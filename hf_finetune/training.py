@@ -30,7 +30,7 @@ from .config import RunConfig
 from .data.tokenized import processor_identity
 from .errors import ConfigError
 from .kinds.base import TaskKind
-from .callbacks import GracefulStop, ProgressCallback
+from .callbacks import GracefulStop, ProgressCallback, SearchStop, SearchStopped
 from .run_info import BaseModel, DataSet, LocalInputs, RunInfo, Split, TemplateRef
 from .rundir import CONFIG, CONFUSION, CURVES, EXAMPLE, HISTORY, METRICS, RunDir
 from .templates import TaskTemplate
@@ -458,14 +458,23 @@ def _search(ctx: _Run, inputs: _Inputs, stage: outputs.Stage
         set_seed(config.seed)
         return model
 
-    trainer, progress, _ = _build_trainer(ctx, inputs, config, stage.checkpoints, GracefulStop())
-    probe = _linear_probe(ctx, inputs, trainer, progress) if config.linear_probe else None
-    best, record = hpsearch.run(trainer, model_init, config=config, space=ctx.template.search_space,
-                                metric=inputs.metric, greater_is_better=ctx.template.greater_is_better,
-                                say=ctx.say, progress=progress)
+    stop = SearchStop()   # SIGTERM ends the search as it ends a run: exit 143, the output dir cleaned up
+    trainer, progress, _ = _build_trainer(ctx, inputs, config, stage.checkpoints, stop)
+    stop.install()
+    try:
+        probe = _linear_probe(ctx, inputs, trainer, progress) if config.linear_probe else None
+        best, record = hpsearch.run(trainer, model_init, config=config, space=ctx.template.search_space,
+                                    metric=inputs.metric, greater_is_better=ctx.template.greater_is_better,
+                                    say=ctx.say, progress=progress)
+    except SearchStopped:
+        raise stop.search_error(stage.checkpoints, finished=False) from None
+    finally:
+        stop.uninstall()
     kind.prepare_model(inputs.model, best)   # the run starts as each trial did (augmentation seeds)
     if ctx.state.is_main_process:
         outputs.record_search(stage.checkpoints, record["best_params"], record)
+    if stop.requested:   # after the last trial's last step: the search is done and kept
+        raise stop.search_error(stage.checkpoints, finished=True)
     return best, record, probe
 
 

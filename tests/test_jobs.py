@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,6 +100,19 @@ def test_push_to_hub_is_required_and_checked_before_anything_is_sent(server, cli
     assert len(server.requests) == sent
 
 
+def test_a_jobs_timeout_under_a_minute_is_refused_and_fractions_are_rounded(server, cli, monkeypatch, tiny_model,
+                                                                           reviews):
+    """The Hub takes whole seconds, and reads 0 as no time-out at all (its default applies)."""
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    half = cli(submit_args(tiny_model, reviews, "tester/dry", "--jobs-timeout", "0.5", "--dry-run"))
+    assert half.returncode == 2 and "--jobs-timeout '0.5' is 0.5 s" in half.stderr, half.stdout + half.stderr
+    assert "at least 60 s" in half.stderr
+    for given, seconds in (("1.5m", 90), ("100.6", 101), ("0.02h", 72)):
+        proc = cli(submit_args(tiny_model, reviews, "tester/dry", "--jobs-timeout", given, "--dry-run"))
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["timeout_seconds"] == seconds
+
+
 @pytest.mark.slow
 def test_a_job_trains_streams_its_log_and_pushes_to_the_hub(completed, server):
     proc, job = completed
@@ -158,23 +172,131 @@ def _wait(predicate, seconds: float = 120) -> None:
         time.sleep(0.2)
 
 
+def _follower(args: list[str], env: dict) -> subprocess.Popen:
+    """The CLI as a terminal starts a command, with SIGINT at its default, and nobody to answer its prompts. A
+    test run started in the background by a script (`pytest ... &`) ignores SIGINT, and its children inherit
+    that, so SIGINT would never reach them (hf-finetune leaves an ignored signal ignored, as nohup asks)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)   # a handler, reset to default by exec
+    try:
+        return subprocess.Popen([sys.executable, "-m", "hf_finetune", *args], env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def _ended(follower: subprocess.Popen, after: str) -> tuple[str, str]:
+    """The follower's output once it ended (killed, and the test failed, if it did not within 60 s)."""
+    try:
+        return follower.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        follower.kill()
+        out, err = follower.communicate()
+        pytest.fail(f"the follower did not end after {after}:\n{out[-3000:]}\n{err}")
+
+
+ENDLESS = ("import itertools, time\n"
+           "for i in itertools.count():\n"
+           "    print(f'[hf-finetune] step {i}/100000', flush=True)\n"
+           "    time.sleep(0.05)\n")
+
+
+def _endless_job(hub: HubServer) -> str:
+    """A Job that logs a step line every 50 ms until it is stopped: following one, without training."""
+    from huggingface_hub import HfApi
+
+    from hf_finetune import jobs
+
+    return HfApi(endpoint=hub.url, token=TOKEN).run_job(image=jobs.IMAGE, command=["python3", "-c", ENDLESS],
+                                                        flavor="cpu-basic", namespace=hub.username).id
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_or_ctrl_c_to_the_follower_cancels_the_job_when_nobody_can_answer(server, session_env, signum,
+                                                                                  code):
+    """SIGTERM (`kill`, a CI job canceled or timed out) cancels the Job as Ctrl-C does where nobody can answer:
+    no paid machine left running unattended."""
+    job_id = _endless_job(server)
+    follower = _follower(["jobs", "logs", job_id, "--follow"], jobs_env(session_env, server.url))
+    assert "[hf-finetune] step" in follower.stdout.readline()   # following
+    follower.send_signal(signum)
+    out, err = _ended(follower, signal.Signals(signum).name)
+    job = server.jobs.jobs[job_id]
+    assert follower.returncode == code, out[-2000:] + err
+    assert job.stage == "CANCELED" and f"canceled Job {job_id}" in out
+    assert job.process.poll() is not None   # the Job's process is gone
+
+
+def test_a_lost_connection_says_which_job_may_still_run_and_how_to_cancel_it(session_env):
+    with HubServer(tokens={TOKEN}) as hub:
+        job_id = _endless_job(hub)
+        follower = _follower(["jobs", "logs", job_id, "--follow"], jobs_env(session_env, hub.url))
+        assert "[hf-finetune] step" in follower.stdout.readline()
+        hub.stop()   # the Hub goes away while the log streams
+        out, err = _ended(follower, "the Hub went away")
+    assert follower.returncode == 1, out[-2000:] + err
+    assert f"Stopped following Job {job_id}" in err and "may still be running" in err
+    assert f"hf-finetune jobs cancel {job_id} --namespace tester" in err
+    assert f"hf-finetune jobs logs {job_id} --follow --namespace tester" in err
+    assert "the run itself is saved" not in err and "Traceback" not in err
+
+
+def test_jobs_commands_check_the_id_and_say_which_job_is_missing_where(server, session_env):
+    env = jobs_env(session_env, server.url)
+    sent = len(server.requests)
+    path = run_cli(["jobs", "status", "../../whoami-v2#"], env)
+    assert path.returncode == 2 and "'../../whoami-v2#' is not a Job id" in path.stderr, path.stdout + path.stderr
+    namespace = run_cli(["jobs", "cancel", "f" * 24, "--namespace", "../whoami-v2#"], env)
+    assert namespace.returncode == 2 and "is not a Hub user or organization name" in namespace.stderr
+    assert len(server.requests) == sent   # neither reached the Hub
+    missing = run_cli(["jobs", "status", "f" * 24], env)
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert f"There is no Job {'f' * 24} in the namespace 'tester'" in missing.stderr
+    assert "404 Client Error" not in missing.stderr
+
+
+@pytest.fixture
+def unanswered_endpoint():
+    """An endpoint that never answers a connection, as a Hub behind a dropped route does: a listening socket
+    whose accept queue is full and never accepted, so further SYNs are dropped."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        fillers = [socket.socket() for _ in range(2)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(listener.getsockname())
+        try:
+            yield "http://127.0.0.1:%d" % listener.getsockname()[1]
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+def test_an_unreachable_hub_fails_the_jobs_commands_in_seconds_saying_what_was_kept(
+        session_env, unanswered_endpoint, tiny_model, reviews):
+    env = jobs_env(session_env, unanswered_endpoint)
+    started = time.monotonic()
+    status = run_cli(["jobs", "status", "f" * 24, "--namespace", "tester"], env)
+    took = time.monotonic() - started
+    assert status.returncode == 1 and "can't be reached" in status.stderr, status.stderr
+    assert "the Job itself is not affected" in status.stderr and "the run itself is saved" not in status.stderr
+    assert took < 9, took   # the 3-s probe, not the client's 10-s connect time-out (and its retries)
+    submitted = run_cli(submit_args(tiny_model, reviews, "tester/unreached"), env)
+    assert submitted.returncode == 1 and "can't be reached" in submitted.stderr, submitted.stderr
+    assert "nothing was submitted" in submitted.stderr and "the run itself is saved" not in submitted.stderr
+    assert "building a wheel" not in submitted.stdout   # it failed before any work
+
+
 @pytest.mark.slow
 def test_ctrl_c_cancels_the_job_when_nobody_can_answer_and_jobs_cancel(server, session_env, tiny_model, reviews):
     env = jobs_env(session_env, server.url)
     before = len(server.jobs.jobs)
-    follower = subprocess.Popen([sys.executable, "-m", "hf_finetune", *submit_args(
-        tiny_model, reviews, "tester/cancelled", "--max-steps", "100000")], env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    follower = _follower(submit_args(tiny_model, reviews, "tester/cancelled", "--max-steps", "100000"), env)
     _wait(lambda: len(server.jobs.jobs) > before and any(
         "[hf-finetune] step" in text for _, text in list(server.jobs.jobs.values())[before].lines))
     time.sleep(1)   # the line reaches the follower
     follower.send_signal(signal.SIGINT)
-    try:
-        out, err = follower.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        follower.kill()
-        out, err = follower.communicate()
-        pytest.fail(f"the follower did not end after SIGINT:\n{out}\n{err}")
+    out, err = _ended(follower, "SIGINT")
     job = list(server.jobs.jobs.values())[before]
     assert follower.returncode == 130, out + err
     assert job.stage == "CANCELED" and "canceled Job " + job.id in out

@@ -132,3 +132,25 @@ def test_sigterm_mid_epoch_saves_once_and_skips_the_validation_pass(tmp_path, se
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from {_checkpoints(out) / f'checkpoint-{steps[0]}'}" in " ".join(resumed.stdout.split())
     assert read_json(out / "metrics.json")["train"]["steps"] == 100
+
+
+@pytest.mark.slow   # one run of the CLI: about 25 s
+def test_sigterm_during_the_hp_search_exits_143_and_leaves_nothing_behind(tmp_path, session_env, tiny_model,
+                                                                          reviews_csv):
+    """A search's trials save no checkpoint, so SIGTERM mid-trial ends the search at the step's end, cleans up
+    as a run does (no staging dir, lock or checkpoints left beside the output dir) and says so, exit 143."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    out = runs / "searched"
+    args = ["sentiment", "--model", str(tiny_model), "--dataset", str(reviews_csv), "--text-column", "review",
+            "--output-dir", str(out), "--hp-search", "3", "--max-steps", "100000", "--eval-strategy", "steps",
+            "--eval-steps", "1000", "--logging-steps", "1", "--max-length", "16"]
+    proc = subprocess.Popen([sys.executable, "-m", "hf_finetune", *args], env=session_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for_step(proc)   # trial 1 is training
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stdout[-2000:] + stderr
+    assert "Stopped by SIGTERM during the hyper-parameter search" in stderr and "search again" in stderr
+    assert "hp-search trial 2/3" not in stdout and "Trial 0 failed" not in stderr   # no next trial, no optuna noise
+    assert sorted(p.name for p in runs.iterdir()) == []                             # nothing beside it, not even it

@@ -103,7 +103,8 @@ def _add_jobs_options(parser: argparse.ArgumentParser) -> None:
                             "a100-large, h200) and follow it here. The token goes to the Job as its HF_TOKEN secret "
                             "only; checkpoints go to the Hub, so re-submitting resumes.")
     group.add_argument("--jobs-timeout", default=None, metavar="DURATION",
-                       help="Stop the Job after this long: seconds, or 90m, 3h, 1d (default: the Hub's, 30 minutes).")
+                       help="Stop the Job after this long: seconds, or 90m, 3h, 1d, rounded to whole seconds; at "
+                            "least 60 s (default: the Hub's, 30 minutes).")
     group.add_argument("--jobs-namespace", default=None, metavar="NAMESPACE",
                        help="User or organization that runs (and pays for) the Job (default: the token's user).")
     group.add_argument("--jobs-max-upload", default=None, metavar="SIZE",
