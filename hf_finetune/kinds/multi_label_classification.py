@@ -157,6 +157,13 @@ def encode_label_sets(ds: DatasetDict, column: str, names: list[str] | None = No
                         f"labels joined by {separator!r}, or several 0/1 columns.",
                         "Name the columns with --label-columns a,b,c, or the separator with --label-separator.")
 
+    joined = next((name for name in names or [] if not is_list and separator in name), None)
+    if joined is not None:   # split at the separator, it would be read as other labels (or none)
+        raise DataError(f"The label {joined!r} contains the label separator {separator!r}, so labels joined by "
+                        f"{separator!r} in column {column!r} can't be told apart.",
+                        "Give the labels as a list per row (e.g. JSON Lines), or join them with a separator no "
+                        "label contains (--label-separator).")
+
     def as_read(value: Any) -> list[str] | None:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
@@ -200,7 +207,10 @@ def encode_label_sets(ds: DatasetDict, column: str, names: list[str] | None = No
 def iterative_stratification(rows: Any, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Split multi-label rows into (rest, held out) keeping each label's share in both, by iterative
     stratification (Sechidis, Tsoumakas & Vlahavas, ECML 2011): the rarest label's rows are placed first,
-    each where that label is most wanted, ties by the fold size still wanted, then at random."""
+    each where that label is most wanted, ties by the fold size still wanted, then at random. A label too rare
+    for the held-out part to get one row of by its share has its rows placed at random by the shares (placed
+    greedily, all would be kept, and with them most rows of data with many rare labels), and a part that
+    has its size takes no more rows: the held-out part is ``fraction`` of the rows, rounded up."""
     rng = np.random.default_rng(seed)
     y = np.asarray(rows, dtype=np.int64).reshape(len(rows), -1)
     shares = np.array([1 - fraction, fraction])
@@ -209,12 +219,20 @@ def iterative_stratification(rows: Any, fraction: float, seed: int) -> tuple[lis
     fold = np.full(len(y), -1)
     left = np.ones(len(y), dtype=bool)
 
+    rare = fraction * y.sum(axis=0) < 1   # labels whose share of the held-out part is less than one row
+    held_size = min(math.ceil(fraction * len(y)), len(y) - 1)   # as `train_test_split` rounds: at least one row
+    room = np.array([len(y) - held_size, held_size])
+
     def place(i: int, candidates: np.ndarray) -> None:
+        roomy = np.flatnonzero(room > 0)   # a part that has its size takes no more rows while the other has room
+        if len(roomy) == 1 and roomy[0] not in candidates:
+            candidates = roomy
         if len(candidates) > 1:
             candidates = candidates[wanted[candidates] == wanted[candidates].max()]
         f = int(rng.choice(candidates))
         fold[i], left[i] = f, False
         wanted[f] -= 1
+        room[f] -= 1
         wanted_per_label[f] -= y[i]
 
     while left.any():
@@ -225,6 +243,9 @@ def iterative_stratification(rows: Any, fraction: float, seed: int) -> tuple[lis
             break
         label = int(np.where(counts > 0, counts, np.iinfo(np.int64).max).argmin())
         for i in rng.permutation(np.flatnonzero(left & (y[:, label] > 0))):
+            if rare[label]:   # by the shares, at random: greedily, every row of a rare label would be kept
+                place(int(i), np.array([int(rng.random() < fraction)]))
+                continue
             need = wanted_per_label[:, label]
             place(int(i), np.flatnonzero(need == need.max()))
     return np.flatnonzero(fold == 0).tolist(), np.flatnonzero(fold == 1).tolist()

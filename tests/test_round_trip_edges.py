@@ -1,0 +1,140 @@
+"""Round trips that must give what the local run gives, and hostile values that must get a clear answer
+(issue 28, items 8 to 10): predict on a Hub id, evaluate on other data, rare multi-label labels, label
+separators, non-finite regression targets, hostile run files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hf_finetune import data as data_mod, finetune, resolve_config
+from hf_finetune.errors import DataError
+from hf_finetune.kinds.multi_label_classification import iterative_stratification
+
+from conftest import run_cli
+from hub_server import HubServer
+
+TOKEN = "hf_roundTripTestToken0123456789ab"
+
+
+def hub_env(session_env: dict, url: str) -> dict:
+    env = dict(session_env, HF_ENDPOINT=url, HF_TOKEN=TOKEN)
+    env.pop("HF_HUB_OFFLINE", None)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
+# item 8: round trips
+
+
+def test_predict_on_a_hub_id_truncates_at_the_runs_max_length(tiny_run, tmp_path, session_env):
+    """The run truncated at --max-length 16; a prediction from its Hub repo must too (run_config.yaml pulled),
+    not at the model's 128 positions: long texts would get other scores than from the run dir."""
+    long_texts = tmp_path / "long.txt"
+    long_texts.write_text("".join(f"review {i}: " + "the product arrived late and " * 12 + "works well\n"
+                                  for i in range(3)))
+    local = run_cli(["predict", str(tiny_run), "--input", str(long_texts)], session_env)
+    assert local.returncode == 0, local.stderr
+    with HubServer(tokens={TOKEN}) as server:
+        env = hub_env(session_env, server.url)
+        pushed = run_cli(["push", str(tiny_run), "tester/tiny-round-trip"], env)
+        assert pushed.returncode == 0, pushed.stderr + pushed.stdout
+        remote = run_cli(["predict", "tester/tiny-round-trip", "--input", str(long_texts)], env)
+    assert remote.returncode == 0, remote.stderr
+    as_read = [json.loads(line) for line in local.stdout.splitlines()]
+    assert [json.loads(line) for line in remote.stdout.splitlines()] == as_read
+
+
+def test_evaluate_scores_every_row_of_other_data(tiny_run, tmp_path, cli):
+    """A run made with --max-test-samples 8 caps its own test split, not a 40-row file it is evaluated on."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = run / "run_config.yaml"
+    config.write_text(config.read_text().replace("max_test_samples: null", "max_test_samples: 8"))
+    other = tmp_path / "other.csv"
+    other.write_text("review,stars\n" + "".join(f"\"fine thing {i}\",{1 if i % 2 else 5}\n" for i in range(40)))
+    result = tmp_path / "result.json"
+    proc = cli(["evaluate", run, "--dataset", other, "--output", result])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(result.read_text())["examples"] == 40
+    capped = cli(["evaluate", run, "--dataset", other, "--max-samples", "12", "--output", result])
+    assert capped.returncode == 0 and json.loads(result.read_text())["examples"] == 12
+
+
+def _rare_labels(rows: int = 400, labels: int = 900, seed: int = 0) -> np.ndarray:
+    """Label sets of 1 to 3 labels drawn from many: most labels are carried by one or two rows."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros((rows, labels), dtype=int)
+    for i in range(rows):
+        y[i, rng.choice(labels, size=rng.integers(1, 4), replace=False)] = 1
+    return y[:, y.sum(axis=0) > 0]
+
+
+def test_iterative_stratification_holds_out_its_share_of_rows_with_many_rare_labels():
+    y = _rare_labels()
+    assert y.shape[1] > 500 and (y.sum(axis=0) <= 2).mean() > 0.8
+    rest, held = iterative_stratification(y, 0.1, seed=42)
+    assert len(held) == 40 and sorted(rest + held) == list(range(400))
+    for rows in range(4, 12):   # a small table: at least one row, as train_test_split rounds (up)
+        rest, held = iterative_stratification(np.eye(rows, dtype=int), 0.1, seed=42)
+        assert len(held) == -(-rows // 10), rows
+
+
+def test_many_rare_labels_get_validation_and_test_splits_of_their_share(tmp_path):
+    y = _rare_labels()
+    table = tmp_path / "tagged.csv"
+    with table.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "labels"])
+        for i, row in enumerate(y):
+            writer.writerow([f"text {i}", ",".join(f"label{j}" for j in np.flatnonzero(row))])
+    template, config = resolve_config("multi-label", dataset=str(table))
+    prepared = data_mod.prepare(template, config)
+    assert {name: len(split) for name, split in prepared.splits.items()} == {"train": 324, "validation": 36,
+                                                                             "test": 40}
+
+
+def test_an_empty_split_is_not_reported_as_a_missing_file():
+    from datasets import Dataset
+
+    from hf_finetune.data import tokenized
+
+    empty = Dataset.from_dict({"text": []})
+    with pytest.raises(DataError, match="The validation split has no rows to tokenize"):
+        tokenized.map_cached(empty, lambda batch: {"n": [1] * len(batch["text"])}, ["empty"], "validation", "x")
+
+
+@pytest.fixture(scope="module")
+def comma_label_run(tmp_path_factory, tiny_model) -> Path:
+    """A multi-label run whose labels came as lists, one of them holding a comma."""
+    root = tmp_path_factory.mktemp("comma-labels")
+    data = root / "tagged.jsonl"
+    rows = [{"text": f"cheap and good {i}", "labels": ["price, value", "quality"]} for i in range(12)]
+    rows += [{"text": f"good {i}", "labels": ["quality"]} for i in range(12)]
+    rows += [{"text": f"cheap {i}", "labels": ["price, value"]} for i in range(12)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return Path(finetune("multi-label", model=str(tiny_model), dataset=str(data), max_length=16, num_train_epochs=1,
+                         output_dir=str(root / "run")).output_dir)
+
+
+def test_a_label_holding_the_separator_is_refused_not_split(comma_label_run, tmp_path, cli):
+    """Evaluating on text-joined labels would read 'price, value' as two labels the model doesn't know."""
+    joined = tmp_path / "joined.csv"
+    joined.write_text("text,labels\n" + "".join(f"cheap and good {i},\"price, value,quality\"\n" for i in range(8)))
+    proc = cli(["evaluate", comma_label_run, "--dataset", joined])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "'price, value' contains the label separator ','" in proc.stderr
+    # the same rule when training: label names with the separator, labels joined by it
+    template, config = resolve_config("multi-label", dataset=str(joined), label_names=["price, value", "quality"])
+    with pytest.raises(DataError, match="contains the label separator"):
+        data_mod.prepare(template, config)
+    with_semicolons = tmp_path / "semicolons.csv"
+    with_semicolons.write_text("text,labels\n" + "".join(f"cheap and good {i},\"price, value;quality\"\n"
+                                                         for i in range(8)))
+    scored = cli(["evaluate", comma_label_run, "--dataset", with_semicolons, "--label-separator", ";"])
+    assert scored.returncode == 0, scored.stderr
