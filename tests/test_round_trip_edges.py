@@ -138,3 +138,96 @@ def test_a_label_holding_the_separator_is_refused_not_split(comma_label_run, tmp
                                                          for i in range(8)))
     scored = cli(["evaluate", comma_label_run, "--dataset", with_semicolons, "--label-separator", ";"])
     assert scored.returncode == 0, scored.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# item 9: regression targets and outputs that are not finite numbers
+
+
+def _scores(root: Path, rows: int = 60) -> Path:
+    table = root / "scores.csv"
+    table.write_text("text,score\n" + "".join(f"{'great ' * (i % 5)}day {i},{i % 5 + 0.5}\n" for i in range(rows)))
+    return table
+
+
+def test_a_nan_target_is_refused_from_json_as_from_csv_and_an_empty_one_dropped(tmp_path):
+    rows = [{"text": f"day {i}", "score": i % 5 + 0.5} for i in range(30)]
+    as_json = tmp_path / "nan.jsonl"
+    as_json.write_text("".join(json.dumps(dict(row, score=float("nan")) if i == 3 else row) + "\n"
+                               for i, row in enumerate(rows)))   # json writes NaN, as pandas and others do
+    as_csv = tmp_path / "nan.csv"
+    as_csv.write_text("text,score\n" + "".join(f"{r['text']},{'nan' if i == 3 else r['score']}\n"
+                                               for i, r in enumerate(rows)))
+    for path in (as_json, as_csv):
+        template, config = resolve_config("regression", dataset=str(path))
+        with pytest.raises(DataError, match="holds '?nan'?, not a finite number.*leave the cell empty"):
+            data_mod.prepare(template, config)
+    null_json = tmp_path / "null.jsonl"
+    null_json.write_text("".join(json.dumps(dict(row, score=None) if i == 3 else row) + "\n"
+                                 for i, row in enumerate(rows)))
+    empty_csv = tmp_path / "empty.csv"
+    empty_csv.write_text("text,score\n" + "".join(f"{r['text']},{'' if i == 3 else r['score']}\n"
+                                                  for i, r in enumerate(rows)))
+    for path in (null_json, empty_csv):
+        template, config = resolve_config("regression", dataset=str(path))
+        assert data_mod.prepare(template, config).dropped["train"] == 1
+
+
+def test_targets_whose_squares_overflow_are_refused(tmp_path):
+    table = tmp_path / "huge.csv"
+    table.write_text("text,score\n" + "".join(f"day {i},{i + 1}e299\n" for i in range(30)))
+    template, config = resolve_config("regression", dataset=str(table))
+    with pytest.raises(DataError, match=r"holds 1e\+299, beyond ±1e\+150: the squared errors of the metrics would "
+                                        "overflow. Rescale the target"):
+        data_mod.prepare(template, config)
+
+
+def _strict_json(path: Path):
+    """JSON as the standard has it: NaN and Infinity are not JSON."""
+    def refuse(constant: str):
+        raise AssertionError(f"{path.name} holds {constant}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def regression_runs(tmp_path_factory, tiny_model) -> dict[str, Path]:
+    """A tiny regression run, and one whose learning rate made its weights NaN."""
+    root = tmp_path_factory.mktemp("regression-edges")
+    data = _scores(root)
+    common = dict(model=str(tiny_model), dataset=str(data), max_length=16, num_train_epochs=2, linear_probe=False)
+    return {"fine": Path(finetune("regression", output_dir=str(root / "fine"), **common).output_dir),
+            "diverged": Path(finetune("regression", output_dir=str(root / "diverged"), learning_rate=1e12,
+                                      **common).output_dir), "data": data}
+
+
+def test_a_diverged_run_writes_standard_json_says_why_and_predict_refuses(regression_runs, tmp_path, cli):
+    run = regression_runs["diverged"]
+    metrics = _strict_json(run / "metrics.json")
+    assert metrics["test"]["mse"] is None
+    for name in ("run_info.json", "log_history.json"):
+        _strict_json(run / name)
+    assert metrics["learning_check"]["findings"][0]["signal"] == "not_finite"
+    assert "training diverged" in (run / "README.md").read_text()
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a great day\na day\n")
+    predicted = cli(["predict", run, "--input", texts])
+    assert predicted.returncode == 1 and "not a finite number (nan)" in predicted.stderr
+    assert "NaN" not in predicted.stdout and "Infinity" not in predicted.stdout
+    result = tmp_path / "result.json"
+    assert cli(["evaluate", run, "--dataset", regression_runs["data"], "--output", result]).returncode == 0
+    assert _strict_json(result)["mse"] is None
+    summary = cli(["summary", run])
+    assert summary.returncode == 0 and "| test | nan |" in summary.stdout
+
+
+def test_predict_refuses_an_output_scaled_beyond_float_range(regression_runs, tmp_path, cli):
+    run = tmp_path / "run"
+    shutil.copytree(regression_runs["fine"], run)
+    config = json.loads((run / "config.json").read_text())
+    config["regression_target"].update(mean=1e308, std=float("inf"))   # written as Infinity, read back as inf
+    (run / "config.json").write_text(json.dumps(config))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a great day\na day\n")
+    predicted = cli(["predict", run, "--input", texts])
+    assert predicted.returncode == 1, predicted.stdout
+    assert "not a finite number (inf)" in predicted.stderr and "Infinity" not in predicted.stdout

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ..config import RunConfig
-from ..data.labels import is_missing, replace_feature
+from ..data.labels import replace_feature
 from ..errors import DataError
 from ..data import tokenized
 from . import baselines
@@ -24,6 +24,17 @@ from .text_classification import PAIR_NOTE, PAIR_ROLE, TextClassification, usage
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
+
+
+# Targets beyond this size are refused: the squared errors of the metrics (MSE) and the target's variance
+# would overflow float64 (about 1.8e308) and come out as inf or NaN.
+MAX_TARGET = 1e150
+
+
+def is_empty_target(value: Any) -> bool:
+    """An empty cell (None, blank text): its row is dropped. NaN is not empty: it is a value that is not a number,
+    refused from a JSON file (NaN) as from a CSV one ("nan")."""
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def encode_target(ds: DatasetDict, column: str) -> DatasetDict:
@@ -36,7 +47,7 @@ def encode_target(ds: DatasetDict, column: str) -> DatasetDict:
                         "Classify them with `hf-finetune sentiment`, or name a numeric column with --label-column.")
     for name, split in ds.items():
         for value in split[column]:
-            if is_missing(value) or isinstance(value, bool):
+            if is_empty_target(value) or isinstance(value, bool):
                 continue
             try:
                 number = float(value)
@@ -45,11 +56,16 @@ def encode_target(ds: DatasetDict, column: str) -> DatasetDict:
                                 "Regression predicts one number per text: name a numeric column with "
                                 "--label-column, or classify with `hf-finetune sentiment`.") from None
             if not math.isfinite(number):
-                raise DataError(f"The target column {column!r} of split {name!r} holds {value!r}.",
-                                "Give finite numbers (an empty cell drops the row).")
+                raise DataError(f"The target column {column!r} of split {name!r} holds {value!r}, not a finite "
+                                "number.", "Give finite numbers; leave the cell empty (or null) to drop the row.")
+            if abs(number) > MAX_TARGET:
+                raise DataError(f"The target column {column!r} of split {name!r} holds {value!r}, beyond "
+                                f"±{MAX_TARGET:g}: the squared errors of the metrics would overflow.",
+                                "Rescale the target (e.g. divide it by a power of ten) and say the unit with "
+                                "--target-unit.")
 
     def to_float(batch: dict[str, list]) -> dict[str, list]:
-        return {"target": [None if is_missing(v) else float(v) for v in batch[column]]}
+        return {"target": [None if is_empty_target(v) else float(v) for v in batch[column]]}
 
     features = replace_feature(next(iter(ds.values())).features, column, None)
     features["target"] = Value("float64")
