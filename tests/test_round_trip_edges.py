@@ -220,14 +220,88 @@ def test_a_diverged_run_writes_standard_json_says_why_and_predict_refuses(regres
     assert summary.returncode == 0 and "| test | nan |" in summary.stdout
 
 
-def test_predict_refuses_an_output_scaled_beyond_float_range(regression_runs, tmp_path, cli):
+# ---------------------------------------------------------------------------------------------
+# item 10: hostile run files, refused pickles, unbounded values
+
+
+@pytest.mark.parametrize("kind, key, value, said", [
+    ("sentiment", "id2label", "abc", "AttributeError"),
+    ("sentiment", "id2label", {"zero": "a", "one": "b"}, "invalid literal for int()"),
+    ("sentiment", "hidden_size", "wide", "StrictDataclassFieldValidationError"),
+    ("sentiment", "max_position_embeddings", -1, "negative dimension"),
+    ("regression", "regression_target", "abc", "regression_target abc"),
+    ("regression", "regression_target", {"name": "score", "mean": 1e308, "std": float("inf")}, "'std': inf"),
+    ("multi-label", "multi_label_threshold", "high", "multi_label_threshold high"),
+    ("multi-label", "multi_label_thresholds", ["a", "b"], "multi_label_thresholds ['a', 'b']"),
+])
+def test_hostile_config_values_get_a_clear_message(kind, key, value, said, tiny_run, tiny_run_data, regression_runs,
+                                                   comma_label_run, tmp_path, cli):
+    """A model folder may come from anyone: a config.json value of the wrong type is its fault, said so."""
     run = tmp_path / "run"
-    shutil.copytree(regression_runs["fine"], run)
+    shutil.copytree({"sentiment": tiny_run, "regression": regression_runs["fine"], "multi-label": comma_label_run}[kind],
+                    run)
     config = json.loads((run / "config.json").read_text())
-    config["regression_target"].update(mean=1e308, std=float("inf"))   # written as Infinity, read back as inf
-    (run / "config.json").write_text(json.dumps(config))
+    config[key] = value
+    (run / "config.json").write_text(json.dumps(config))   # inf is written as Infinity, which transformers reads
     texts = tmp_path / "texts.txt"
     texts.write_text("a great day\na day\n")
-    predicted = cli(["predict", run, "--input", texts])
-    assert predicted.returncode == 1, predicted.stdout
-    assert "not a finite number (inf)" in predicted.stderr and "Infinity" not in predicted.stdout
+    for command in (["predict", run, "--input", texts],
+                    ["evaluate", run, "--dataset", {"sentiment": tiny_run_data, "regression": regression_runs["data"],
+                                                    "multi-label": comma_label_run.parent / "tagged.jsonl"}[kind]]):
+        proc = cli(command)
+        assert proc.returncode == 1, (command[0], proc.stdout)
+        assert "config.json" in proc.stderr and said in proc.stderr, proc.stderr
+        assert "Unexpected error" not in proc.stderr and "may be a bug" not in proc.stderr
+
+
+def _evil_pickle(marker: Path) -> bytes:
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    return pickle.dumps({"state": Evil()})
+
+
+def test_a_model_with_a_refused_pickle_says_so(tiny_run, tmp_path, cli):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "model.safetensors").unlink()
+    marker = tmp_path / "pwned"
+    (run / "pytorch_model.bin").write_bytes(_evil_pickle(marker))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a great day\n")
+    proc = cli(["predict", run, "--input", texts])
+    assert proc.returncode == 1 and not marker.exists()
+    assert "a pickle (.bin) that is not plain tensor data" in proc.stderr and "safetensors" in proc.stderr
+    assert "Unexpected error" not in proc.stderr and "weights_only` set to `False`" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_refused_checkpoint_says_so_and_how_to_start_afresh(tiny_model, regression_runs, tmp_path, session_env):
+    args = ["regression", "--model", str(tiny_model), "--dataset", str(regression_runs["data"]), "--output-dir",
+            str(tmp_path / "out"), "--max-length", "16", "--per-device-train-batch-size", "8", "--max-steps", "8",
+            "--eval-strategy", "steps", "--eval-steps", "4", "--early-stopping-patience", "0"]
+    killed = run_cli(args, dict(session_env, HF_FINETUNE_CRASH_AT="trained"))   # complete checkpoints left
+    assert killed.returncode == -9, killed.stderr
+    marker = tmp_path / "pwned"
+    (tmp_path / ".out.checkpoints" / "checkpoint-8" / "rng_state.pth").write_bytes(_evil_pickle(marker))
+    for _ in range(2):   # the checkpoint stays: every resume meets it, and is told what to do
+        again = run_cli(args, session_env)
+        assert again.returncode == 2 and not marker.exists(), again.stderr
+        assert "checkpoint-8 this run resumes from holds a pickle that is not plain tensor data" in again.stderr
+        assert "--no-resume" in again.stderr and "Unexpected error" not in again.stderr
+    fresh = run_cli([*args, "--no-resume"], session_env)
+    assert fresh.returncode == 0 and not marker.exists(), fresh.stderr
+
+
+@pytest.mark.parametrize("trials", [1001, 10**12])
+def test_hp_search_is_bounded(trials):
+    """Refused when the run is configured, before any work (unbounded, a run would search until killed)."""
+    from hf_finetune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"'hp_search' is a number of trials from 1 to 1000, got {trials}"):
+        resolve_config("sentiment", hp_search=trials)
+    assert resolve_config("sentiment", hp_search=1000)[1].hp_search == 1000

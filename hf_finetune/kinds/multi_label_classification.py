@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import numpy as np
 
 from ..config import RunConfig
 from ..data.labels import check_known, is_missing, replace_feature
-from ..errors import DataError, did_you_mean
+from ..errors import DataError, ModelError, did_you_mean
 from ..data import tokenized
 from . import baselines
 from .base import logits_of
@@ -313,8 +313,7 @@ class MultiLabelClassification(TextClassification):
         self.threshold = None
 
     def use_trained(self, model: Any) -> None:
-        saved = getattr(model.config, "multi_label_threshold", None)
-        self.threshold = float(saved) if saved is not None else DEFAULT_THRESHOLD
+        self.threshold = saved_threshold(model.config)
         self.thresholds = saved_thresholds(model.config)
 
     def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
@@ -459,7 +458,7 @@ class MultiLabelClassification(TextClassification):
         """Every label whose sigmoid score reaches the threshold saved at training (tuned on the validation
         split; 0.5 for a model trained elsewhere)."""
         id2label = self.model_config.id2label
-        threshold = float(getattr(self.model_config, "multi_label_threshold", None) or DEFAULT_THRESHOLD)
+        threshold = saved_threshold(self.model_config)
         thresholds = saved_thresholds(self.model_config)
         if thresholds is None:
             thresholds = np.full(len(id2label), threshold)
@@ -471,9 +470,32 @@ class MultiLabelClassification(TextClassification):
                 for value, row in zip(inputs, scores)]
 
 
+def _is_threshold(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _refuse_threshold(key: str, value: Any) -> NoReturn:
+    raise ModelError(f"The model's config.json holds {key} {str(value)[:200]}, not what a run saves there (a score "
+                     f"threshold from 0 to 1{', one per label' if key.endswith('s') else ''}).",
+                     f"Fix or remove {key} in config.json (0.5 is used without it), or use the output dir of a "
+                     "finished multi-label run.")
+
+
+def saved_threshold(model_config: Any) -> float:
+    """The common threshold training saved in config.json (0.5 for a model trained elsewhere)."""
+    saved = getattr(model_config, "multi_label_threshold", None)
+    if saved is None:
+        return DEFAULT_THRESHOLD
+    if not _is_threshold(saved):
+        _refuse_threshold("multi_label_threshold", saved)
+    return float(saved)
+
+
 def saved_thresholds(model_config: Any) -> np.ndarray | None:
     """The per-label thresholds training saved in config.json, if they fit the model's labels."""
     saved = getattr(model_config, "multi_label_thresholds", None)
     if not isinstance(saved, (list, tuple)) or len(saved) != len(model_config.id2label):
         return None
+    if not all(map(_is_threshold, saved)):
+        _refuse_threshold("multi_label_thresholds", saved)
     return np.asarray([float(t) for t in saved])

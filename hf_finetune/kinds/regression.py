@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import RunConfig
 from ..data.labels import replace_feature
-from ..errors import DataError
+from ..errors import DataError, ModelError
 from ..data import tokenized
 from . import baselines
 from .base import input_fields, logits_of
@@ -70,6 +70,24 @@ def encode_target(ds: DatasetDict, column: str) -> DatasetDict:
     features = replace_feature(next(iter(ds.values())).features, column, None)
     features["target"] = Value("float64")
     return ds.map(to_float, batched=True, remove_columns=[column], features=features, desc="Reading the target")
+
+
+def saved_scaling(model_config: Any) -> dict[str, Any]:
+    """The target's scaling that training saved in config.json (``regression_target``); none at all, for a model
+    trained elsewhere, maps the output as it is. A model may come from anyone: a scaling that is not finite
+    numbers is refused."""
+    saved = getattr(model_config, "regression_target", None)
+    if saved is None:
+        return {"mean": 0.0, "std": 1.0, "name": "score"}
+    numbers = isinstance(saved, dict) and all(
+        isinstance(saved.get(key), (int, float)) and not isinstance(saved.get(key), bool) and math.isfinite(saved[key])
+        for key in ("mean", "std"))
+    if not numbers or saved["std"] <= 0 or not isinstance(saved.get("name", ""), str):
+        raise ModelError(f"The model's config.json holds regression_target {str(saved)[:200]}, not the target's "
+                         "scaling a run saves there (a name, a finite mean and a standard deviation above 0).",
+                         "Fix or remove regression_target in config.json (without it the output is read as it is), "
+                         "or use the output dir of a finished regression run.")
+    return {"name": "score", **saved}
 
 
 def hold_out_by_quantiles(train: Dataset, fraction: float, seed: int) -> tuple[DatasetDict, str]:
@@ -156,7 +174,7 @@ class Regression(TextClassification):
         model.config.id2label, model.config.label2id = {0: self.scaling["name"]}, {self.scaling["name"]: 0}
 
     def use_trained(self, model: Any) -> None:
-        self.scaling = dict(model.config.regression_target)
+        self.scaling = saved_scaling(model.config)
 
     def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
         """The metrics in the target's own units."""
@@ -243,6 +261,6 @@ class Regression(TextClassification):
     def predictions(self, inputs: list[Any], logits: Any) -> list[dict[str, Any]]:
         """The output mapped back to the target's units with the scaling saved at training (none for a model
         trained elsewhere)."""
-        scaling = getattr(self.model_config, "regression_target", None) or {"mean": 0.0, "std": 1.0, "name": "score"}
+        scaling = saved_scaling(self.model_config)
         return [{**input_fields(value), scaling["name"]: round(float(row[0]) * scaling["std"] + scaling["mean"], 6)}
                 for value, row in zip(inputs, logits)]
