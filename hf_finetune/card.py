@@ -144,7 +144,7 @@ def _eval_results(info: RunInfo, metrics: dict[str, Any]) -> list[EvalResult] | 
             dataset_split=info.splits[split].origin.split(" (")[0].split(":")[0],
             metric_type=name, metric_name=name.replace("_", " ").title(), metric_value=round(float(values[name]), 4),
             metric_args=info.metric_args.get(name) or None,
-        ) for name in info.metric_names if name in values]
+        ) for name in info.metric_names if values.get(name) is not None]
         if results:
             return results   # the Hub shows one result table; prefer the test split
     return None
@@ -176,7 +176,7 @@ def _baseline_line(info: RunInfo, metric_names: list[str]) -> str:
     """One sentence putting the headline metric beside the baselines', so a reader sees what fine-tuning added."""
     parts = []
     for entry in _baselines(info):
-        shown = [name for name in metric_names if name in entry["metrics"]]
+        shown = [name for name in metric_names if entry["metrics"].get(name) is not None]
         if shown:
             parts.append(f"{entry['name']} " + ", ".join(f"{name} {entry['metrics'][name]:.4f}" for name in shown))
     return ("Baselines on the same test split: " + "; ".join(parts) + ".") if parts else ""
@@ -274,7 +274,8 @@ def build(run: RunDir, repo_id: str | None = None, location: Path | None = None,
     if headline:
         results_line = "On the test split ({}): {}.".format(
             info.splits["test"].origin,
-            ", ".join(f"**{name}** {headline[name]:.4f}" for name in metric_names if name in headline))
+            ", ".join(f"**{name}** " + (f"{headline[name]:.4f}" if headline[name] is not None else "not a number")
+                      for name in metric_names if name in headline))
         results_line += (" " + _baseline_line(info, metric_names)).rstrip()
     base_desc = info.base_model.hub_id or info.base_model.ref
     summary = (f"This model is a fine-tuned version of `{base_desc}` for {_task_words(info)} "

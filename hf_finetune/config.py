@@ -379,8 +379,9 @@ def validate(config: RunConfig) -> RunConfig:
     if config.max_zero_shot_samples < 0:
         raise ConfigError(f"'max_zero_shot_samples' can't be negative (0 skips the zero-shot step), got "
                           f"{config.max_zero_shot_samples}.")
-    if config.hp_search is not None and config.hp_search < 1:
-        raise ConfigError(f"'hp_search' is a number of trials (1 or more), got {config.hp_search}.")
+    if config.hp_search is not None and not 1 <= config.hp_search <= MAX_HP_TRIALS:
+        raise ConfigError(f"'hp_search' is a number of trials from 1 to {MAX_HP_TRIALS}, got {config.hp_search}: "
+                          "each trial trains the model once.", "A few dozen trials are usual (e.g. --hp-search 20).")
     if config.bf16 and config.fp16:
         raise ConfigError("Choose one of bf16 and fp16, not both.")
     if config.output_dir is not None and not config.output_dir.strip():
@@ -405,6 +406,7 @@ def flag(name: str) -> str:
 
 
 MAX_SEED = 2**32 - 1   # numpy's and torch's seeds: what transformers' set_seed takes
+MAX_HP_TRIALS = 1000   # each trial is a training run: more would take a thousand runs' time
 
 
 def _check_counts(config: RunConfig) -> None:

@@ -44,7 +44,8 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str | None = None,
 
     On the run's own data (and ``split`` None or "test") that is the run's own test split, held-out
     splits included, so the figures of metrics.json are reproduced exactly. On other data: the named
-    split, else its test split, else the whole of a single file.
+    split, else its test split, else the whole of a single file, all its rows (not the run's
+    --max-test-samples; ``max_samples`` caps them).
 
     The run's saved config and template are read as data: a template naming code from outside
     transformers, or a metric that is not built in, is refused unless ``trust_remote_code``.
@@ -53,15 +54,18 @@ def evaluate_run(run_dir: str | Path, dataset: str, *, split: str | None = None,
     saved, info = run.config, run.info
     template = templates.load(saved.get("template") or saved["task"], trust_remote_code=trust_remote_code)
     kind_class = kinds.get(template.kind)
+    own_data = split in (None, "test") and _is_run_data(dataset, saved, info)
+    # the run's own test split is capped as the run capped it (its figures are reproduced); other data is
+    # scored whole unless ``max_samples`` says otherwise
+    cap = max_samples or (saved.get("max_test_samples") if own_data else None)
     overrides = {"dataset": dataset, "dataset_config": dataset_config, "model": str(run.path), "revision": None,
-                 **({"max_test_samples": max_samples} if max_samples else {}),
-                 **{k: v for k, v in (columns or {}).items() if v}}
+                 "max_test_samples": cap, **{k: v for k, v in (columns or {}).items() if v}}
     config = config_mod.resolve(saved, overrides)
     metric_specs = [(name, info.metric_args.get(name) or {}) for name in
                     ([name for name, _ in template.metrics] if not config.metrics else config.metrics)]
     metrics_mod.check_trusted([name for name, _ in metric_specs], trust_remote_code)
     labels = info.labels or None
-    if split in (None, "test") and _is_run_data(dataset, saved, info):
+    if own_data:
         prepared = data_mod.prepare(template, config, kind_class, labels=labels)
     else:
         prepared = data_mod.prepare_split(template, config, kind_class, labels, split)

@@ -147,8 +147,10 @@ OFFLINE_ADVICE = (
 )
 
 
-# What a base checkpoint needs: configs, tokenizer/processor files and safetensors weights.
-PULL_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken", "*.jinja", "*.py", "README.md"]
+# What a base checkpoint needs: configs, tokenizer/processor files and safetensors weights; and for a model
+# made here, its run_config.yaml (predict truncates inputs at the run's --max-length).
+PULL_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken", "*.jinja", "*.py", "README.md",
+                 "run_config.yaml"]
 PULL_FALLBACK_WEIGHTS = ["pytorch_model*.bin"]   # only when there are no safetensors
 
 

@@ -78,6 +78,20 @@ def is_placeholder(spec: str) -> bool:
     return any(mark in spec for mark in PLACEHOLDER_MARKS)
 
 
+# a user name or password before the host (`https://user:TOKEN@github.com/...`), and tokens by their known prefixes
+# (Hugging Face, GitHub classic and fine-grained, GitLab), wherever they stand in the spec
+URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s]*)@")
+TOKEN_SHAPES = re.compile(r"hf_[A-Za-z0-9]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}")
+
+
+def without_credentials(spec: str) -> str | None:
+    """``spec`` with its credentials masked, when it carries any (user info in a URL, a token-shaped
+    string); None when it carries none. What is written into a workflow or a card is readable by anyone
+    who can read it, so a spec that needs credentials must get them from a secret instead."""
+    masked = TOKEN_SHAPES.sub("***", URL_USERINFO.sub(lambda m: m["scheme"] + "***@", spec))
+    return masked if masked != spec else None
+
+
 def unpinned(spec: str) -> tuple[str, str] | None:
     """(why, a pinned form) when the pip requirement ``spec`` may install another build at each run: a bare
     name or a version range (whatever the index serves then), a VCS URL without a commit (whatever the

@@ -9,10 +9,13 @@ outputs are one, the likely cause) is the task kind's (``TaskKind.one_output``, 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .config import RunConfig, display_value
 
+DIVERGED = ("training diverged: the model's outputs are not numbers (NaN or infinite), so none of its predictions "
+            "mean anything; most often too high a learning rate, or fp16 overflow")
 TIE = 0.01   # a test figure within 1% (relative) of a baseline's ties it
 FEW_TRAINING_EXAMPLES = 1000
 
@@ -73,6 +76,12 @@ def check(test: dict[str, float], baseline: dict[str, Any] | None, metric: str, 
     no input, or gives one output to (nearly) every test example), ``behind_a_baseline`` (it ties or trails any
     baseline it printed, a classical one included), the ``findings`` (each baseline tied or trailed; the one
     output), and, when there are any, the likely ``cause`` and the flags to ``try``."""
+    value = test.get(metric)
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"learned_nothing": True, "behind_a_baseline": False,
+                "findings": [{"signal": "not_finite", "metric": metric, "test": None}], "cause": DIVERGED,
+                "try": [f"a lower learning rate: --learning-rate {config.learning_rate / 10:g} (this run: "
+                        f"{config.learning_rate:g})", *(["float32 (leave out --fp16)"] if config.fp16 else [])]}
     findings = _baseline_findings(test, baseline, metric, greater_is_better)
     if one_output:
         findings.append({"signal": "one_output", "output": one_output})
@@ -101,6 +110,7 @@ def _body(record: dict[str, Any]) -> str:
         sentences.append(f"Its test {behind[0]['metric']} {behind[0]['test']:.4f} " + " and ".join(
             f"{f['relation']} the baseline {f['baseline']} ({f['baseline_value']:.4f})" for f in behind) + ".")
     sentences += [f"It gives {f['output']}." for f in record["findings"] if f["signal"] == "one_output"]
+    sentences += [f"Its test {f['metric']} is not a number." for f in record["findings"] if f["signal"] == "not_finite"]
     return " ".join(sentences) + f" Likely cause: {record['cause']}."
 
 

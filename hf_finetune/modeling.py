@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ def resolve(template: TaskTemplate, config: RunConfig, token: str | None = None)
 def from_pretrained(what: str, loader: Any, ref: str, trust_remote_code: bool, **kwargs: Any) -> Any:
     """``loader.from_pretrained`` with ``trust_remote_code`` always given: left unset, transformers asks on stdin
     whether to run a checkpoint's own code, and a piped ``yes`` would answer it."""
+    from huggingface_hub.errors import StrictDataclassError   # a config value of the wrong type (transformers 5)
+
     try:
         return loader.from_pretrained(ref, trust_remote_code=bool(trust_remote_code), **kwargs)
     except ValueError as err:
@@ -64,7 +67,30 @@ def from_pretrained(what: str, loader: Any, ref: str, trust_remote_code: bool, *
                              "its auto_map), which is never run by default.",
                              "If you trust its author, pass --trust-remote-code (trust_remote_code=True in the "
                              "API).") from None
+        _refuse_unreadable_folder(what, ref, err)
         raise
+    except (TypeError, AttributeError, KeyError, RuntimeError, StrictDataclassError) as err:
+        _refuse_unreadable_folder(what, ref, err)
+        raise
+    except pickle.UnpicklingError:   # torch.load(weights_only=True) refused a .bin: never retried without it
+        raise ModelError(f"The {what} in {ref!r} has weights in a pickle (.bin) that is not plain tensor data: "
+                         "loading it could run code, so it was refused and not loaded.",
+                         "Use a checkpoint with safetensors weights (model.safetensors).") from None
+
+
+def _refuse_unreadable_folder(what: str, ref: str, err: Exception) -> None:
+    """A model folder whose config.json (or weights) transformers can't make sense of: a value of the wrong
+    type (``"id2label": "abc"``), label ids that are not numbers, sizes that are negative or that the weights
+    don't have. The folder may come from anyone: that is its fault, said so, not a crash of ours."""
+    if not Path(ref).is_dir():
+        return
+    if isinstance(err, RuntimeError) and "out of memory" in str(err).lower():
+        return
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    raise ModelError(f"Could not load the {what} from {ref!r}: its config.json (or its weights) holds values "
+                     f"transformers can't read ({type(err).__name__}: {first[:200]}).",
+                     "Check config.json (id2label, label2id, sizes) against what save_pretrained writes, or use the "
+                     "output dir of a finished run.") from None
 
 
 def _load(what: str, loader: Any, source: ModelSource, trust_remote_code: bool = False, **kwargs: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -211,10 +212,31 @@ def predict(model_ref: str, inputs: list[Any], *, batch_size: int = 32, token: s
     limit = input_limit(processor, model, run_max_length)
     results: list[dict[str, Any]] = []
     for chunk in batches(inputs, batch_size):
-        results.extend(kind.predict_batch(processor, model, chunk, limit))
+        predicted = kind.predict_batch(processor, model, chunk, limit)
+        _check_finite(predicted, len(results), model_ref)
+        results.extend(predicted)
         if progress:
             progress(len(chunk))
     return results
+
+
+def _check_finite(results: list[dict[str, Any]], before: int, model_ref: str) -> None:
+    """A prediction that is not a finite number (NaN, inf) is refused: written out it would be `NaN` or
+    `Infinity`, which JSON has not, and as a figure it means nothing."""
+    def numbers(value: Any) -> Iterator[float]:
+        if isinstance(value, float):
+            yield value
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from numbers(item)
+
+    for number, result in enumerate(results, before + 1):
+        bad = next((v for v in numbers(result) if not math.isfinite(v)), None)
+        if bad is not None:
+            raise ModelError(f"The model {model_ref} gives input {number} an output that is not a finite number "
+                             f"({bad}): its weights are not numbers (a training run that diverged), or its "
+                             "config.json scales the output beyond float range (regression_target).",
+                             "Retrain with a lower --learning-rate, or check the model's config.json.")
 
 
 def check_pairs(inputs: list[Any], info: RunInfo) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import os
 import stat
 import tempfile
@@ -58,6 +59,22 @@ class PushPlan:
 
     files: list[tuple[str, Path | bytes]]
     left_out: list[str]
+
+
+def json_text(data: Any) -> str:
+    """``data`` as standard JSON: a number that is not finite (a diverged run's NaN loss), which Python's json
+    would write as ``NaN`` or ``Infinity`` and other readers refuse, is written as null."""
+    return json.dumps(_finite(data), indent=2, default=str, allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 class RunDir:
@@ -173,7 +190,7 @@ class RunDir:
         return self.write_bytes(name, text.encode("utf-8"))
 
     def write_json(self, name: str, data: Any) -> Path:
-        return self.write_text(name, json.dumps(data, indent=2, default=str) + "\n")
+        return self.write_text(name, json_text(data))
 
     # -- pushing ---------------------------------------------------------------------------------
     def push_plan(self) -> PushPlan:

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import pickle
 import platform
 import time
 from dataclasses import dataclass, field, replace
@@ -518,7 +519,7 @@ def _train_and_measure(ctx: _Run, inputs: _Inputs, trainer: Any, progress: Progr
         probe = _linear_probe(ctx, inputs, trainer, progress)
     started = time.perf_counter()
     stop.install()
-    train_output = trainer.train(resume_from_checkpoint=stage.resume_from)
+    train_output = _train(trainer, stage)
     stop.uninstall()
     if stop.requested:
         raise stop.error(stage.checkpoints)
@@ -535,6 +536,22 @@ def _train_and_measure(ctx: _Run, inputs: _Inputs, trainer: Any, progress: Progr
     test_output = _predict_in_row_order(trainer, inputs.tokenized["test"])
     return _Measured(train_output, train_seconds, history, validation, _split_metrics(test_output.metrics, "test_"),
                      test_output, zero_shot, probe, zero_shot_examples)
+
+
+def _train(trainer: Any, stage: outputs.Stage) -> Any:
+    """``Trainer.train``, resuming from ``stage``'s checkpoint if any. A checkpoint file that torch refuses to
+    load (``weights_only``: a pickle that would run code) or can't read (cut short) is said to be one, and how
+    to start afresh: the checkpoint stays, and every resume would meet it again."""
+    try:
+        return trainer.train(resume_from_checkpoint=stage.resume_from)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as err:
+        damaged = isinstance(err, EOFError) or "PytorchStreamReader" in str(err)
+        if not stage.resume_from or not (damaged or isinstance(err, pickle.UnpicklingError)):
+            raise
+        what = ("a damaged file" if damaged else "a pickle that is not plain tensor data (loading it could run "
+                "code), which was refused and not loaded")
+        raise ConfigError(f"The checkpoint {stage.resume_from} this run resumes from holds {what}.",
+                          "Run with --no-resume to delete this output dir's checkpoints and start afresh.") from None
 
 
 def _linear_probe(ctx: _Run, inputs: _Inputs, trainer: Any, progress: ProgressCallback) -> dict[str, Any] | None:

@@ -198,3 +198,43 @@ def test_hf_cli_extension(tmp_path, session_env):
     assert "--learning-rate" in proc.stdout
     tasks = subprocess.run([hf, "finetune", "tasks"], env=env, capture_output=True, text=True, timeout=120)
     assert tasks.returncode == 0 and "summarization" in tasks.stdout
+
+
+@pytest.mark.parametrize("spec", [
+    "hf-finetune @ git+https://me:ghp_0123456789abcdefghijABCDEFGHIJ0123@github.com/org/hf-finetune@0123abc",
+    "hf-finetune @ git+https://hf_0123456789abcdefghijABCDEFGHIJ@huggingface.co/org/hf-finetune@0123abc",
+    "hf-finetune @ git+https://me:s3cret-pass@github.com/org/hf-finetune@0123abc",
+    "hf-finetune @ https://example.com/hf_finetune-0.1.0.whl?token=github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
+], ids=["github-token-as-password", "hub-token-as-user", "password", "token-in-query"])
+def test_init_ci_refuses_an_install_spec_with_credentials_without_echoing_them(spec, tmp_path, cli):
+    result = cli(["init-ci", "--dir", tmp_path, "--install-spec", spec])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert not (tmp_path / ".github").exists()
+    said = result.stdout + result.stderr
+    assert "credentials" in said and "secret" in said and "GH_PAT" in said
+    for secret in ("ghp_0123456789", "hf_0123456789", "s3cret-pass", "github_pat_11ABC"):
+        assert secret not in said
+
+
+def test_init_ci_keeps_a_spec_without_credentials(tmp_path, cli):
+    spec = "hf-finetune @ git+https://github.com/org/hf-finetune@0123abc"   # the `@` of a commit is no user info
+    assert cli(["init-ci", "--dir", tmp_path, "--install-spec", spec]).returncode == 0
+
+
+@pytest.mark.parametrize("task", ["my#task.yaml", "tasks/my #task.yaml", "it's.yaml", "a: b.yaml", "'quoted'.yaml",
+                                  "true.yaml", "- list.yaml"])
+def test_init_ci_writes_any_task_path_as_a_workflow_that_keeps_it(task, tmp_path, cli):
+    """A task path with YAML's or an expression's syntax in it is quoted, not written into the YAML as is."""
+    assert cli(["init-ci", "--dir", tmp_path, "--task", task, "--install-spec", SPEC]).returncode == 0
+    workflow = tmp_path / ".github/workflows/hf-finetune-train.yml"
+    parsed = yaml.safe_load(workflow.read_text())
+    assert parsed[True]["workflow_dispatch"]["inputs"]["task"]["default"] == task   # YAML 1.1 reads `on` as True
+    assert parsed["jobs"]["train"]["env"]["TASK"] == "${{ inputs.task || '" + task.replace("'", "''") + "' }}"
+    actionlint = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
+    lint = subprocess.run([actionlint, str(workflow)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
+
+
+def test_init_ci_refuses_a_task_of_more_than_one_line(tmp_path, cli):
+    result = cli(["init-ci", "--dir", tmp_path, "--task", "a\nb.yaml", "--install-spec", SPEC])
+    assert result.returncode == 2 and "one line" in result.stderr

@@ -40,8 +40,23 @@ def workflow_text(task: str, install_spec: str, oidc: bool = False, jobs_flavor:
             continue
         lines.append(line.removesuffix(MODE_MARKERS[oidc]).removesuffix(WHERE_MARKERS[jobs]))
     text = "\n".join(lines) + "\n"
-    return (text.replace("__TASK__", task).replace("__INSTALL_SPEC_YAML__", json.dumps(install_spec))
+    task_env = "${{ inputs.task || '" + task.replace("'", "''") + "' }}"   # '' is a quote in an expression literal
+    return (text.replace("__TASK_ENV__", _yaml_scalar(task_env)).replace("__TASK__", _yaml_scalar(task))
+            .replace("__INSTALL_SPEC_YAML__", json.dumps(install_spec))
             .replace("__INSTALL_SPEC__", install_spec).replace("__FLAVOR__", jobs_flavor or ""))
+
+
+def _yaml_scalar(value: str) -> str:
+    """``value`` as a YAML scalar that reads back as itself: plain where YAML keeps it (`sentiment`), else
+    double-quoted (a path with `: `, ` #` or a leading quote would otherwise end, comment out or break it)."""
+    import yaml
+
+    try:
+        if yaml.safe_load(value) == value:
+            return value
+    except yaml.YAMLError:
+        pass
+    return json.dumps(value)
 
 
 def write_workflow(repo_dir: str | Path = ".", task: str = "sentiment", force: bool = False,
@@ -52,7 +67,7 @@ def write_workflow(repo_dir: str | Path = ".", task: str = "sentiment", force: b
     install has none, and then one must be given.
     """
     from .. import templates
-    from ..install import PLACEHOLDER, install_spec as running_spec, is_placeholder
+    from ..install import PLACEHOLDER, install_spec as running_spec, is_placeholder, without_credentials
 
     if not task.endswith((".yaml", ".yml")):
         templates.bundled_path(task)  # a clear error for an unknown task, before anything is written
@@ -64,6 +79,18 @@ def write_workflow(repo_dir: str | Path = ".", task: str = "sentiment", force: b
                           f"Pass --install-spec (e.g. '{PLACEHOLDER}').")
     if any(ch in spec for ch in "\n\r") or not spec.strip():
         raise ConfigError("--install-spec must be one line.")
+    masked = without_credentials(spec)
+    if masked:
+        raise ConfigError(f"--install-spec carries credentials ({masked.strip()!r} with them masked): written into "
+                          "the workflow, they would be readable by anyone who can read the repository, and they "
+                          "stay in its history. Nothing was written.",
+                          "Pass the spec without credentials and give the runner access through a GitHub Actions "
+                          "secret instead (Settings > Secrets and variables > Actions, e.g. GH_PAT, then in the "
+                          "Install step: git config --global "
+                          "url.\"https://x-access-token:${{ secrets.GH_PAT }}@github.com/\".insteadOf "
+                          "https://github.com/).")
+    if any(not ch.isprintable() for ch in task):
+        raise ConfigError("--task must be one line of printable characters.")
     if is_placeholder(spec):
         raise ConfigError(f"--install-spec {spec!r} is a placeholder: ORG/REPO and COMMIT stand for your "
                           "repository and the commit to install.",

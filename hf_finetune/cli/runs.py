@@ -4,7 +4,6 @@ Each gets its parser from the dispatch (its name and description) and adds its o
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -120,6 +119,7 @@ def cmd_predict(parser: Parser, argv: list[str], console: Console) -> int:
 
 def cmd_evaluate(parser: Parser, argv: list[str], console: Console) -> int:
     from .. import api, evaluation
+    from ..rundir import json_text
 
     parser.add_argument("run_dir")
     parser.add_argument("--dataset", required=True, help="Hub id or local file/folder.")
@@ -152,5 +152,5 @@ def cmd_evaluate(parser: Parser, argv: list[str], console: Console) -> int:
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
     if args.output:
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        Path(args.output).write_text(json_text(result), encoding="utf-8")
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import embedded
-from ..errors import FinetuneError
+from ..errors import DataError, FinetuneError
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -127,6 +127,8 @@ def map_cached(ds: Dataset, fn: Callable[[dict], dict], key_parts: list[Any], sp
     """
     from datasets import Dataset
 
+    if len(ds) == 0:   # `map` writes no file for no rows; said as it is, not as a file that went missing
+        raise DataError(f"The {split} split has no rows to tokenize.")
     key = hashlib.sha256(json.dumps(key_parts, default=str).encode()).hexdigest()[:24]
     path = cache_dir() / key / f"{split}.arrow"
     if path.parent.is_dir():

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import numpy as np
 
 from ..config import RunConfig
 from ..data.labels import check_known, is_missing, replace_feature
-from ..errors import DataError, did_you_mean
+from ..errors import DataError, ModelError, did_you_mean
 from ..data import tokenized
 from . import baselines
 from .base import logits_of
@@ -157,6 +157,13 @@ def encode_label_sets(ds: DatasetDict, column: str, names: list[str] | None = No
                         f"labels joined by {separator!r}, or several 0/1 columns.",
                         "Name the columns with --label-columns a,b,c, or the separator with --label-separator.")
 
+    joined = next((name for name in names or [] if not is_list and separator in name), None)
+    if joined is not None:   # split at the separator, it would be read as other labels (or none)
+        raise DataError(f"The label {joined!r} contains the label separator {separator!r}, so labels joined by "
+                        f"{separator!r} in column {column!r} can't be told apart.",
+                        "Give the labels as a list per row (e.g. JSON Lines), or join them with a separator no "
+                        "label contains (--label-separator).")
+
     def as_read(value: Any) -> list[str] | None:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
@@ -200,7 +207,10 @@ def encode_label_sets(ds: DatasetDict, column: str, names: list[str] | None = No
 def iterative_stratification(rows: Any, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Split multi-label rows into (rest, held out) keeping each label's share in both, by iterative
     stratification (Sechidis, Tsoumakas & Vlahavas, ECML 2011): the rarest label's rows are placed first,
-    each where that label is most wanted, ties by the fold size still wanted, then at random."""
+    each where that label is most wanted, ties by the fold size still wanted, then at random. A label too rare
+    for the held-out part to get one row of by its share has its rows placed at random by the shares (placed
+    greedily, all would be kept, and with them most rows of data with many rare labels), and a part that
+    has its size takes no more rows: the held-out part is ``fraction`` of the rows, rounded up."""
     rng = np.random.default_rng(seed)
     y = np.asarray(rows, dtype=np.int64).reshape(len(rows), -1)
     shares = np.array([1 - fraction, fraction])
@@ -209,12 +219,20 @@ def iterative_stratification(rows: Any, fraction: float, seed: int) -> tuple[lis
     fold = np.full(len(y), -1)
     left = np.ones(len(y), dtype=bool)
 
+    rare = fraction * y.sum(axis=0) < 1   # labels whose share of the held-out part is less than one row
+    held_size = min(math.ceil(fraction * len(y)), len(y) - 1)   # as `train_test_split` rounds: at least one row
+    room = np.array([len(y) - held_size, held_size])
+
     def place(i: int, candidates: np.ndarray) -> None:
+        roomy = np.flatnonzero(room > 0)   # a part that has its size takes no more rows while the other has room
+        if len(roomy) == 1 and roomy[0] not in candidates:
+            candidates = roomy
         if len(candidates) > 1:
             candidates = candidates[wanted[candidates] == wanted[candidates].max()]
         f = int(rng.choice(candidates))
         fold[i], left[i] = f, False
         wanted[f] -= 1
+        room[f] -= 1
         wanted_per_label[f] -= y[i]
 
     while left.any():
@@ -225,6 +243,9 @@ def iterative_stratification(rows: Any, fraction: float, seed: int) -> tuple[lis
             break
         label = int(np.where(counts > 0, counts, np.iinfo(np.int64).max).argmin())
         for i in rng.permutation(np.flatnonzero(left & (y[:, label] > 0))):
+            if rare[label]:   # by the shares, at random: greedily, every row of a rare label would be kept
+                place(int(i), np.array([int(rng.random() < fraction)]))
+                continue
             need = wanted_per_label[:, label]
             place(int(i), np.flatnonzero(need == need.max()))
     return np.flatnonzero(fold == 0).tolist(), np.flatnonzero(fold == 1).tolist()
@@ -292,8 +313,7 @@ class MultiLabelClassification(TextClassification):
         self.threshold = None
 
     def use_trained(self, model: Any) -> None:
-        saved = getattr(model.config, "multi_label_threshold", None)
-        self.threshold = float(saved) if saved is not None else DEFAULT_THRESHOLD
+        self.threshold = saved_threshold(model.config)
         self.thresholds = saved_thresholds(model.config)
 
     def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
@@ -438,7 +458,7 @@ class MultiLabelClassification(TextClassification):
         """Every label whose sigmoid score reaches the threshold saved at training (tuned on the validation
         split; 0.5 for a model trained elsewhere)."""
         id2label = self.model_config.id2label
-        threshold = float(getattr(self.model_config, "multi_label_threshold", None) or DEFAULT_THRESHOLD)
+        threshold = saved_threshold(self.model_config)
         thresholds = saved_thresholds(self.model_config)
         if thresholds is None:
             thresholds = np.full(len(id2label), threshold)
@@ -450,9 +470,32 @@ class MultiLabelClassification(TextClassification):
                 for value, row in zip(inputs, scores)]
 
 
+def _is_threshold(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _refuse_threshold(key: str, value: Any) -> NoReturn:
+    raise ModelError(f"The model's config.json holds {key} {str(value)[:200]}, not what a run saves there (a score "
+                     f"threshold from 0 to 1{', one per label' if key.endswith('s') else ''}).",
+                     f"Fix or remove {key} in config.json (0.5 is used without it), or use the output dir of a "
+                     "finished multi-label run.")
+
+
+def saved_threshold(model_config: Any) -> float:
+    """The common threshold training saved in config.json (0.5 for a model trained elsewhere)."""
+    saved = getattr(model_config, "multi_label_threshold", None)
+    if saved is None:
+        return DEFAULT_THRESHOLD
+    if not _is_threshold(saved):
+        _refuse_threshold("multi_label_threshold", saved)
+    return float(saved)
+
+
 def saved_thresholds(model_config: Any) -> np.ndarray | None:
     """The per-label thresholds training saved in config.json, if they fit the model's labels."""
     saved = getattr(model_config, "multi_label_thresholds", None)
     if not isinstance(saved, (list, tuple)) or len(saved) != len(model_config.id2label):
         return None
+    if not all(map(_is_threshold, saved)):
+        _refuse_threshold("multi_label_thresholds", saved)
     return np.asarray([float(t) for t in saved])

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ..config import RunConfig
-from ..data.labels import is_missing, replace_feature
-from ..errors import DataError
+from ..data.labels import replace_feature
+from ..errors import DataError, ModelError
 from ..data import tokenized
 from . import baselines
 from .base import input_fields, logits_of
@@ -24,6 +24,17 @@ from .text_classification import PAIR_NOTE, PAIR_ROLE, TextClassification, usage
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
+
+
+# Targets beyond this size are refused: the squared errors of the metrics (MSE) and the target's variance
+# would overflow float64 (about 1.8e308) and come out as inf or NaN.
+MAX_TARGET = 1e150
+
+
+def is_empty_target(value: Any) -> bool:
+    """An empty cell (None, blank text): its row is dropped. NaN is not empty: it is a value that is not a number,
+    refused from a JSON file (NaN) as from a CSV one ("nan")."""
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def encode_target(ds: DatasetDict, column: str) -> DatasetDict:
@@ -36,7 +47,7 @@ def encode_target(ds: DatasetDict, column: str) -> DatasetDict:
                         "Classify them with `hf-finetune sentiment`, or name a numeric column with --label-column.")
     for name, split in ds.items():
         for value in split[column]:
-            if is_missing(value) or isinstance(value, bool):
+            if is_empty_target(value) or isinstance(value, bool):
                 continue
             try:
                 number = float(value)
@@ -45,15 +56,38 @@ def encode_target(ds: DatasetDict, column: str) -> DatasetDict:
                                 "Regression predicts one number per text: name a numeric column with "
                                 "--label-column, or classify with `hf-finetune sentiment`.") from None
             if not math.isfinite(number):
-                raise DataError(f"The target column {column!r} of split {name!r} holds {value!r}.",
-                                "Give finite numbers (an empty cell drops the row).")
+                raise DataError(f"The target column {column!r} of split {name!r} holds {value!r}, not a finite "
+                                "number.", "Give finite numbers; leave the cell empty (or null) to drop the row.")
+            if abs(number) > MAX_TARGET:
+                raise DataError(f"The target column {column!r} of split {name!r} holds {value!r}, beyond "
+                                f"±{MAX_TARGET:g}: the squared errors of the metrics would overflow.",
+                                "Rescale the target (e.g. divide it by a power of ten) and say the unit with "
+                                "--target-unit.")
 
     def to_float(batch: dict[str, list]) -> dict[str, list]:
-        return {"target": [None if is_missing(v) else float(v) for v in batch[column]]}
+        return {"target": [None if is_empty_target(v) else float(v) for v in batch[column]]}
 
     features = replace_feature(next(iter(ds.values())).features, column, None)
     features["target"] = Value("float64")
     return ds.map(to_float, batched=True, remove_columns=[column], features=features, desc="Reading the target")
+
+
+def saved_scaling(model_config: Any) -> dict[str, Any]:
+    """The target's scaling that training saved in config.json (``regression_target``); none at all, for a model
+    trained elsewhere, maps the output as it is. A model may come from anyone: a scaling that is not finite
+    numbers is refused."""
+    saved = getattr(model_config, "regression_target", None)
+    if saved is None:
+        return {"mean": 0.0, "std": 1.0, "name": "score"}
+    numbers = isinstance(saved, dict) and all(
+        isinstance(saved.get(key), (int, float)) and not isinstance(saved.get(key), bool) and math.isfinite(saved[key])
+        for key in ("mean", "std"))
+    if not numbers or saved["std"] <= 0 or not isinstance(saved.get("name", ""), str):
+        raise ModelError(f"The model's config.json holds regression_target {str(saved)[:200]}, not the target's "
+                         "scaling a run saves there (a name, a finite mean and a standard deviation above 0).",
+                         "Fix or remove regression_target in config.json (without it the output is read as it is), "
+                         "or use the output dir of a finished regression run.")
+    return {"name": "score", **saved}
 
 
 def hold_out_by_quantiles(train: Dataset, fraction: float, seed: int) -> tuple[DatasetDict, str]:
@@ -140,7 +174,7 @@ class Regression(TextClassification):
         model.config.id2label, model.config.label2id = {0: self.scaling["name"]}, {self.scaling["name"]: 0}
 
     def use_trained(self, model: Any) -> None:
-        self.scaling = dict(model.config.regression_target)
+        self.scaling = saved_scaling(model.config)
 
     def compute_metrics(self, suite: Any, processor: Any, config: RunConfig) -> Callable:
         """The metrics in the target's own units."""
@@ -227,6 +261,6 @@ class Regression(TextClassification):
     def predictions(self, inputs: list[Any], logits: Any) -> list[dict[str, Any]]:
         """The output mapped back to the target's units with the scaling saved at training (none for a model
         trained elsewhere)."""
-        scaling = getattr(self.model_config, "regression_target", None) or {"mean": 0.0, "std": 1.0, "name": "score"}
+        scaling = saved_scaling(self.model_config)
         return [{**input_fields(value), scaling["name"]: round(float(row[0]) * scaling["std"] + scaling["mean"], 6)}
                 for value, row in zip(inputs, logits)]

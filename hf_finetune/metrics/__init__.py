@@ -8,6 +8,7 @@ path, but only with ``trust_remote_code``: either way `evaluate` imports and run
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -40,6 +41,8 @@ def summary_rows(metrics: dict[str, Any]) -> Iterator[tuple[str, str, float]]:
         if split == "zero_shot_test" and metrics.get("zero_shot_examples"):
             label = f"test (before fine-tuning, {metrics['zero_shot_examples']} examples)"   # a sample, maybe
         for name, value in sorted((metrics.get(split) or {}).items()):
+            if value is None:
+                value = math.nan   # metrics.json holds a figure that was not a number as null
             if isinstance(value, (int, float)) and not is_timing(name):
                 yield label, name, value
 
