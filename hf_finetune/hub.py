@@ -232,6 +232,25 @@ def api(token: str | None) -> Any:
     return HfApi(endpoint=endpoint(), token=token)
 
 
+def ensure_repo(api: Any, repo_id: str, *, private: bool, what: str, repo_type: str = "model",
+                another: str = "push to another repo") -> bool:
+    """Create the repo (private if asked) and return whether it is private. ``create_repo(private=True,
+    exist_ok=True)`` leaves an existing public repo public: asked for a private one, an existing public repo is
+    refused before ``what`` is uploaded, not made private (its visibility is its owner's decision)."""
+    from .errors import HubError
+
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+    is_private = api.repo_info(repo_id, repo_type=repo_type).private is True
+    if private and not is_private:
+        kind = "data set" if repo_type == "dataset" else repo_type
+        prefix = {"dataset": "datasets/", "space": "spaces/"}.get(repo_type, "")
+        raise HubError(f"The {kind} repo {repo_id} already exists and is public, and {what} would go there; "
+                       "a private repo was asked for, so nothing was uploaded.",
+                       f"Make it private on the Hub ({shown_endpoint()}/{prefix}{repo_id}/settings), or delete it "
+                       f"(hf-finetune then creates it private), or {another}.")
+    return is_private
+
+
 @contextlib.contextmanager
 def errors(doing: str, *, repo_id: str | None = None, repo_type: str = "model",
            revision: str | None = None, kept: str = "the run itself is saved") -> Iterator[None]:

@@ -50,9 +50,8 @@ class HubCheckpoints(TrainerCallback):
             return
         api = hub.api(self.token)
         with hub.errors(f"Preparing the checkpoint branch of {self.repo_id!r}"):
-            api.create_repo(self.repo_id, private=self.private, exist_ok=True)
+            private = hub.ensure_repo(api, self.repo_id, private=self.private, what="the run's checkpoints")
             api.create_branch(self.repo_id, branch=BRANCH, exist_ok=True)
-            private = api.repo_info(self.repo_id).private
         self.say(f"checkpoints go to branch {BRANCH} of {self.repo_id}, a private repo" if private else
                  f"checkpoints go to branch {BRANCH} of {self.repo_id}, a public repo: anyone can download them "
                  "(--hub-private-repo creates the repo private)")

@@ -362,18 +362,11 @@ def submit(job: JobPlan, token: str | None, say) -> Any:
 
 
 def _ensure_private(api: Any, inputs_repo: str) -> None:
-    """Create the inputs repo private, or refuse one that is not: ``create_repo(private=True, exist_ok=True)``
-    leaves an existing public repo public, and the user's data, model and wheel would be readable by anyone.
-    Refused rather than made private or replaced: its visibility is the owner's decision."""
+    """The inputs repo, created private; an existing public one is refused (the user's data would be public)."""
     with hub.errors(f"Preparing the private data set {inputs_repo}", kept="nothing was submitted"):
-        api.create_repo(inputs_repo, repo_type="dataset", private=True, exist_ok=True)
-        private = api.repo_info(inputs_repo, repo_type="dataset").private
-    if private is not True:
-        raise HubError(f"The data set repo {inputs_repo} is public, and a Job's inputs (its data, model folder, "
-                       "template and the hf-finetune wheel) go there; nothing was uploaded or submitted.",
-                       f"Make it private on the Hub ({hub.shown_endpoint()}/datasets/{inputs_repo}/settings), or "
-                       "delete it (hf-finetune then creates it private), or bill another namespace with "
-                       "--jobs-namespace.")
+        hub.ensure_repo(api, inputs_repo, private=True, repo_type="dataset",
+                        what="a Job's inputs (its data, model folder, template and the hf-finetune wheel)",
+                        another="bill another namespace with --jobs-namespace")
 
 
 # -- 3. follow -------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def push_run(run_dir: str | Path, repo_id: str, *, token: str | None = None, pri
                                     else str(content)) for name, content in plan.files]
     pushed = {name for name, _ in plan.files}
     with hub.errors(f"Pushing to {repo_id!r}"):
-        api.create_repo(repo_id, private=private, exist_ok=True)
+        hub.ensure_repo(api, repo_id, private=private, what="the model")
         if revision:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         stale = [CommitOperationDelete(path_in_repo=path) for path in api.list_repo_files(repo_id, revision=revision)

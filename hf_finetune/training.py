@@ -519,8 +519,10 @@ def _train_and_measure(ctx: _Run, inputs: _Inputs, trainer: Any, progress: Progr
         probe = _linear_probe(ctx, inputs, trainer, progress)
     started = time.perf_counter()
     stop.install()
-    train_output = _train(trainer, stage)
-    stop.uninstall()
+    try:
+        train_output = _train(trainer, stage)
+    finally:   # a failed run must not leave our SIGTERM handler behind (the API may be called again)
+        stop.uninstall()
     if stop.requested:
         raise stop.error(stage.checkpoints)
     outputs.crash_point("trained")

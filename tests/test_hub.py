@@ -130,6 +130,21 @@ def test_repush_pr_branch_and_private(trained_run, tmp_path, session_env):
         assert anonymous.returncode != 0 and "RepositoryNotFound" in anonymous.stderr
 
 
+def test_private_push_to_an_existing_public_repo_is_refused_before_any_upload(trained_run, session_env):
+    """create_repo(private=True, exist_ok=True) leaves an existing public repo public: --private must not
+    upload the model there as if it were private."""
+    with HubServer(tokens={TOKEN}, xet_regular=True) as server:
+        env = hub_env(session_env, server.url, xet=True)
+        public = run_cli(["push", str(trained_run), "tester/open"], env)
+        assert public.returncode == 0, public.stderr
+        commits = len(server.repos[("model", "tester/open")].commits)
+        refused = run_cli(["push", str(trained_run), "tester/open", "--private"], env)
+        assert refused.returncode != 0
+        assert "already exists and is public" in refused.stderr and "nothing was uploaded" in refused.stderr
+        assert not server.repos[("model", "tester/open")].private
+        assert len(server.repos[("model", "tester/open")].commits) == commits   # nothing pushed
+
+
 def test_token_never_leaks_into_pushed_files_or_outputs(trained_run, tmp_path, session_env):
     with HubServer(tokens={TOKEN}, xet_regular=True) as server:
         env = hub_env(session_env, server.url, xet=True)
