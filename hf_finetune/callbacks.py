@@ -262,6 +262,9 @@ class GracefulStop(TrainerCallback):
         return control
 
     def on_save(self, args, state, control, **kwargs):
+        from .outputs import crash_point
+
+        crash_point(f"saved:{state.global_step}")   # the kill tests: a SIGKILL right after a checkpoint
         if self.requested:
             # a checkpoint to resume from is on disk (this step's, or an evaluation's the signal came during)
             self.saved = True

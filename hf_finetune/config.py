@@ -92,8 +92,16 @@ class RunConfig:
     validation_size: float = _opt(0.1, "Fraction of train held out for validation when there is no such split.", "data")
     test_size: float = _opt(0.1, "Fraction of train held out for test when there is no such split.", "data")
     max_train_samples: int | None = _opt(None, "Use at most this many training examples.", "data")
-    max_eval_samples: int | None = _opt(None, "Use at most this many validation examples.", "data")
-    max_test_samples: int | None = _opt(None, "Use at most this many test examples.", "data")
+    max_eval_samples: int | None = _opt(
+        None, "Use at most this many validation examples (with --streaming: the validation rows read from the "
+              "stream, default 1000).", "data")
+    max_test_samples: int | None = _opt(
+        None, "Use at most this many test examples (with --streaming: the test rows read from the stream, default "
+              "1000).", "data")
+    streaming: bool = _opt(
+        False, "Read the data set as training goes (datasets' streaming: no full download or copy, tokenized on the "
+               "fly); needs --max-steps. Validation and test are the data's own splits or the stream's first rows "
+               "(--max-eval-samples, --max-test-samples), read once.", "data")
     max_zero_shot_samples: int = _opt(
         100, "Summarization: score the base model before training (zero-shot, a row of the card) on a seeded sample "
              "of at most this many test examples; generation is slow on a CPU (0: skip that step).", "data",
@@ -382,6 +390,8 @@ def validate(config: RunConfig) -> RunConfig:
     if config.hp_search is not None and not 1 <= config.hp_search <= MAX_HP_TRIALS:
         raise ConfigError(f"'hp_search' is a number of trials from 1 to {MAX_HP_TRIALS}, got {config.hp_search}: "
                           "each trial trains the model once.", "A few dozen trials are usual (e.g. --hp-search 20).")
+    if config.streaming:
+        _check_streaming(config)
     if config.bf16 and config.fp16:
         raise ConfigError("Choose one of bf16 and fp16, not both.")
     if config.output_dir is not None and not config.output_dir.strip():
@@ -425,6 +435,31 @@ def _check_counts(config: RunConfig) -> None:
         raise ConfigError(f"Unknown {flag('lr_scheduler_type')} {config.lr_scheduler_type!r}. "
                           f"{did_you_mean(config.lr_scheduler_type, schedules)}",
                           f"transformers' schedules: {', '.join(schedules)}.")
+
+
+def _check_streaming(config: RunConfig) -> None:
+    """--streaming reads rows as training goes, never all of them: the run's length can't come from epochs, and
+    a search's trials would each read the whole stream again (a linear probe fits on the stream's first rows)."""
+    if config.max_steps <= 0:
+        raise ConfigError("--streaming reads the data as training goes, without counting its rows first, so the "
+                          "number of training steps can't come from --num-train-epochs.",
+                          "Give the length of the run with --max-steps N.")
+    if config.hp_search:
+        raise ConfigError("--hp-search can't be combined with --streaming: each trial would read the stream again, "
+                          "and the trials would be compared on different rows.",
+                          "Search on a local sample without --streaming (e.g. --max-train-samples 20000), then "
+                          "stream with the values it chose.")
+
+
+def streaming_schedule(config: RunConfig) -> tuple[RunConfig, str | None]:
+    """A stream's epoch is a pass over all of it, which a run of --max-steps rarely ends: evaluation (and so
+    the checkpoints a resume starts from) every eval_steps instead, a quarter of the run unless given."""
+    if not config.streaming or config.eval_strategy != "epoch":
+        return config, None
+    steps = config.eval_steps or max(1, config.max_steps // 4)
+    return (dataclasses.replace(config, eval_strategy="steps", eval_steps=steps),
+            f"evaluating and saving a checkpoint every {steps} steps (--eval-strategy steps --eval-steps {steps}): "
+            "an epoch of a stream is a pass over all of it")
 
 
 def scheduler_types() -> list[str]:

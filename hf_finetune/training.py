@@ -139,6 +139,7 @@ class _Inputs:
     cached: bool                   # the tokenized splits came from the cache
     metric: str                    # the one that picks the best checkpoint
     metric_specs: list[tuple[str, dict[str, Any]]]
+    train_stream: Any = None       # --streaming: the training rows, tokenized as drawn (``tokenized``: its first rows)
 
 
 @dataclass
@@ -200,6 +201,7 @@ def _start(template: TaskTemplate, config: RunConfig, console: Console, quiet: b
             raise ConfigError(f"--report-to {config.report_to} needs the {config.report_to} package, which is not "
                               "installed.", f"pip install {config.report_to}, or leave --report-to out.")
     hpsearch.check(config, template.search_space, template.source)
+    config, schedule_note = config_mod.streaming_schedule(config)
     model_source = modeling.resolve(template, config, token)
     target = Path(config.output_dir) if config.output_dir else outputs.default_dir(template.name, model_source.name)
     outputs.check_target_path(target, _local_inputs(template, config, model_source))
@@ -214,6 +216,8 @@ def _start(template: TaskTemplate, config: RunConfig, console: Console, quiet: b
         _lock(ctx)   # fail at once when another run holds it (with several processes: at staging, together)
     say(f"[bold]hf-finetune {template.name}[/]: model [cyan]{config.model or model_source.ref}[/]"
         + (f" ({model_source.hub_id})" if model_source.hub_id and model_source.hub_id != config.model else ""))
+    if schedule_note:
+        say(f"streaming: {schedule_note}")
     return ctx
 
 
@@ -257,13 +261,15 @@ def _load_inputs(ctx: _Run) -> _Inputs:
     template, config = ctx.template, ctx.config
     kind_class = kinds.get(template.kind)
     prepared = data_mod.prepare(template, config, kind_class)
-    config_mod.check_accumulation(config, len(prepared.splits["train"]), ctx.state.num_processes)
+    if prepared.stream is None:   # a stream's epoch is not counted
+        config_mod.check_accumulation(config, len(prepared.splits["train"]), ctx.state.num_processes)
     _say_data(ctx, prepared)
     processor = modeling.load_processor(template, ctx.model_source)
     set_seed(config.seed)  # the new head's initialisation
     model = modeling.load_model(template, ctx.model_source, kind_class.model_labels(prepared.labels))
     kind = kind_class(template, model.config)
     tokenized, cached = kind.preprocess(prepared, processor, config)
+    stream = None if prepared.stream is None else kind.tokenize_stream(prepared.stream, processor, config)
     kind.prepare_model(model, config)
     for choice in kind.choices:
         ctx.say(f"[yellow]chosen from the data:[/] {escape(choice)}")
@@ -273,7 +279,7 @@ def _load_inputs(ctx: _Run) -> _Inputs:
     if config.metrics:
         metric_specs = [(name, next((a for n, a in metric_specs if n == name), {})) for name in config.metrics]
     return _Inputs(prepared, processor, model, kind, tokenized, cached,
-                   config.metric_for_best_model or template.metric_for_best_model, metric_specs)
+                   config.metric_for_best_model or template.metric_for_best_model, metric_specs, stream)
 
 
 def _say_data(ctx: _Run, prepared: data_mod.PreparedData) -> None:
@@ -281,7 +287,8 @@ def _say_data(ctx: _Run, prepared: data_mod.PreparedData) -> None:
     labels_note = (f", {len(labels)} labels ({', '.join(labels[:8])}" + (", ..." if len(labels) > 8 else "") + ")"
                    if labels else "")
     ctx.say(f"data [cyan]{prepared.source.name}[/]: "
-            + ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items()) + " examples" + labels_note)
+            + ", ".join(f"{k} {'streamed' if k == 'train' and prepared.stream is not None else len(v)}"
+                        for k, v in prepared.splits.items()) + " examples" + labels_note)
     if data_mod.PAIR_ROLE in prepared.columns:
         ctx.say(f"  text pair: {escape(prepared.columns['text'])} + {escape(prepared.columns[data_mod.PAIR_ROLE])} "
                 "(tokenized together as one input)")
@@ -289,6 +296,8 @@ def _say_data(ctx: _Run, prepared: data_mod.PreparedData) -> None:
         origin = prepared.split_origin.get(split, split)
         if origin != split:   # say where a split came from when it is not the data's own of that name
             ctx.say(f"  {split}: {escape(origin)}")
+    for note in prepared.notes:
+        ctx.say(f"streaming: {escape(note)}")
 
 
 # Settings that say where a run goes or who watches it, not what it learns: they may change between a
@@ -383,7 +392,8 @@ def _build_trainer(ctx: _Run, inputs: _Inputs, config: RunConfig, checkpoints: P
     collator = kind.collator(inputs.processor, inputs.model)
     trainer_class = template.trainer.resolve()
     buckets = None
-    if config.train_sampling_strategy == "length_buckets" and kind.length_buckets and batching.pads_to_width(collator):
+    if (config.train_sampling_strategy == "length_buckets" and kind.length_buckets and batching.pads_to_width(collator)
+            and inputs.train_stream is None):   # a stream's batches come as drawn: padded to their longest
         lengths = [len(ids) for ids in inputs.tokenized["train"]["input_ids"]]
         widths = batching.boundaries(lengths, config.length_buckets)
         buckets = batching.padding_stats(lengths, widths)
@@ -399,10 +409,12 @@ def _build_trainer(ctx: _Run, inputs: _Inputs, config: RunConfig, checkpoints: P
                     config.train_sampling_strategy)
     progress = ProgressCallback(ctx.console, inputs.metric, args.train_batch_size * args.gradient_accumulation_steps
                                 * args.world_size, quiet=ctx.quiet,
-                                shape=None if config.hp_search else _run_shape(inputs, config))
+                                shape=None if config.hp_search or inputs.train_stream is not None
+                                else _run_shape(inputs, config))
     suite = metrics_mod.MetricSuite(inputs.metric_specs, template.trust_remote_code)
     trainer = trainer_class(
-        model=inputs.model, args=args, train_dataset=inputs.tokenized["train"],
+        model=inputs.model, args=args,
+        train_dataset=inputs.tokenized["train"] if inputs.train_stream is None else inputs.train_stream,
         eval_dataset=inputs.tokenized["validation"], processing_class=inputs.processor, data_collator=collator,
         compute_metrics=kind.compute_metrics(suite, inputs.processor, config),
         callbacks=[*_callbacks(template, config), *_hub_callbacks(ctx), progress, stop],
@@ -635,6 +647,8 @@ def _write_run_dir(ctx: _Run, inputs: _Inputs, training: _Training, measured: _M
                             inputs.prepared.labels)
     if analysis is not None and kind.choices:
         analysis.setdefault("notes", []).extend(f"Chosen from the data: {choice}" for choice in kind.choices)
+    if analysis is not None and inputs.prepared.notes:
+        analysis.setdefault("notes", []).extend(f"Streaming: {note}." for note in inputs.prepared.notes)
     if analysis is not None and measured.linear_probe:
         probe = measured.linear_probe
         analysis.setdefault("notes", []).append(
@@ -653,9 +667,10 @@ def _write_run_dir(ctx: _Run, inputs: _Inputs, training: _Training, measured: _M
 def _metrics(inputs: _Inputs, trainer: Any, measured: _Measured) -> dict[str, Any]:
     """metrics.json: training throughput, the kept checkpoint's validation figures, the test figures."""
     train = {k: v for k, v in measured.train_output.metrics.items() if isinstance(v, (int, float))}
-    train.update(wall_seconds=round(measured.train_seconds, 2), examples=len(inputs.tokenized["train"]),
+    train.update(wall_seconds=round(measured.train_seconds, 2), examples=_trained_rows(inputs, trainer),
                  epochs_completed=trainer.state.epoch, steps=trainer.state.global_step)
-    real_tokens = inputs.kind.real_tokens(inputs.tokenized["train"])
+    # a stream's tokens are not kept: its first rows' count would misstate the throughput
+    real_tokens = inputs.kind.real_tokens(inputs.tokenized["train"]) if inputs.train_stream is None else None
     if real_tokens:
         train["real_tokens"] = real_tokens
     best = trainer.state.best_model_checkpoint
@@ -669,6 +684,15 @@ def _metrics(inputs: _Inputs, trainer: Any, measured: _Measured) -> dict[str, An
         "best_checkpoint_step": int(best.rsplit("-", 1)[-1]) if best else None,
         "metric_for_best_model": inputs.metric,
     }
+
+
+def _trained_rows(inputs: _Inputs, trainer: Any) -> int:
+    """The training examples: the split's rows, or for a stream the rows its steps drew (at most: the last
+    batch of a stream that ran out may be short)."""
+    if inputs.train_stream is None:
+        return len(inputs.tokenized["train"])
+    args = trainer.args
+    return trainer.state.global_step * args.train_batch_size * args.gradient_accumulation_steps * args.world_size
 
 
 def _baseline(ctx: _Run, inputs: _Inputs) -> dict[str, Any] | None:
@@ -759,7 +783,8 @@ def _record(ctx: _Run, inputs: _Inputs, training: _Training, test_metrics: dict[
         dataset=DataSet(data.name, data.hub_id, data.config, data.description, data.content, data.split_files,
                         data.label_names_file),
         local_inputs=LocalInputs(source.local, data.local, not template.bundled),
-        splits={k: Split(len(v), prepared.split_origin.get(k, k)) for k, v in prepared.splits.items()},
+        splits={k: Split(_trained_rows(inputs, training.trainer) if k == "train" else len(v),
+                         prepared.split_origin.get(k, k)) for k, v in prepared.splits.items()},
         labels=prepared.labels,
         label_counts=({k: inputs.kind.label_counts(v, prepared.labels) for k, v in prepared.splits.items()}
                       if inputs.kind.classification else {}),

@@ -17,7 +17,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import RunConfig
 from ..errors import DataError, did_you_mean
@@ -43,6 +43,8 @@ class PreparedData:
     split_origin: dict[str, str] = field(default_factory=dict)  # split -> where it came from
     dropped: dict[str, int] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)  # split -> hash of its content
+    stream: Any = None   # --streaming: the training rows as an IterableDataset (``splits["train"]``: its first rows)
+    notes: list[str] = field(default_factory=list)   # what a stream read from where, for the output and the card
 
     def fingerprint_splits(self) -> None:
         """A hash per split of exactly what it holds (its rows, as Arrow) and of the bytes it was read
@@ -92,6 +94,10 @@ def prepare(template: TaskTemplate, config: RunConfig, kind: type[TaskKind] | No
     from .. import kinds
 
     kind = kind or kinds.get(template.kind)
+    if config.streaming:
+        from .streamed import prepare_streamed
+
+        return prepare_streamed(template, config, kind, labels)
 
     ref = config.dataset or template.default_dataset
     if not ref:

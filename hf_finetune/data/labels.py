@@ -76,13 +76,14 @@ def check_all_occur(label_names: list[str], present: set[str], column: str) -> N
 
 
 def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None,
-                  strict: bool = False) -> tuple[DatasetDict, list[str]]:
+                  strict: bool = False, all_occur: bool = True) -> tuple[DatasetDict, list[str]]:
     """Turn the label column of every split into one ClassLabel shared by all splits.
 
     ``names`` fix the label names and their order: integer labels 0, 1, ... are read as indices into
     them (``--label-names negative,positive``, a label_names.txt, a trained model's id2label); other
     labels must be among them. With ``strict`` (names the user gave) a label that is not is an error;
-    otherwise (a trained model's names) its rows are dropped with a count.
+    otherwise (a trained model's names) its rows are dropped with a count. ``all_occur``: refuse names no row
+    holds (not for a stream's first rows, which need not hold every label).
     """
     from datasets import ClassLabel, Value
 
@@ -112,7 +113,7 @@ def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None,
     index = {name: i for i, name in enumerate(label_names)}
     unknown = sorted({as_key(v) for v in distinct} - set(index), key=str)
     check_known(unknown, strict, column, label_names, "Dropping rows whose label the model does not know")
-    if strict:
+    if strict and all_occur:
         check_all_occur(label_names, {as_key(v) for v in distinct}, column)
 
     def to_ids(batch: dict[str, list]) -> dict[str, list]:

@@ -374,13 +374,13 @@ def split_by_column(raw: DatasetDict, source: DataSource) -> DatasetDict:
     return out
 
 
-def _load_hub(ref: str, config: RunConfig) -> DatasetDict:
+def _load_hub(ref: str, config: RunConfig, streaming: bool = False) -> DatasetDict:
     import datasets
-    from datasets import DatasetDict
+    from datasets import DatasetDict, IterableDatasetDict
 
     offline = hub.go_offline_if_unreachable()
     try:
-        loaded = datasets.load_dataset(ref, config.dataset_config)
+        loaded = datasets.load_dataset(ref, config.dataset_config, streaming=streaming)
     except Exception as err:  # noqa: BLE001
         text = str(err)
         if offline or isinstance(err, ConnectionError):
@@ -394,9 +394,59 @@ def _load_hub(ref: str, config: RunConfig) -> DatasetDict:
                             "Pass one with --dataset-config NAME.") from None
         raise DataError(f"Could not load data set {ref!r} from the Hub: {text.splitlines()[0] if text else err!r}",
                         "Check the id (e.g. 'stanfordnlp/imdb'), or give a local file with --dataset.") from None
-    if not isinstance(loaded, DatasetDict):
-        loaded = DatasetDict(train=loaded)
+    if not isinstance(loaded, (DatasetDict, IterableDatasetDict)):
+        loaded = (IterableDatasetDict if streaming else DatasetDict)(train=loaded)
     return loaded
+
+
+def load_stream(ref: str, config: RunConfig) -> tuple[Any, DataSource]:
+    """--streaming: the data set as an ``IterableDatasetDict`` (nothing downloaded or copied; rows are read as
+    they are drawn), and its description. Tables only: a Hub data set, a CSV / TSV / JSON Lines / JSON / Parquet
+    file, or a folder of them whose file names say their splits."""
+    import datasets
+
+    if embedded.is_embedded(ref):
+        raise DataError(f"--streaming reads a Hub data set or a large local file; the embedded data set {ref} is "
+                        "small and comes with hf-finetune.", "Leave out --streaming, or pass --dataset.")
+    path = Path(ref).expanduser()
+    if not path.exists():
+        if ref.startswith((".", "/", "~")) or Path(ref).suffix.lower() in FILE_BUILDERS:
+            raise DataError(f"Data file or folder {ref} does not exist.")
+        raw = _load_hub(ref, config, streaming=True)
+        return raw, DataSource(ref, ref, config.dataset_config, content=_hub_revision(ref, config))
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path} can't be read (permission denied).")
+    if path.is_dir() and (_is_saved_dataset(path) or _is_image_folder(path)):
+        raise DataError(f"--streaming reads tables (CSV / TSV / JSON Lines / JSON / Parquet files); {path} is "
+                        f"{'a saved data set' if _is_saved_dataset(path) else 'an image folder'}.",
+                        "Leave out --streaming for it.")
+    files = {"train": [path]} if path.is_file() else split_files(data_files(path))
+    suffixes = {p.suffix.lower() for group in files.values() for p in group}
+    builders = {FILE_BUILDERS.get(suffix) for suffix in suffixes}
+    if not files or len(builders) != 1 or None in builders or "text" in builders:
+        raise DataError(f"--streaming reads CSV / TSV / JSON Lines / JSON / Parquet files of one format; {path} is "
+                        f"{', '.join(sorted(suffixes)) or 'no such file'}.")
+    builder = builders.pop()
+    kwargs: dict[str, Any] = dict(CSV_NA) if builder == "csv" else {}
+    if suffixes == {".tsv"}:
+        kwargs["delimiter"] = "\t"
+    name = os.fsencode(path.resolve().name).decode("utf-8", "replace")
+    source = DataSource(name, local=True, content=content_hash(path),
+                        split_files={k: [p.name for p in v] for k, v in files.items()},
+                        label_names_file=_label_names_file(path if path.is_dir() else path.parent))
+    raw = datasets.load_dataset(builder, data_files={k: [str(p) for p in v] for k, v in files.items()},
+                                streaming=True, **kwargs)
+    return raw, source
+
+
+def _hub_revision(ref: str, config: RunConfig) -> str:
+    """What identifies a streamed Hub data set's bytes: its commit (the stream reads that revision's files)."""
+    from huggingface_hub import HfApi
+
+    try:
+        return f"{ref}@{HfApi().dataset_info(ref).sha}:{config.dataset_config}"
+    except Exception:  # noqa: BLE001 - the rows read first still fingerprint the run
+        return f"{ref}:{config.dataset_config}"
 
 
 def load_raw(ref: str, config: RunConfig) -> tuple[DatasetDict, DataSource, dict[str, str]]:

@@ -64,6 +64,7 @@ class TaskKind:
     input_role: str = "text"             # what a model of this kind takes as input (predict, the card)
     text_pairs: bool = False             # reads a text pair per example (a second text column: text_pair)
     tokenizes: bool = True               # inputs are tokenized once and cached (not images)
+    streams: bool = False                # trains on a stream (--streaming): one label per text, tokenized on the fly
     length_buckets: bool = False         # batches may be padded to fixed widths (batching.py)
     bf16_on_cpu: bool = True             # bf16 autocast keeps this kind's results on CPUs with bf16 instructions
     evaluate_before_training: bool = False   # also report the base model's metrics (zero-shot)
@@ -129,6 +130,10 @@ class TaskKind:
     # -- one run or one evaluation ------------------------------------------------------------------------
     def preprocess(self, data: Any, processor: Any, config: RunConfig) -> tuple["datasets.DatasetDict", bool]:
         """Turn prepared splits into model inputs; return them and whether they came from the cache."""
+        raise NotImplementedError
+
+    def tokenize_stream(self, stream: Any, processor: Any, config: RunConfig) -> Any:
+        """The training stream's model inputs, tokenized as batches are drawn (``streams`` kinds)."""
         raise NotImplementedError
 
     def collator(self, processor: Any, model: Any) -> Any:
@@ -283,7 +288,8 @@ class SingleLabelClassification(TaskKind):
                        config: RunConfig) -> tuple[Any, list[str]]:
         from ..data.labels import encode_labels
 
-        return encode_labels(splits, column, names, strict)
+        # a stream's first rows need not hold every label named
+        return encode_labels(splits, column, names, strict, all_occur=not config.streaming)
 
     @classmethod
     def check_targets(cls, splits: Any, labels: list[str], column: str) -> None:

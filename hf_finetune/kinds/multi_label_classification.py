@@ -259,6 +259,7 @@ class MultiLabelClassification(TextClassification):
                "linear_probe")
     task_words = "multi-label text classification"   # served by the text-classification pipeline
     problem_types = ("multi_label_classification",)
+    streams = False   # a stream's targets would need their checks (and scaling, label sets) row by row
     text_pairs = False   # its baselines, thresholds and predictions read one text per example
     learned_nothing_cause = ("class imbalance: a few frequent labels dominate the loss, so the model gives every "
                              "text the same few labels (near the label-frequency prior) and the rare ones never reach "

@@ -114,6 +114,7 @@ class Regression(TextClassification):
     classification = False
     task_words = "text regression"   # served by the text-classification pipeline
     problem_types = ("regression",)
+    streams = False   # a stream's targets would need their checks (and scaling, label sets) row by row
     learned_nothing_cause = ("too little training: the head still outputs about the training mean for every text "
                              "(too few optimizer steps, or a learning rate too low for them)")
     NEAR_CONSTANT = 0.1   # predictions whose spread is under this share of the targets' are (near) one number

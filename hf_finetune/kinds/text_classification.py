@@ -25,6 +25,7 @@ class TextClassification(SingleLabelClassification):
     options = ("text_column", "label_column", "label_names", "length_buckets", "linear_probe")
     length_buckets = True
     text_pairs = True
+    streams = True
     problem_types: tuple = (None, "single_label_classification")   # of the saved model's config (transformers)
 
     # -- one run ------------------------------------------------------------------------------------------
@@ -36,10 +37,8 @@ class TextClassification(SingleLabelClassification):
         """What else decides the tokenized `labels` (a regression target's scaling)."""
         return []
 
-    def preprocess(self, data: Any, processor: Any, config: RunConfig) -> tuple[Any, bool]:
-        from datasets import DatasetDict
-
-        tokenizer = processor
+    def _tokenizer(self, tokenizer: Any, config: RunConfig) -> tuple[Any, int]:
+        """The batch tokenization of this kind's rows, and the length it truncates to."""
         limit = getattr(tokenizer, "model_max_length", None) or config.max_length
         max_length = min(config.max_length, limit)
         prefix = self.prefix
@@ -51,6 +50,19 @@ class TextClassification(SingleLabelClassification):
             enc["labels"] = self.targets(batch[self.target_role])
             return dict(enc)
 
+        return tokenize, max_length
+
+    def tokenize_stream(self, stream: Any, processor: Any, config: RunConfig) -> Any:
+        tokenize, _ = self._tokenizer(processor, config)
+        return stream.map(tokenize, batched=True, remove_columns=[c for c in ("text", PAIR_ROLE, self.target_role)
+                                                                  if c in stream.column_names])
+
+    def preprocess(self, data: Any, processor: Any, config: RunConfig) -> tuple[Any, bool]:
+        from datasets import DatasetDict
+
+        tokenizer = processor
+        tokenize, max_length = self._tokenizer(tokenizer, config)
+        prefix = self.prefix
         out, all_cached = DatasetDict(), True
         key = [self.name, tokenized.processor_identity(tokenizer), max_length, prefix, tokenized.CHARS_PER_TOKEN, "v2",
                *self.cache_key()]
