@@ -61,6 +61,11 @@ def prepare_streamed(template: TaskTemplate, config: RunConfig, kind: type[TaskK
     held = [role for role in ("test", "validation") if role not in own]
     head_count = min(HEAD_ROWS, config.max_train_samples or HEAD_ROWS)
     first = _take(raw[train_name], sum(counts[r] for r in held) + head_count, train_label)
+    if any(c.strip().lower() == SPLIT_COLUMN for c in first.column_names):
+        raise DataError(f"{train_label} has a {SPLIT_COLUMN!r} column naming each row's split, which --streaming can't "
+                        "follow (it would read every row to find the validation and test rows).",
+                        "Put each split in a file of its own (train.jsonl, validation.jsonl, test.jsonl), or leave out "
+                        "--streaming.")
     start = 0
     for role in held:
         splits[role] = first.select(range(start, min(start + counts[role], len(first))))
@@ -74,11 +79,6 @@ def prepare_streamed(template: TaskTemplate, config: RunConfig, kind: type[TaskK
     splits["train"] = first.select(range(start, len(first)))
     origin["train"] = f"{train_label}, streamed" + (f" after its first {start} rows (held out)" if start else "")
     head = splits["train"]
-    if any(c.strip().lower() == SPLIT_COLUMN for c in head.column_names):
-        raise DataError(f"{train_label} has a {SPLIT_COLUMN!r} column naming each row's split, which --streaming can't "
-                        "follow (it would read every row to find the validation and test rows).",
-                        "Put each split in a file of its own (train.jsonl, validation.jsonl, test.jsonl), or leave out "
-                        "--streaming.")
 
     mapping = _map_columns(head, kind, config, template, {}, source)
     target = mapping[kind.target_role]
