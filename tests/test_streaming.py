@@ -79,6 +79,22 @@ def test_streaming_refuses_what_needs_all_rows(cli, tiny_model, tmp_path):
         assert "Traceback" not in proc.stderr and "Unexpected error" not in proc.stderr + proc.stdout
 
 
+def test_streaming_is_an_option_of_config_files_and_the_api(tmp_path):
+    """One RunConfig field: a config file's `streaming: true` and the API's keyword are checked alike."""
+    from hf_finetune import api
+    from hf_finetune.config import streaming_schedule
+    from hf_finetune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--max-steps"):
+        api.resolve_config("sentiment", streaming=True)
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("streaming: true\nmax_steps: 50\ndataset: reviews.jsonl\n")
+    _, config = api.resolve_config("sentiment", config=config_file)
+    assert config.streaming and config.max_steps == 50
+    streamed, note = streaming_schedule(config)
+    assert (streamed.eval_strategy, streamed.eval_steps) == ("steps", 12) and "every 12 steps" in note
+
+
 # -- a local file -------------------------------------------------------------------------------------------------
 
 
@@ -110,6 +126,10 @@ def test_streamed_local_file(session_env, tiny_model, tmp_path):
     cached = {p.name: len(datasets.Dataset.from_file(str(p))) for p in (tmp_path / "cache").rglob("*.arrow")}
     assert cached == {"train.arrow": 1000, "validation.arrow": 40, "test.arrow": 40}
     assert not list((tmp_path / "hf_home").rglob("*.arrow"))   # no copy of the file in the datasets cache
+    # `evaluate` on the run's own data reads the same held-out test rows again: the same figures
+    scored = run_cli(["evaluate", out, "--output", tmp_path / "scores.json"], own_env(session_env, tmp_path))
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    assert read_json(tmp_path / "scores.json")["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
 
 def test_label_outside_the_known_names_stops_the_run(session_env, tiny_model, tmp_path):
