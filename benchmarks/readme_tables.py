@@ -179,12 +179,12 @@ def startup() -> str:
 def streaming() -> str:
     """Peak RSS and disk of a --streaming run per data set size, beside the same run reading the whole file."""
     record = results.read("streaming")
-    rows = ["| rows | file | run | peak RSS | disk after the run (caches + output) | of which tokenized | wall |",
-            "|---:|---:|---|---:|---:|---:|---:|"]
+    rows = ["| rows | file | run | peak RSS | disk after the run (caches + output) | of which tokenized |",
+            "|---:|---:|---|---:|---:|---:|"]
     for run in record["figures"]["runs"]:
         rows.append(f"| {run['rows']:,} | {run['file_mib']:.1f} MiB | {'--streaming' if run['streaming'] else 'whole file'} "
                     f"| {run['peak_rss_mib']:.0f} MiB | {run['disk_total_mib']:.2f} MiB "
-                    f"| {run['disk_mib']['tokenization_cache']:.2f} MiB | {run['wall_seconds']:.0f} s |")
+                    f"| {run['disk_mib']['tokenization_cache']:.2f} MiB |")
     return "\n".join(rows) + f"\n\n`{record['command']}` (`benchmarks/results/streaming.json`).\n"
 
 
