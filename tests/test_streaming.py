@@ -127,7 +127,8 @@ def test_streamed_local_file(session_env, tiny_model, tmp_path):
     assert cached == {"train.arrow": 1000, "validation.arrow": 40, "test.arrow": 40}
     assert not list((tmp_path / "hf_home").rglob("*.arrow"))   # no copy of the file in the datasets cache
     # `evaluate` on the run's own data reads the same held-out test rows again: the same figures
-    scored = run_cli(["evaluate", out, "--output", tmp_path / "scores.json"], own_env(session_env, tmp_path))
+    scored = run_cli(["evaluate", out, "--dataset", data, "--output", tmp_path / "scores.json"],
+                     own_env(session_env, tmp_path))
     assert scored.returncode == 0, scored.stdout + scored.stderr
     assert read_json(tmp_path / "scores.json")["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
