@@ -28,6 +28,7 @@ from rich.markup import escape
 from . import (arguments, batching, card, config as config_mod, data as data_mod, embedded, estimate, hpsearch,
                hub_checkpoints, install, kinds, learning_check, metrics as metrics_mod, modeling, outputs)
 from .config import RunConfig
+from .data import streamed
 from .data.tokenized import processor_identity
 from .errors import ConfigError
 from .kinds.base import TaskKind
@@ -533,6 +534,11 @@ def _train_and_measure(ctx: _Run, inputs: _Inputs, trainer: Any, progress: Progr
     stop.install()
     try:
         train_output = _train(trainer, stage)
+    except Exception as err:
+        failure = None if inputs.train_stream is None else streamed.read_failure(err, trainer.state.global_step)
+        if failure is None:
+            raise
+        raise failure from None
     finally:   # a failed run must not leave our SIGTERM handler behind (the API may be called again)
         stop.uninstall()
     if stop.requested:

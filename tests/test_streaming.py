@@ -232,3 +232,25 @@ def test_killed_streamed_run_resumes_where_the_stream_stopped(session_env, tiny_
     test, reference_test = (read_json(run / "metrics.json")["test"] for run in (out, tmp_path / "whole"))
     for name in ("loss", "accuracy", "f1"):
         assert test[name] == pytest.approx(reference_test[name], abs=1e-5), name
+
+
+@pytest.mark.slow
+def test_malformed_row_past_the_first_chunk_is_one_message(session_env, tiny_model, tmp_path):
+    """A CSV stream is parsed 10,000 rows at a time: a broken row at line 12,002 is met during training, not
+    when the first rows are read; it ends the run with one message naming it (not 'Unexpected error'), a
+    non-zero exit, and no finished output dir."""
+    rows = ["review,label"] + [f"{'good thing' if i % 2 else 'bad thing'} {i},{'pos' if i % 2 else 'neg'}"
+                               for i in range(14000)]
+    rows[12001] = "oops,too,many,fields"
+    data = tmp_path / "rows.csv"
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    proc = run_cli(["sentiment", "--model", tiny_model, "--dataset", data, "--streaming", "--max-steps", "110",
+                    "--per-device-train-batch-size", "128", "--max-length", "8", "--eval-strategy", "steps",
+                    "--eval-steps", "100", "--max-eval-samples", "40", "--max-test-samples", "40",
+                    "--no-linear-probe", "--output-dir", out], own_env(session_env, tmp_path))
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Reading the training stream failed after step" in text and "Expected 2 fields in line 12002" in text
+    assert "Unexpected error" not in text and "Traceback" not in text
+    assert not (out / "run_info.json").exists()

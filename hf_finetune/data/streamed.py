@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import traceback
 from typing import TYPE_CHECKING, Any
 
 from ..config import RunConfig
-from ..errors import DataError
+from ..errors import DataError, FinetuneError
 from . import TEXT_ROLES, PreparedData, _clean, _map_columns
 from .labels import is_missing
 from .sources import TEST_NAMES, VALIDATION_NAMES, SPLIT_COLUMN, load_stream, read_label_names
@@ -209,3 +211,16 @@ def _encoded(stream: Any, mapping: dict[str, str], feature: Any, labels: list[st
     return stream.select_columns(columns).map(encode, batched=True, with_indices=True, remove_columns=columns,
                                               features=features)
 
+
+
+def read_failure(err: BaseException, step: int) -> DataError | None:
+    """A failure to read the training stream during training (a malformed row past the rows read first, a lost
+    connection), as one message; None for any other failure (one that never passed through ``datasets``)."""
+    if isinstance(err, FinetuneError) or not isinstance(err, Exception):
+        return None
+    if not any(f"{os.sep}datasets{os.sep}" in frame.filename for frame in traceback.extract_tb(err.__traceback__)):
+        return None
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return DataError(f"Reading the training stream failed after step {step}: {type(err).__name__}: {reason}".rstrip()
+                     + ".", "A lost connection: run the same command again; it resumes from the last checkpoint. A "
+                            "malformed row: fix or remove it and run again (other data: training starts afresh).")
