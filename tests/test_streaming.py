@@ -95,6 +95,32 @@ def test_streaming_is_an_option_of_config_files_and_the_api(tmp_path):
     assert (streamed.eval_strategy, streamed.eval_steps) == ("steps", 12) and "every 12 steps" in note
 
 
+def test_a_folder_of_split_files_streams_each_split(tmp_path):
+    """A folder's split files (train.jsonl, dev.jsonl) are found by their names, as without --streaming: the dev
+    file's first rows are the validation split, the test rows are held out of the training stream, and the
+    stream yields role-named rows with label ids (the label names from a label_names.txt beside the data)."""
+    from hf_finetune import api, data
+
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    for name, rows in (("train.jsonl", 300), ("dev.jsonl", 100)):
+        (folder / name).write_text("\n".join(json.dumps({"sentence": f"text {i}", "stars": i % 2})
+                                             for i in range(rows)) + "\n")
+    (folder / "label_names.txt").write_text("bad\ngood\n")
+    template, config = api.resolve_config("sentiment", dataset=str(folder), streaming=True, max_steps=5,
+                                          max_eval_samples=30, max_test_samples=20)
+    prepared = data.prepare(template, config)
+    assert prepared.split_origin["validation"] == "validation (dev.jsonl), its first 30 rows (--max-eval-samples)"
+    assert prepared.split_origin["test"].startswith("hold-out of rows 1-20 of the train (train.jsonl) stream")
+    assert {k: len(v) for k, v in prepared.splits.items()} == {"train": 280, "validation": 30, "test": 20}
+    assert prepared.labels == ["bad", "good"]
+    assert any("from label_names.txt beside the data" in note for note in prepared.notes)
+    rows = list(prepared.stream)
+    assert len(rows) == 280 and {row["label"] for row in rows} == {0, 1}
+    assert sorted(int(row["text"].split()[1]) for row in rows) == list(range(20, 300))   # held-out rows not trained on
+    assert all(row["label"] == int(row["text"].split()[1]) % 2 for row in rows)
+
+
 # -- a local file -------------------------------------------------------------------------------------------------
 
 
@@ -120,6 +146,7 @@ def test_streamed_local_file(session_env, tiny_model, tmp_path):
     assert metrics["train"]["steps"] == 12 and metrics["train"]["examples"] == 12 * 16
     card = (out / "README.md").read_text()
     assert "Streaming: label names neg, pos from the first 1080 rows read" in card
+    assert "the training statistics, baselines and a --linear-probe are of its first 1000 rows" in card
     # tokenized and cached: the 40 + 40 held-out rows and the first 1,000 training rows, never the 3,000
     import datasets
 
@@ -188,9 +215,10 @@ def test_streamed_hub_dataset(session_env, tiny_model, tmp_path):
         assert upload.returncode == 0, upload.stderr
         out = tmp_path / "run"
         proc = run_cli(["sentiment", "--model", tiny_model, "--dataset", "org/reviews", "--streaming", "--max-steps",
-                        "6", "--output-dir", out, *QUICK], env)
+                        "6", "--output-dir", out, *QUICK, "--linear-probe"], env)
         text = proc.stdout + proc.stderr
         assert proc.returncode == 0, text
+        assert "examples 1000" in text   # the linear probe: fitted on the stream's first training rows
         assert "label names neg, pos from the data set's features (a ClassLabel)" in text
         info = read_json(out / "run_info.json")
         assert info["splits"]["validation"]["origin"] == "validation, its first 40 rows (--max-eval-samples)"
