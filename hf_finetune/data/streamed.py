@@ -108,7 +108,8 @@ def prepare_streamed(template: TaskTemplate, config: RunConfig, kind: type[TaskK
     notes = [f"label names {', '.join(labels[:8])}{', ...' if len(labels) > 8 else ''} from {label_source}; a later "
              "row with another label stops the run" if kind.classification else "",
              f"the training rows are streamed ({origin['train']}), shuffled within a buffer of {SHUFFLE_BUFFER} "
-             f"(seed {config.seed}); the training statistics, baselines and a --linear-probe are of its first {len(head)} rows",
+             f"(seed {config.seed}); the training statistics, baselines and a --linear-probe are of its first "
+             f"{len(head)} rows",
              "a resumed run reads the stream again from its start and skips the batches already trained on"]
     prepared = PreparedData(DatasetDict(splits), labels, mapping, source, origin, {}, stream=stream,
                             notes=[n for n in notes if n])
