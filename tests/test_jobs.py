@@ -411,7 +411,7 @@ def test_an_existing_public_inputs_repo_is_refused_before_anything_is_uploaded(m
         template, config = api.resolve_config("sentiment", model=str(tiny_model), dataset=str(reviews),
                                               push_to_hub="tester/public-inputs")
         said = []
-        with pytest.raises(HubError, match=f"{inputs_repo} is public") as refused:
+        with pytest.raises(HubError, match=f"{inputs_repo} already exists and is public") as refused:
             jobs.submit(jobs.plan(template, config, flavor="cpu-basic"), TOKEN, said.append)
         assert "Make it private" in refused.value.hint
         assert set(server.files(inputs_repo, repo_type="dataset")) == {".gitattributes"}   # nothing uploaded
