@@ -218,8 +218,9 @@ def _wait_for(predicate, seconds: float = 300) -> None:
         time.sleep(0.2)
 
 
-LONG_RUN = ["--text-column", "review", "--max-steps", "300", "--max-length", "16", "--eval-strategy", "steps",
-            "--eval-steps", "5", "--per-device-train-batch-size", "8", "--no-linear-probe", "--num-processes", "2"]
+LONG_RUN = ["--text-column", "review", "--max-steps", "200", "--max-length", "16", "--eval-strategy", "steps",
+            "--eval-steps", "5", "--early-stopping-patience", "0", "--per-device-train-batch-size", "8",
+            "--no-linear-probe", "--num-processes", "2"]
 
 
 def _start(args: list[str], env: dict) -> subprocess.Popen:
@@ -238,7 +239,8 @@ def test_kill_9_of_one_rank_leaves_nothing_finished_one_message_and_a_resumable_
                *LONG_RUN]
     run = _start(command, session_env)
     layout = Layout(out)
-    _wait_for(lambda: any(layout.checkpoints.glob("checkpoint-*")) or run.poll() is not None)
+    # a second checkpoint begun: the first is complete, so there is one to resume from
+    _wait_for(lambda: len(list(layout.checkpoints.glob("checkpoint-*"))) >= 2 or run.poll() is not None)
     os.kill(_rank_pid(rank, str(out)), signal.SIGKILL)   # rank 0 holds the lock and writes; rank 1 only trains
     stdout, stderr = run.communicate(timeout=300)
     assert run.returncode == 1, stdout + stderr
@@ -252,7 +254,7 @@ def test_kill_9_of_one_rank_leaves_nothing_finished_one_message_and_a_resumable_
     again = run_cli(command, session_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming from" in again.stdout and (out / "run_info.json").is_file()
-    assert read_json(out / "metrics.json")["train"]["steps"] == 300
+    assert read_json(out / "metrics.json")["train"]["steps"] == 200
     assert {p.name for p in tmp_path.iterdir()} == {"run", "reviews.csv"}
 
 
@@ -263,7 +265,8 @@ def test_a_second_run_on_an_output_dir_that_a_two_process_run_holds_is_refused(t
 
     out = tmp_path / "run"
     command = ["sentiment", "--model", str(tiny_model), "--dataset", str(reviews_csv), "--output-dir", str(out)]
-    first = _start([*command, *LONG_RUN], session_env)
+    long = [*LONG_RUN, "--max-steps", "5000"]   # it must outlast the second runs' start (the last flag wins)
+    first = _start([*command, *long], session_env)
     try:
         layout = Layout(out)
         _wait_for(lambda: layout.lock.is_file() and layout.lock.read_text().strip() or first.poll() is not None)
