@@ -88,6 +88,7 @@ def training_arguments(config: RunConfig, template: "TaskTemplate", checkpoint_d
         train_sampling_strategy=stock_sampling_strategy(config),
         **_dataloader(config),
         torch_compile=config.torch_compile,
+        **({"fsdp": True} if config.fsdp else {}),   # transformers' FSDP defaults (FSDP2, full state dict saved)
         **tracking_arguments(config, checkpoint_dir),
         disable_tqdm=True,
         log_level="error",

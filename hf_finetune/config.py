@@ -152,7 +152,12 @@ class RunConfig:
     torch_compile: bool = _opt(False, "Compile the model with torch.compile (pays off on long GPU runs).", "training")
     dataloader_num_workers: int | None = _opt(None, "Data-loading worker processes (default: 2 on a GPU, 0 on CPU).",
                                               "training")
-    num_processes: int = _opt(1, "Train with this many processes (DDP through `accelerate launch`).", "training")
+    num_processes: int | None = _opt(
+        None, "Train with this many processes, one per GPU (DDP through `accelerate launch`; on CPU, gloo) (default: "
+              "1; on a Job, one per GPU of its --jobs-flavor).", "training")
+    fsdp: bool = _opt(False, "Shard the model, its gradients and optimizer state across the processes (PyTorch FSDP, "
+                             "TrainingArguments' fsdp=True) for a model that does not fit one GPU; needs GPUs and "
+                             "--num-processes 2 or more.", "training")
     report_to: str = _opt("none", "Where to log the training metrics: 'trackio' (local dashboard: `trackio show`), "
                                   "'tensorboard', 'wandb' or 'none'.", "training",
                           choices=["trackio", "tensorboard", "wandb", "none"])
@@ -427,7 +432,7 @@ def _check_counts(config: RunConfig) -> None:
     if config.max_steps == 0 or config.max_steps < -1:
         raise ConfigError(f"{flag('max_steps')} must be a number of optimizer steps (1 or more), or -1 (the default: "
                           f"no limit, --num-train-epochs decides), got {config.max_steps}.")
-    if config.num_processes < 1:
+    if config.num_processes is not None and config.num_processes < 1:
         raise ConfigError(f"{flag('num_processes')} is a number of training processes (1 or more), "
                           f"got {config.num_processes}.")
     schedules = scheduler_types()

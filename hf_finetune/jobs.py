@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Iterator
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, config as config_mod, embedded, hub, install
+from . import __version__, config as config_mod, embedded, hub, install, launch as launch_mod
 from .progress import parse_step_line
 from .config import RunConfig
 from .errors import ConfigError, FinetuneError, HubError, did_you_mean
@@ -60,6 +60,29 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, 
                "t": 10**12, "tb": 10**12}
 MIN_TIMEOUT = 60                     # seconds
 _JOB_ID = re.compile(r"[0-9A-Za-z]{1,64}")   # the Hub's are 24 hex digits
+
+
+# GPUs per Jobs flavor (the Hub's hardware table, `HfApi.list_jobs_hardware()`'s accelerator.quantity, kept
+# here so that --dry-run needs no request); a test checks that every flavor huggingface_hub knows is listed.
+GPUS = {"cpu-basic": 0, "cpu-upgrade": 0, "cpu-performance": 0, "cpu-xl": 0,
+        "t4-small": 1, "t4-medium": 1, "l4x1": 1, "l4x4": 4, "l40sx1": 1, "l40sx4": 4, "l40sx8": 8,
+        "a10g-small": 1, "a10g-large": 1, "a10g-largex2": 2, "a10g-largex4": 4,
+        "a100-large": 1, "a100x4": 4, "a100x8": 8, "h200": 1, "h200x2": 2, "h200x4": 4, "h200x8": 8,
+        "rtx-pro-6000": 1, "rtx-pro-6000x2": 2, "rtx-pro-6000x4": 4, "rtx-pro-6000x8": 8}
+
+
+def processes(flavor: str, asked: int | None) -> int:
+    """The Job's training processes: --num-processes, else one per GPU of the flavor (1 on a CPU flavor). More
+    than the flavor's GPUs is refused (NCCL takes one GPU per process); on a CPU flavor they share its cores
+    (gloo), as locally."""
+    gpus = GPUS.get(flavor, 1)
+    if asked is None:
+        return max(gpus, 1)
+    if gpus and asked > gpus:
+        raise ConfigError(f"--num-processes {asked} is more than the {gpus} GPU{'s' * (gpus > 1)} of --jobs-flavor "
+                          f"{flavor}; each process trains on a GPU of its own.",
+                          f"Use at most {gpus}, or a flavor with more GPUs (e.g. a100x8).")
+    return asked
 
 
 def flavors() -> list[str]:
@@ -100,6 +123,7 @@ class JobPlan:
     files: dict[str, Path | bytes]   # path under the mount -> local file or content
     trackio_in_users_space: bool = False   # trackio logs to <the token's user>/trackio, known at submission
     wheel_from: str | None = None    # a local hf-finetune tree, built into a wheel at submission
+    launch: list[str] | None = None  # with several processes: the `accelerate launch` command the Job runs
 
     def spec(self) -> dict[str, Any]:
         """What --dry-run prints: the Job as it would be submitted (secrets by name only)."""
@@ -111,7 +135,8 @@ class JobPlan:
                                                                      "at submission"})
         namespace = self.namespace or "(the token's user)"
         return {"image": self.image, "command": self.command, "env": self.env, "secrets": self.secret_names,
-                "flavor": self.flavor, "timeout_seconds": self.timeout_seconds, "namespace": self.namespace,
+                "flavor": self.flavor, **({"launch": self.launch} if self.launch else {}),
+                "timeout_seconds": self.timeout_seconds, "namespace": self.namespace,
                 "name": self.name, "push_to_hub": self.repo_id,
                 "volumes": [{"type": "dataset", "source": f"{namespace}/{INPUTS_REPO}", "mount_path": MOUNT,
                              "path": "(a new subfolder per Job)", "read_only": True}],
@@ -279,8 +304,10 @@ def plan(template: TaskTemplate, config: RunConfig, *, flavor: str, timeout: str
     timeout_seconds = parse_timeout(timeout)
     limit = parse_size(MAX_UPLOAD if max_upload is None else max_upload)
     _check_namespace(namespace)
+    count = processes(flavor, config.num_processes)
+    launch_mod.check(config.fsdp, count, GPUS.get(flavor, 1) > 0, where=f"on --jobs-flavor {flavor}")
     files, names = _local_inputs(template, config)
-    job_config = dataclasses.replace(config, output_dir=None, resume_from_hub=True, **names)
+    job_config = dataclasses.replace(config, output_dir=None, resume_from_hub=True, num_processes=count, **names)
     # trackio logs to a Space (a Job's local files vanish with it) of the namespace the model goes to
     owner = namespace or (config.push_to_hub.split("/")[0] if "/" in config.push_to_hub else None)
     users_space = job_config.report_to == "trackio" and not job_config.trackio_space_id and owner is None
@@ -294,13 +321,22 @@ def plan(template: TaskTemplate, config: RunConfig, *, flavor: str, timeout: str
     files = {"run_config.yaml": config_text.encode("utf-8"), **files}
     _check_upload_size(files, limit)
     requirement, source = _install_line(config, template)
+    run_args = ["--config", "run_config.yaml", "--output-dir", "${TMPDIR:-/tmp}/hf-finetune-run",
+                *(["--trust-remote-code"] if trust_remote_code else [])]
+    # with several processes, hf-finetune runs itself under `accelerate launch` (launch.py), one per GPU
     script = (f"set -e; python -m pip install --no-cache-dir --quiet {requirement}; cd {MOUNT}; "
-              'exec hf-finetune --config run_config.yaml --output-dir "${TMPDIR:-/tmp}/hf-finetune-run"'
-              + (" --trust-remote-code" if trust_remote_code else ""))
+              f'exec hf-finetune {" ".join(_shell_word(a) for a in run_args)}'
+              + (f" --num-processes {count}" if count > 1 else ""))
     return JobPlan(image=IMAGE, command=["sh", "-c", script], env={"PYTHONUNBUFFERED": "1"},
                    secret_names=[SECRET], flavor=flavor, timeout_seconds=timeout_seconds, namespace=namespace,
                    name=f"hf-finetune-{template.name}", repo_id=config.push_to_hub, files=files, wheel_from=source,
-                   trackio_in_users_space=users_space)
+                   trackio_in_users_space=users_space,
+                   launch=launch_mod.shown_command(count, run_args) if count > 1 else None)
+
+
+def _shell_word(arg: str) -> str:
+    """An argument of the Job's shell line: quoted, but ${TMPDIR...} left for the shell to expand."""
+    return f'"{arg}"' if arg.startswith("${") else shlex.quote(arg)
 
 
 # -- 2. submit -------------------------------------------------------------------------------------

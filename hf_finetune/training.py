@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import (arguments, batching, card, config as config_mod, data as data_mod, embedded, estimate, hpsearch,
-               hub_checkpoints, install, kinds, learning_check, metrics as metrics_mod, modeling, outputs)
+               hub_checkpoints, install, kinds, launch, learning_check, metrics as metrics_mod, modeling, outputs)
 from .config import RunConfig
 from .data import streamed
 from .data.tokenized import processor_identity
@@ -207,6 +207,7 @@ def _start(template: TaskTemplate, config: RunConfig, console: Console, quiet: b
     target = Path(config.output_dir) if config.output_dir else outputs.default_dir(template.name, model_source.name)
     outputs.check_target_path(target, _local_inputs(template, config, model_source))
     state = PartialState(cpu=not torch.cuda.is_available())
+    config = _with_processes(config, state.num_processes)
 
     def say(message: str) -> None:
         if not quiet and state.is_main_process:
@@ -220,6 +221,18 @@ def _start(template: TaskTemplate, config: RunConfig, console: Console, quiet: b
     if schedule_note:
         say(f"streaming: {schedule_note}")
     return ctx
+
+
+def _with_processes(config: RunConfig, processes: int) -> RunConfig:
+    """The config with the number of processes this run really has (recorded and fingerprinted: it sets the
+    global batch): a count asked for must be the one launched (the API runs in one process)."""
+    if config.num_processes not in (None, processes):
+        raise ConfigError(f"{config_mod.flag('num_processes')} {config.num_processes} asks for "
+                          f"{config.num_processes} training processes, and this run has {processes}.",
+                          "From the command line, --num-processes starts them; from Python, start the script "
+                          f"with `accelerate launch --num_processes {config.num_processes} script.py`.")
+    launch.check(config.fsdp, processes, torch.cuda.is_available())
+    return replace(config, num_processes=processes)
 
 
 def _local_inputs(template: TaskTemplate, config: RunConfig, model_source: modeling.ModelSource) -> list[Path]:
@@ -368,6 +381,7 @@ def _train_and_publish(ctx: _Run, inputs: _Inputs, stage: outputs.Stage, fingerp
         config, search, probe = _search(ctx, inputs, stage) if ctx.config.hp_search else (ctx.config, None, None)
         trainer, progress, buckets = _build_trainer(ctx, inputs, config, stage.checkpoints, stop)
         measured = _train_and_measure(ctx, inputs, trainer, progress, stop, stage, probe)
+        trainer.save_model(str(stage.staging))   # by every process: FSDP gathers the shards; the main one writes
         if trainer.is_world_process_zero():
             training = _Training(config, trainer, buckets, notes, search)
             all_metrics = _write_run_dir(ctx, inputs, training, measured, RunDir(stage.staging), stage.run_id,
@@ -632,9 +646,9 @@ def _card_license(config: RunConfig, template: Any, source: modeling.ModelSource
 
 def _write_run_dir(ctx: _Run, inputs: _Inputs, training: _Training, measured: _Measured, run: RunDir,
                    run_id: str, fingerprint: str) -> dict[str, Any]:
-    """Model, metrics, curves, config, card and, last, run_info.json into the staging dir (main process)."""
+    """Metrics, curves, config, card and, last, run_info.json into the staging dir, beside the saved model
+    (main process)."""
     trainer, kind, test_split = training.trainer, inputs.kind, inputs.prepared.splits["test"]
-    trainer.save_model(str(run.path))
     run.normalise_permissions()   # safetensors writes 0600; the rest of the run is readable as usual
     (run.path / "training_args.bin").unlink(missing_ok=True)  # a pickle; run_config.yaml replaces it
     outputs.crash_point("model-saved")

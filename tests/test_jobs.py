@@ -411,9 +411,45 @@ def test_an_existing_public_inputs_repo_is_refused_before_anything_is_uploaded(m
         template, config = api.resolve_config("sentiment", model=str(tiny_model), dataset=str(reviews),
                                               push_to_hub="tester/public-inputs")
         said = []
-        with pytest.raises(HubError, match=f"{inputs_repo} is public") as refused:
+        with pytest.raises(HubError, match=f"{inputs_repo} already exists and is public") as refused:
             jobs.submit(jobs.plan(template, config, flavor="cpu-basic"), TOKEN, said.append)
         assert "Make it private" in refused.value.hint
         assert set(server.files(inputs_repo, repo_type="dataset")) == {".gitattributes"}   # nothing uploaded
         assert not server.jobs.jobs and not server.uploads
         assert not any("wheel" in text for text in said)   # refused before the wheel was built
+
+
+def _main_history(server: HubServer, repo_id: str) -> list[str]:
+    repo = server.repo(repo_id)
+    commit, messages = repo.resolve("main"), []
+    while commit is not None:
+        messages.append(commit.message)
+        commit = repo.commits.get(commit.parent) if commit.parent else None
+    return messages
+
+
+@pytest.mark.slow
+def test_a_two_process_job_trains_as_one_process_does_and_pushes_once(completed, server, session_env, tiny_model,
+                                                                      reviews):
+    """--num-processes 2 on a CPU flavor: the Job runs hf-finetune under accelerate launch (gloo), as a multi-GPU
+    flavor does with one process per GPU; half the per-device batch keeps the 1-process Job's global batch."""
+    single_proc, _ = completed
+    assert single_proc.returncode == 0, single_proc.stdout[-3000:]
+    before = len(server.jobs.jobs)
+    proc = run_cli(submit_args(tiny_model, reviews, "tester/job-ddp", "--max-steps", "16",
+                               "--per-device-train-batch-size", "4", "--num-processes", "2"),
+                   jobs_env(session_env, server.url))
+    job = list(server.jobs.jobs.values())[before]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert job.stage == "COMPLETED" and job.spec["command"][2].endswith("--num-processes 2")
+    log = "\n".join(text for _, text in job.lines)
+    assert log.count("[hf-finetune] step 16/16") == 1 and log.count("hf-finetune sentiment:") == 1   # rank 0 only
+    files, single = server.files("tester/job-ddp"), server.files("tester/job-model")
+    assert set(files) == set(single)   # the same run dir, written by one process
+    assert yaml.safe_load(files["run_config.yaml"])["num_processes"] == 2
+    metrics, single_metrics = json.loads(files["metrics.json"]), json.loads(single["metrics.json"])
+    assert metrics["train"]["steps"] == single_metrics["train"]["steps"] == 16
+    assert set(metrics["test"]) == set(single_metrics["test"])
+    # pushed once, as the 1-process Job: the same history on main, and the checkpoint branch gone
+    assert len(_main_history(server, "tester/job-ddp")) == len(_main_history(server, "tester/job-model"))
+    assert "hf-finetune-checkpoints" not in server.repo("tester/job-ddp").refs

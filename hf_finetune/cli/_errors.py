@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from rich.markup import escape
 
-from .. import tokens
+from .. import launch, tokens
 from ..errors import FinetuneError
 from ._options import make_console
 
@@ -88,6 +88,12 @@ def report(err: BaseException, debug: bool) -> int:
         # as a program killed by SIGPIPE ends, without the interpreter's own complaint when it flushes at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
         return 141
+    if launch.lost_peer(err):   # another process of this run failed: the launcher says which, when it is ours
+        if not launch.launched_here():
+            make_console(stderr=True).print("[bold red]error:[/] Lost contact with another training process of this "
+                                            "run, which stopped; nothing was published. Run the same command again "
+                                            "to resume from the last checkpoint.", highlight=False, soft_wrap=True)
+        return launch.PEER_LOST
     for types, describe in CLI_ERROR_MAPPINGS:
         answer = describe(err) if isinstance(err, types) else None
         if answer is not None:

@@ -192,8 +192,10 @@ def cmd_train(argv: list[str], console: Console) -> int:
         raise ConfigError("--jobs-timeout, --jobs-namespace, --jobs-max-upload and --jobs-detach go with "
                           "--jobs-flavor.",
                           "Add --jobs-flavor FLAVOR to run on Hugging Face Jobs.")
-    if (values.get("num_processes") or 1) > 1 and "WORLD_SIZE" not in os.environ:
-        return _relaunch(argv if template_ref is None else [template_ref, *argv], values["num_processes"], token)
+    processes = _processes_asked(config_file, values)
+    if processes > 1:
+        return _relaunch(task, config_file, values, trust_remote_code, processes,
+                         argv if template_ref is None else [template_ref, *argv], token)
     from .. import api
 
     started = time.perf_counter()
@@ -236,6 +238,19 @@ def _submit_job(task: str | None, config_file: str | None, values: dict[str, Any
     return jobs.follow(info.id, namespace, token, console, repo_id=job.repo_id)
 
 
+def _processes_asked(config_file: str | None, values: dict[str, Any]) -> int:
+    """How many processes the command asks for (its flag, else its --config file's); 1 in a process that a
+    launcher started (it is one of them)."""
+    if "WORLD_SIZE" in os.environ:
+        return 1
+    asked = values.get("num_processes")
+    if asked is None and config_file:
+        asked = config_mod.load_config_file(config_file).get("num_processes")
+    if asked is None:
+        return 1
+    return config_mod.coerce("num_processes", asked, "num_processes")
+
+
 def _without_option(argv: list[str], option: str) -> list[str]:
     """argv without ``option VALUE`` / ``option=VALUE``."""
     rest, skip = [], False
@@ -249,14 +264,14 @@ def _without_option(argv: list[str], option: str) -> list[str]:
     return rest
 
 
-def _relaunch(argv: list[str], processes: int, token: str | None) -> int:
-    """`--num-processes N`: run the same command under `accelerate launch` (DDP; gloo on CPU). The token
-    goes to the processes through the environment, never their argv (which `ps` shows to every user)."""
-    import subprocess
+def _relaunch(task: str | None, config_file: str | None, values: dict[str, Any], trust_remote_code: bool,
+              processes: int, argv: list[str], token: str | None) -> int:
+    """`--num-processes N`: the same command in N processes under `accelerate launch` (launch.py), once the
+    run's options are known to be valid (checked here once, not once per process)."""
+    import torch
 
-    rest = _without_option(_without_option(argv, "--num-processes"), "--token")
-    env = dict(os.environ, **({"HF_TOKEN": token} if token else {}))
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "-m", "hf_finetune", *rest]
-    return subprocess.call(command, env=env)
+    from .. import api, launch
+
+    _, resolved = api.resolve_config(task, config=config_file, trust_remote_code=trust_remote_code, **values)
+    launch.check(resolved.fsdp, processes, torch.cuda.is_available())
+    return launch.run(processes, _without_option(argv, "--token"), token)
