@@ -39,11 +39,14 @@ def precision_name(args: Any) -> str:
 
 
 def _dataloader(config: RunConfig) -> dict[str, Any]:
-    """Worker processes and pinned, non-blocking copies where there is a GPU to feed."""
+    """Worker processes and pinned, non-blocking copies where there is a GPU to feed. A stream in several
+    processes: each process reads it and keeps its own batches (accelerate's default for an iterable data set,
+    the main process fetching and splitting every batch, can't concatenate batches padded to other lengths)."""
     cuda = torch.cuda.is_available()
     workers = config.dataloader_num_workers if config.dataloader_num_workers is not None else (2 if cuda else 0)
+    accelerator = {"non_blocking": cuda, **({"dispatch_batches": False} if config.streaming else {})}
     return {"dataloader_num_workers": workers, "dataloader_persistent_workers": workers > 0,
-            "dataloader_pin_memory": cuda, "accelerator_config": {"non_blocking": cuda}}
+            "dataloader_pin_memory": cuda, "accelerator_config": accelerator}
 
 
 def stock_sampling_strategy(config: RunConfig) -> str:

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, FinetuneError
 
 LAUNCHER = "HF_FINETUNE_LAUNCHER"   # set for the processes: the launcher reports a lost process, they need not
+ERRORS = "HF_FINETUNE_LAUNCH_ERRORS"   # a folder where a process other than the main one leaves its error message
 PEER_LOST = 76                      # a process's exit status when another one of its run is gone (EX_PROTOCOL)
 # what gloo and NCCL say when a collective's peer is gone
 PEER_LOST_SIGNS = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "NCCL communicator",
@@ -45,18 +50,46 @@ def run(processes: int, argv: list[str], token: str | None) -> int:
     if token:
         os.environ["HF_TOKEN"] = token
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)   # reported below instead
+    errors = tempfile.mkdtemp(prefix="hf-finetune-launch-")
+    os.environ[ERRORS] = errors
     try:
         launch_command(args)
     except ChildFailedError as err:
-        return _failed(err, processes)
+        return _failed(err, processes, Path(errors))
     except SignalException as err:   # this launcher was stopped (a time-out's SIGTERM): torchrun stopped them
         return 128 + int(err.sigval)
+    finally:
+        shutil.rmtree(errors, ignore_errors=True)
     return 0
 
 
-def _failed(err: Any, processes: int) -> int:
-    """The exit status of a run one of whose processes failed, or the error that says which was killed."""
+def keep_error(message: str) -> bool:
+    """In a process other than the main one that ``run`` started: leave ``message`` for the launcher (which
+    prints it once, unless the main process failed and said why itself) instead of printing it; whether it did.
+    The processes of one run mostly fail alike (the same data, the same settings): one message, not N."""
+    folder, rank = os.environ.get(ERRORS), os.environ.get("RANK", "0")
+    if not launched_here() or not folder or rank == "0":
+        return False
+    try:
+        (Path(folder) / f"rank-{rank}.txt").write_text(message, encoding="utf-8")
+    except OSError:
+        return False
+    return True
+
+
+def _failed(err: Any, processes: int, errors: Path) -> int:
+    """The exit status of a run one of whose processes failed, or the error that says which was killed. The
+    main process says why it failed itself; another one's message (left in ``errors``) is printed here, once,
+    when the main process did not fail on its own."""
     failures = [(rank, f) for rank, f in err.failures.items() if f.exitcode != PEER_LOST]
+    main = err.failures.get(0)
+    main_said = main is not None and main.exitcode > 0 and main.exitcode != PEER_LOST
+    if not main_said:
+        for rank, failure in sorted(failures, key=lambda item: item[1].timestamp):
+            message = errors / f"rank-{rank}.txt"
+            if failure.exitcode > 0 and message.is_file():
+                sys.stderr.write(message.read_text(encoding="utf-8"))
+                return failure.exitcode
     # a process killed from outside first (torchrun stops the others with SIGTERM), then the earliest
     causes = sorted(failures, key=lambda item: (item[1].exitcode in (0, -15, 143) or item[1].exitcode > 0,
                                                 item[1].timestamp, item[0]))

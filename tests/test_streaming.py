@@ -282,3 +282,27 @@ def test_malformed_row_past_the_first_chunk_is_one_message(session_env, tiny_mod
     assert "Reading the training stream failed after step" in text and "Expected 2 fields in line 12002" in text
     assert "Unexpected error" not in text and "Traceback" not in text
     assert not (out / "run_info.json").exists()
+
+
+@pytest.mark.slow
+def test_a_two_process_streamed_run_trains_once_and_a_bad_row_is_one_message(session_env, tiny_model, tmp_path):
+    """--streaming under --num-processes 2: one run dir with the steps asked for (the global batch drawn from
+    the one stream), printed once; a label met late in the stream ends it with the streaming message, once, not a
+    lost-peer traceback from the other process."""
+    common = ["sentiment", "--model", tiny_model, "--text-column", "review", "--streaming", "--num-processes", "2",
+              *QUICK]
+    ok = run_cli([*common, "--dataset", write_rows(tmp_path / "rows.jsonl", 1600), "--max-steps", "6",
+                  "--output-dir", tmp_path / "two"], own_env(session_env, tmp_path))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count("finished in") == 1
+    assert read_json(tmp_path / "two" / "metrics.json")["train"]["steps"] == 6
+
+    # (the stream is read ahead of training: the map's batches and the shuffle buffer)
+    bad = run_cli([*common, "--dataset", write_rows(tmp_path / "odd.jsonl", 1600, odd={1500: "meh"}),
+                   "--max-steps", "120", "--eval-strategy", "steps", "--eval-steps", "100",
+                   "--output-dir", tmp_path / "bad"], own_env(session_env, tmp_path))
+    text = bad.stdout + bad.stderr
+    assert bad.returncode != 0
+    assert text.count("Row 1500 of the training stream has the label 'meh'") == 1
+    assert "Traceback" not in text and "Unexpected error" not in text
+    assert not (tmp_path / "bad").exists()

@@ -100,6 +100,8 @@ def report(err: BaseException, debug: bool) -> int:
             message, exit_code = answer
             if debug:
                 traceback.print_exc()
+            if launch.keep_error(f"error: {tokens.redact(message)}\n"):   # another process of several: said once
+                return exit_code
             make_console(stderr=True).print(f"[bold red]error:[/] {escape(tokens.redact(message))}",
                                             highlight=False, soft_wrap=True)
             return exit_code
