@@ -75,6 +75,13 @@ def check_all_occur(label_names: list[str], present: set[str], column: str) -> N
                         "Leave them out of --label-names (or label_names.txt), or add rows that have them.")
 
 
+def integer_labels_are_indices(labels: list[Any], names: list[str] | None) -> bool:
+    """Whether ``labels`` (present values, no missing ones) are indices into ``names``: integers, unless the
+    names are those integers themselves (a model trained on labels 1 and 5 has the names "1" and "5")."""
+    return bool(names) and bool(labels) and all(isinstance(v, int) and not isinstance(v, bool) for v in labels) \
+        and not {str(v) for v in labels} <= set(names)
+
+
 def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None,
                   strict: bool = False, all_occur: bool = True) -> tuple[DatasetDict, list[str]]:
     """Turn the label column of every split into one ClassLabel shared by all splits.
@@ -98,10 +105,7 @@ def encode_labels(ds: DatasetDict, column: str, names: list[str] | None = None,
     values = [v for split in ds.values() for v in split[column] if not is_missing(v)]
     distinct = _label_names(values, column)
     as_key = (lambda v: str(int(v)) if isinstance(v, float) else str(v))
-    # integer labels are indices into the names, unless the names are those integers themselves (a model
-    # trained on labels 1 and 5 has the names "1" and "5")
-    as_index = bool(names) and bool(distinct) and all(isinstance(v, int) and not isinstance(v, bool)
-                                                      for v in distinct) and not {str(v) for v in distinct} <= set(names)
+    as_index = integer_labels_are_indices(distinct, names)
     if as_index:
         outside = [v for v in distinct if not 0 <= v < len(names)]
         if outside:

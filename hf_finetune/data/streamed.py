@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import RunConfig
 from ..errors import DataError, FinetuneError
 from . import TEXT_ROLES, PreparedData, _clean, _map_columns
-from .labels import is_missing
+from .labels import integer_labels_are_indices, is_missing
 from .sources import TEST_NAMES, VALIDATION_NAMES, SPLIT_COLUMN, load_stream, read_label_names
 from .splits import pick_split
 
@@ -99,7 +99,8 @@ def prepare_streamed(template: TaskTemplate, config: RunConfig, kind: type[TaskK
                         "a classifier needs at least two, and the label names of a stream are taken from its first "
                         "rows unless given.",
                         "Name every label with --label-names (in id order), or put a label_names.txt beside the data.")
-    as_index = bool(given) and _integer_labels(head[target] if target in head.column_names else [], given)
+    present = [v for v in (head[target] if target in head.column_names else []) if not is_missing(v)]
+    as_index = integer_labels_are_indices(present, given)
     stream = raw[train_name].skip(start) if start else raw[train_name]
     if config.max_train_samples:
         stream = stream.take(config.max_train_samples)
@@ -158,13 +159,6 @@ def _label_source(config: RunConfig, source: Any, feature: Any, given: list[str]
     if isinstance(feature, ClassLabel):
         return "the data set's features (a ClassLabel)"
     return f"the first {rows} rows read (validation, test and the first training rows)"
-
-
-def _integer_labels(values: list, names: list[str]) -> bool:
-    """Integer labels read as indices into names given (as ``encode_labels`` reads them)."""
-    present = [v for v in values if not is_missing(v)]
-    return bool(present) and all(isinstance(v, int) and not isinstance(v, bool) for v in present) \
-        and not {str(v) for v in present} <= set(names)
 
 
 def _encoded(stream: Any, mapping: dict[str, str], feature: Any, labels: list[str], as_index: bool, offset: int,
